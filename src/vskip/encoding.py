@@ -1,0 +1,101 @@
+"""Turn (images, question, reply) into model inputs, the same way for every stage.
+
+Generation, teacher-forced scoring, the tiny model's training and distillation all go through
+`chat_prompt` and `encode`, so a prompt is never built two ways. The processor does what differs
+per architecture (image tokens, pixel layout, Mllama's cross-attention mask); the reply is text
+appended after the generation prompt, and `encode` returns where its tokens lie.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from .prompts import Mode, instruction
+
+
+@dataclass
+class Example:
+    images: list[Image.Image]
+    prompt: str
+    reply: str = ""
+
+
+@dataclass
+class Encoded:
+    inputs: dict[str, torch.Tensor]
+    # reply_spans[b] is the slice of sequence positions holding example b's reply tokens.
+    reply_spans: list[slice] = field(default_factory=list)
+
+
+def chat_prompt(processor, question: str, mode: Mode, ratio: float | None = None, n_images: int = 1) -> str:
+    """The generation prompt (chat template applied, assistant turn opened) for one question."""
+    content = [{"type": "image"} for _ in range(n_images)]
+    content.append({"type": "text", "text": instruction(question, mode, ratio)})
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
+
+
+def encode(processor, examples: list[Example], *, for_generation: bool = False, append_eos: bool = True) -> Encoded:
+    """Tokenize a batch of examples.
+
+    For generation the batch is padded on the left and replies are ignored. For teacher forcing it
+    is padded on the right, each reply (ended by the tokenizer's end-of-turn token when
+    `append_eos`) follows its prompt, and `reply_spans` locate the reply tokens.
+    """
+    tokenizer = processor.tokenizer
+    eos = tokenizer.eos_token if append_eos and not for_generation else ""
+    replies = ["" if for_generation else example.reply + eos for example in examples]
+    texts = [example.prompt + reply for example, reply in zip(examples, replies)]
+    kwargs = {}
+    if any(example.images for example in examples):
+        kwargs["images"] = [example.images for example in examples]
+    inputs = processor(
+        text=texts, padding=True, padding_side="left" if for_generation else "right", return_tensors="pt", **kwargs
+    )
+    if for_generation:
+        return Encoded(dict(inputs))
+    spans = []
+    lengths = inputs["attention_mask"].sum(dim=1).tolist()
+    for row, (reply, length) in enumerate(zip(replies, lengths)):
+        reply_ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+        span = slice(length - len(reply_ids), length)
+        if inputs["input_ids"][row, span].tolist() != reply_ids:
+            raise ValueError(
+                "the reply's tokens changed when joined to the prompt; the chat template must end the "
+                "generation prompt at a token boundary"
+            )
+        spans.append(span)
+    return Encoded(dict(inputs), spans)
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the whitespace-separated words of `text`: the units vskip keeps or prunes."""
+    return [match.span() for match in re.finditer(r"\S+", text)]
+
+
+def token_word_index(tokenizer, reply: str, cot: str) -> list[int]:
+    """For each token of `reply` (no special tokens), the index of the CoT word it belongs to, or -1.
+
+    The CoT is the start of the reply (see `prompts.response`), so a token belongs to the word whose
+    character span holds the token's first non-space character; tokens after the CoT (the answer
+    line) and pure whitespace get -1, and so are never pruned.
+    """
+    encoded = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
+    spans = word_spans(cot)
+    indices = []
+    word = 0
+    for start, end in encoded["offset_mapping"]:
+        piece = reply[start:end]
+        first = start + (len(piece) - len(piece.lstrip())) if piece.strip() else None
+        if first is None or first >= len(cot):
+            indices.append(-1)
+            continue
+        while word < len(spans) and spans[word][1] <= first:
+            word += 1
+        indices.append(word if word < len(spans) and spans[word][0] <= first else -1)
+    return indices

@@ -1,0 +1,102 @@
+"""Teacher generation: the model writes a chain of thought and an answer for each record."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from .encoding import Example, chat_prompt, encode
+from .models import LoadedModel
+from .prompts import Mode, normalize_answer, split_response
+from .records import Record, image_paths, load_image
+from .stage import run_stage
+
+MAX_NEW_TOKENS = 160
+
+
+def reference_answers(record: Record) -> list[str]:
+    """All accepted answers: `answers` (several references, as DocVQA has) or the one `answer`."""
+    answers = record.get("answers") or ([record["answer"]] if record.get("answer") is not None else [])
+    return [str(answer) for answer in answers]
+
+
+def is_correct(prediction: str | None, record: Record) -> bool:
+    return prediction is not None and normalize_answer(prediction) in {
+        normalize_answer(answer) for answer in reference_answers(record)
+    }
+
+
+def example_for(loaded: LoadedModel, record: Record, base_dir: str | Path, mode: Mode, ratio=None) -> Example:
+    images = [load_image(path) for path in image_paths(record, base_dir)]
+    return Example(images, chat_prompt(loaded.processor, record["question"], mode, ratio, n_images=len(images)))
+
+
+@torch.inference_mode()
+def generate_batch(
+    loaded: LoadedModel,
+    records: list[Record],
+    base_dir: str | Path,
+    mode: Mode,
+    *,
+    ratio: float | None = None,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+) -> list[Record]:
+    """Greedy decoding with the KV cache for a batch; one output record per input record.
+
+    `latency_s` is the batch's wall time shared equally among its records (batch-1 latency is
+    measured by `vskip evaluate`).
+    """
+    tokenizer = loaded.processor.tokenizer
+    examples = [example_for(loaded, record, base_dir, mode, ratio) for record in records]
+    inputs = encode(loaded.processor, examples, for_generation=True).inputs
+    inputs = {key: value.to(loaded.model.device) for key, value in inputs.items()}
+    start = time.perf_counter()
+    output = loaded.model.generate(
+        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
+    elapsed = time.perf_counter() - start
+    new_tokens = output[:, inputs["input_ids"].shape[1] :]
+    results = []
+    for record, tokens in zip(records, new_tokens):
+        text = tokenizer.decode(tokens, skip_special_tokens=True)
+        cot, prediction = split_response(text)
+        result = {key: value for key, value in record.items() if key != "cot"}
+        if record.get("cot") is not None:
+            result["reference_cot"] = record["cot"]
+        result.update(
+            mode=mode,
+            cot=cot,
+            prediction=prediction,
+            correct=is_correct(prediction, record),
+            cot_tokens=len(tokenizer(cot, add_special_tokens=False)["input_ids"]) if cot else 0,
+            latency_s=elapsed / len(records),
+        )
+        results.append(result)
+    return results
+
+
+def generate(
+    loaded: LoadedModel,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    mode: Mode = "cot",
+    ratio: float | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    progress: bool = True,
+) -> list[Record]:
+    """Generate for every record and write them to `out` (resumable; see `stage.run_stage`)."""
+    return run_stage(
+        records,
+        lambda batch: generate_batch(
+            loaded, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens
+        ),
+        out,
+        batch_size=batch_size,
+        description=f"generate ({mode})",
+        progress=progress,
+    )

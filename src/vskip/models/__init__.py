@@ -1,0 +1,17 @@
+"""Model loading and the per-architecture adapters."""
+
+from .adapters import ADAPTERS, Adapter, adapter_for, supported_model_types
+from .loading import TINY_DIR, TINY_NAME, LoadedModel, load_model, load_processor, resolve
+
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "LoadedModel",
+    "TINY_DIR",
+    "TINY_NAME",
+    "adapter_for",
+    "load_model",
+    "load_processor",
+    "resolve",
+    "supported_model_types",
+]

@@ -1,0 +1,122 @@
+"""The training loop shared by vskip-tiny's pre-training and LoRA distillation.
+
+Both recipes train a model on (image, prompt) → reply with the loss on the reply tokens only;
+they differ in which parameters are trainable and which examples they draw, not in the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .encoding import Example, encode
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 0  # 0: only at the end
+
+
+def batch_inputs(processor, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    """Teacher-forcing inputs with `labels` set on the reply tokens and ignored elsewhere."""
+    encoded = encode(processor, list(examples))
+    labels = torch.full_like(encoded.inputs["input_ids"], IGNORE_INDEX)
+    for row, span in enumerate(encoded.reply_spans):
+        labels[row, span] = encoded.inputs["input_ids"][row, span]
+    return {**encoded.inputs, "labels": labels}
+
+
+def cosine_schedule(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit(
+    model: torch.nn.Module,
+    processor,
+    sample_examples: Callable[[random.Random, int], list[Example]],
+    config: TrainConfig,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    description: str = "train",
+) -> list[dict]:
+    """Train for `config.steps` steps on batches drawn by `sample_examples(rng, batch_size)`.
+
+    With a `checkpoint_dir`, the model, optimizer, RNG and log are saved every
+    `checkpoint_every` steps and a rerun continues from the last checkpoint, drawing the same
+    batches an uninterrupted run would have drawn. Returns the log (one row per `log_every`).
+    """
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_schedule(step, config))
+    log: list[dict] = []
+    start = 0
+    state_path = Path(checkpoint_dir) / "trainer_state.pt" if checkpoint_dir else None
+    if state_path and state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start, log = state["step"], state["log"]
+
+    model.train()
+    running = 0.0
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=description)
+    for step in bar:
+        batch = batch_inputs(processor, sample_examples(rng, config.batch_size))
+        loss = model(**{key: value.to(model.device) for key, value in batch.items()}).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        running += loss.item()
+        if (step + 1) % config.log_every == 0:
+            log.append({"step": step + 1, "loss": running / config.log_every, "lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
+            running = 0.0
+        done = step + 1 == config.steps
+        if state_path and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
+            _save_state(state_path, model, optimizer, scheduler, rng, step + 1, log)
+    model.eval()
+    return log
+
+
+def _save_state(path: Path, model, optimizer, scheduler, rng, step: int, log: list[dict]) -> None:
+    trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
+    state = {
+        # Only what training changes: a LoRA checkpoint stays the size of the adapter.
+        "model": {k: v for k, v in model.state_dict().items() if k in trainable_names},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng.getstate(),
+        "torch_rng": torch.get_rng_state(),
+        "step": step,
+        "log": log,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    torch.save(state, partial)
+    partial.replace(path)

@@ -1,0 +1,49 @@
+from PIL import Image
+
+from vskip import prompts
+from vskip.encoding import Example, chat_prompt, encode, token_word_index, word_spans
+
+
+def test_reply_span_holds_exactly_the_reply_tokens(tiny_processor):
+    image = Image.new("RGB", (112, 112), "white")
+    replies = [prompts.response("The star is red.", "2"), prompts.response("", "yes")]
+    prompt = chat_prompt(tiny_processor, "Is there a red star?", "cot")
+    encoded = encode(tiny_processor, [Example([image], prompt, reply) for reply in replies])
+    tokenizer = tiny_processor.tokenizer
+    for row, reply in enumerate(replies):
+        ids = encoded.inputs["input_ids"][row, encoded.reply_spans[row]].tolist()
+        assert tokenizer.decode(ids) == reply + tokenizer.eos_token
+
+
+def test_generation_batches_are_left_padded(tiny_processor):
+    image = Image.new("RGB", (112, 112), "white")
+    prompts_ = [chat_prompt(tiny_processor, q, "direct") for q in ("Is there a red star?", "How many?")]
+    inputs = encode(tiny_processor, [Example([image], p) for p in prompts_], for_generation=True).inputs
+    assert inputs["attention_mask"][:, -1].all()
+    assert inputs["mm_token_type_ids"].sum() == 2 * 16  # 112 px -> 16 image tokens each
+
+
+def test_tokens_map_to_the_words_they_spell(tiny_processor):
+    cot = "The tea costs 14. That makes 2."
+    reply = prompts.response(cot, "7")
+    tokenizer = tiny_processor.tokenizer
+    index = token_word_index(tokenizer, reply, cot)
+    offsets = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    words = [cot[start:end] for start, end in word_spans(cot)]
+    rebuilt = ["" for _ in words]
+    for word, (start, end) in zip(index, offsets):
+        if word >= 0:
+            rebuilt[word] += reply[start:end].strip()
+    assert rebuilt == words
+    assert index[-1] == -1  # the answer is never part of the CoT
+
+
+def test_prompt_modes_differ_only_in_the_instruction():
+    assert prompts.instruction("Q?", "direct").endswith("Answer directly.")
+    assert "ratio 0.5" in prompts.instruction("Q?", "cot", 0.5)
+    assert prompts.instruction("Q?", "cot", 1.0) == prompts.instruction("Q?", "cot")
+
+
+def test_split_response_reads_the_last_answer_line():
+    assert prompts.split_response("a b c\nAnswer: 7") == ("a b c", "7")
+    assert prompts.split_response("no answer here") == ("no answer here", None)

@@ -1,0 +1,31 @@
+from vskip.generate import generate, is_correct
+from vskip.records import read_records
+
+
+def test_generate_writes_one_record_per_input_with_its_fields(tiny_random, image_dataset, tmp_path):
+    records = read_records(image_dataset)
+    out = tmp_path / "generated.jsonl"
+    results = generate(tiny_random, records, image_dataset.parent, out, batch_size=2, max_new_tokens=6, progress=False)
+    assert [r["id"] for r in results] == [r["id"] for r in records]
+    assert [r["id"] for r in read_records(out)] == [r["id"] for r in records]
+    for record, result in zip(records, results):
+        assert result["reference_cot"] == record["cot"]
+        assert result["question"] == record["question"]
+        assert result["correct"] == is_correct(result["prediction"], record)
+        assert 0 <= result["cot_tokens"] <= 6 and result["latency_s"] > 0
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_batching_does_not_change_greedy_outputs(tiny_random, image_dataset, tmp_path):
+    records = read_records(image_dataset)
+    one = generate(tiny_random, records, image_dataset.parent, tmp_path / "a.jsonl", batch_size=1,
+                   max_new_tokens=8, progress=False)
+    three = generate(tiny_random, records, image_dataset.parent, tmp_path / "b.jsonl", batch_size=3,
+                     max_new_tokens=8, progress=False)
+    assert [r["cot"] for r in one] == [r["cot"] for r in three]
+
+
+def test_correctness_accepts_any_reference_answer():
+    assert is_correct(" Yes.", {"answer": "yes"})
+    assert is_correct("4.50", {"answers": ["$4.50", "4.50"]})
+    assert not is_correct(None, {"answer": "yes"})
