@@ -61,6 +61,58 @@ def cmd_generate(args) -> None:
     print(f"wrote {len(results)} records to {args.out}; accuracy {correct / max(1, len(results)):.3f}")
 
 
+def cmd_score(args) -> None:
+    from .records import read_records, write_jsonl_atomic
+    from .score import score_records
+
+    records = read_records(args.data, required=("id", "image", "question", "cot"))
+    key_layers = [int(layer) for layer in args.key_layers.split(",")] if args.key_layers else None
+    results = score_records(
+        _load(args), records, Path(args.data).parent, key_layers=key_layers, blind=args.blind,
+        batch_size=args.batch_size,
+    )
+    write_jsonl_atomic(args.out, results)
+    print(f"wrote scores of {len(results)} records to {args.out}")
+
+
+def cmd_compress(args) -> None:
+    from .compress import compress_records
+    from .records import read_records, write_jsonl_atomic
+
+    records = read_records(args.scores, required=("id", "image", "question", "cot", "words"))
+    results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed)
+    write_jsonl_atomic(args.out, results)
+    print(f"wrote {len(results)} compressed chains of thought to {args.out}")
+
+
+def cmd_distill(args) -> None:
+    from dataclasses import replace
+
+    from .distill import DEFAULT_TRAINING, distill
+    from .records import read_records
+
+    records = read_records(args.data, required=("id", "image", "question", "cot", "compressed_cot"))
+    training = replace(DEFAULT_TRAINING, steps=args.steps, seed=args.seed)
+    out = distill(args.model, records, Path(args.data).parent, args.out, method=args.method, training=training)
+    print(f"saved adapter to {out}")
+
+
+def cmd_evaluate(args) -> None:
+    import json
+
+    from .evaluate import EvalSettings, evaluate, load_with_adapter
+    from .records import read_records
+
+    records = read_records(args.data)
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size)
+    results = evaluate(
+        load_with_adapter(args.model, args.adapter), records, Path(args.data).parent, args.out,
+        settings=settings, baseline=baseline,
+    )
+    print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vskip", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -80,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = tiny.add_parser("train", help="train vskip-tiny from scratch on vskip-synth")
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
     train.add_argument("--out", required=True)
-    train.add_argument("--steps", type=int, default=3000)
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--steps", type=int, default=3500)
+    train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=cmd_tiny_train)
 
@@ -92,6 +144,41 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mode", choices=["cot", "direct"], default="cot")
     gen.add_argument("--max-new-tokens", type=int, default=160)
     gen.set_defaults(run=cmd_generate)
+
+    score = commands.add_parser("score", help="text and visual scores of every CoT token and word")
+    _model_args(score)
+    score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
+    score.add_argument("--out", required=True)
+    score.add_argument("--key-layers", help="comma-separated layer indices (default: see vskip.score)")
+    score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
+    score.set_defaults(run=cmd_score)
+
+    compress = commands.add_parser("compress", help="keep masks and compressed CoTs per method and ratio")
+    compress.add_argument("--scores", required=True)
+    compress.add_argument("--methods", default="vskip,text,visual,random,truncate")
+    compress.add_argument("--ratios", type=_ratio_list, default=[0.5, 0.7, 0.9])
+    compress.add_argument("--seed", type=int, default=0)
+    compress.add_argument("--out", required=True)
+    compress.set_defaults(run=cmd_compress)
+
+    distill = commands.add_parser("distill", help="train a LoRA adapter that writes compressed CoTs")
+    distill.add_argument("--model", default="vskip-tiny")
+    distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
+    distill.add_argument("--method", default="vskip")
+    distill.add_argument("--out", required=True)
+    distill.add_argument("--steps", type=int, default=600)
+    distill.add_argument("--seed", type=int, default=0)
+    distill.set_defaults(run=cmd_distill)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, CoT length, latency, VARR, hallucination")
+    _model_args(evaluate)
+    evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill`")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--ratio", type=float, help="γ asked of a distilled model")
+    evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot")
+    evaluate.add_argument("--baseline", help="results.json of the uncompressed run, for ActRatio and speed-up")
+    evaluate.add_argument("--out", required=True)
+    evaluate.set_defaults(run=cmd_evaluate)
     return parser
 
 

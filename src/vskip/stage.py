@@ -36,7 +36,7 @@ def run_stage(
 
     Returns the output records in input order. Output records keep the `id` of their input.
     """
-    from .distributed import barrier, process_index, process_count
+    from .distributed import barrier, process_count, process_index
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

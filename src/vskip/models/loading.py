@@ -89,7 +89,7 @@ def video_processor_or_placeholder(class_name: str):
 
     # ProcessorMixin checks each part's class by looking its base class up on the transformers
     # module, which exports VideoProcessorMixin only when torchvision is present.
-    setattr(processing_utils.transformers_module, "VideoProcessorMixin", VideoProcessorMixin)
+    processing_utils.transformers_module.VideoProcessorMixin = VideoProcessorMixin
     return VideoProcessorMixin()
 
 

@@ -95,9 +95,8 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = TinyConfig.vocab_si
 
 def build_processor(tokenizer: PreTrainedTokenizerFast):
     """A Qwen2VLProcessor for 112 px images (16 image tokens), with or without torchvision."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
     from transformers import Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from .loading import video_processor_or_placeholder
 

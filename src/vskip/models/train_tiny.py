@@ -24,14 +24,17 @@ from ..records import image_paths, load_image, read_records
 from ..training import TrainConfig, fit
 from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
 
-DEFAULT_TRAINING = TrainConfig(steps=3000, batch_size=32, learning_rate=2e-3, warmup_steps=150, seed=0)
+DEFAULT_SIZES = TinyConfig()
+DEFAULT_TRAINING = TrainConfig(
+    steps=3500, batch_size=16, learning_rate=2e-3, warmup_steps=150, seed=0, checkpoint_every=250
+)
 
 
 def train_tiny(
     data_dir: str | Path,
     out_dir: str | Path,
     *,
-    sizes: TinyConfig = TinyConfig(),
+    sizes: TinyConfig = DEFAULT_SIZES,
     training: TrainConfig = DEFAULT_TRAINING,
     direct_share: float = 0.5,
 ) -> Path:

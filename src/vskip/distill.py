@@ -1,0 +1,109 @@
+"""Policy distillation: teach the model to write the compressed chain of thought itself.
+
+A LoRA adapter on the language model's attention projections (vision tower and backbone frozen)
+is trained on `prompt(image, question, γ) → compressed_γ(CoT) + answer`, with γ taken from the
+ratios present in the compressed file and 1.0 (the uncompressed CoT) always among them, so one
+adapter serves every γ. The γ marker is the instruction's last sentence,
+"Compress the reasoning to ratio 0.5." (`prompts.instruction`); γ = 1.0 has no marker.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model
+
+from .encoding import Example, chat_prompt
+from .errors import BadInput
+from .models import load_model
+from .prompts import require_answer, response
+from .records import Record, image_paths, load_image
+from .training import TrainConfig, fit
+
+ADAPTER_INFO = "vskip_adapter.json"
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+
+
+DEFAULT_LORA = LoraSettings()
+DEFAULT_TRAINING = TrainConfig(steps=600, batch_size=16, learning_rate=1e-3, warmup_steps=30)
+
+
+def training_pairs(records: list[Record], method: str) -> list[tuple[Record, float, str]]:
+    """(record, γ, CoT to learn) for the given method, plus each item's uncompressed CoT at γ = 1."""
+    pairs, full = [], {}
+    for record in records:
+        if record.get("method") != method:
+            continue
+        answer = require_answer(record["id"], record["cot"], record.get("prediction") or record.get("answer"))
+        pairs.append((record, float(record["ratio"]), response(record["compressed_cot"], answer)))
+        full.setdefault(record["id"], (record, 1.0, response(record["cot"], answer)))
+    if not pairs:
+        methods = sorted({str(record.get("method")) for record in records})
+        raise BadInput(f"no compressed records for method {method!r}; the file has: {', '.join(methods)}")
+    have_full = {record["id"] for record, ratio, _ in pairs if ratio == 1.0}
+    return pairs + [pair for item, pair in full.items() if item not in have_full]
+
+
+def distill(
+    model_name: str,
+    records: list[Record],
+    base_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    method: str = "vskip",
+    training: TrainConfig = DEFAULT_TRAINING,
+    lora: LoraSettings = DEFAULT_LORA,
+) -> Path:
+    """Train a LoRA adapter for `method` on a fresh copy of the base model and save it in PEFT format.
+
+    Rerunning after an interruption continues from the last checkpoint in `out_dir/checkpoint`.
+    """
+    out_dir = Path(out_dir)
+    pairs = training_pairs(records, method)
+    loaded = load_model(model_name, dtype=torch.float32)
+    processor = loaded.processor
+    model = get_peft_model(
+        loaded.model,
+        LoraConfig(
+            r=lora.rank,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=loaded.adapter.lora_target_regex,
+            task_type="CAUSAL_LM",
+        ),
+    )
+
+    def sample_examples(rng: random.Random, n: int) -> list[Example]:
+        examples = []
+        for record, ratio, reply in rng.choices(pairs, k=n):
+            images = [load_image(path) for path in image_paths(record, base_dir)]
+            prompt = chat_prompt(processor, record["question"], "cot", ratio, n_images=len(images))
+            examples.append(Example(images, prompt, reply))
+        return examples
+
+    log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
+              description=f"distill {method}")
+    model.save_pretrained(out_dir)
+    info = {
+        "base_model": loaded.path,
+        "method": method,
+        "ratios": sorted({ratio for _, ratio, _ in pairs}),
+        "examples": len(pairs),
+        "training": asdict(training),
+        "lora": asdict(lora),
+        "log": log,
+    }
+    (out_dir / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+    return out_dir

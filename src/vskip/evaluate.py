@@ -1,0 +1,151 @@
+"""Evaluation: accuracy, CoT length, latency and visual grounding of a model (with or without an adapter).
+
+Accuracy comes from batched greedy generation over every item. Latency is measured at batch 1
+(greedy, KV cache) on a fixed, seeded sample of items — the same items for every run — since
+timing every item one by one would dominate the run; throughput is items per second of the
+batched pass.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import metrics
+from .errors import BadInput
+from .generate import MAX_NEW_TOKENS, generate_batch
+from .models import LoadedModel, load_model
+from .prompts import Mode
+from .records import Record, write_jsonl_atomic
+from .stage import run_stage
+
+
+@dataclass
+class EvalSettings:
+    mode: Mode = "cot"
+    ratio: float | None = None
+    batch_size: int = 32
+    latency_items: int = 48
+    max_new_tokens: int = MAX_NEW_TOKENS
+    seed: int = 0
+
+
+DEFAULT_SETTINGS = EvalSettings()
+
+
+def load_with_adapter(model_name: str, adapter: str | Path | None = None) -> LoadedModel:
+    """The base model, with a distilled LoRA adapter merged in when one is given."""
+    loaded = load_model(model_name, dtype=torch.float32)
+    if adapter is None:
+        return loaded
+    from peft import PeftModel
+
+    config_path = Path(adapter) / "adapter_config.json"
+    if not config_path.is_file():
+        raise BadInput(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
+    try:
+        model = PeftModel.from_pretrained(loaded.model, str(adapter))
+    except (RuntimeError, ValueError, KeyError) as err:
+        base = json.loads(config_path.read_text()).get("base_model_name_or_path")
+        raise BadInput(
+            f"{adapter}: adapter does not fit {loaded.path} (trained on {base}): {str(err).splitlines()[0]}"
+        ) from None
+    # Merged weights decode exactly as fast as the base model: the adapter costs nothing at run time.
+    loaded.model = model.merge_and_unload().eval()
+    return loaded
+
+
+def item_metrics(record: Record, generated: Record) -> Record:
+    """Per-item figures that need the ground truth: ANLS, VARR, hallucinated attribute words."""
+    from .synth import hallucinated_words
+
+    item = dict(generated)
+    references = [str(a) for a in (record.get("answers") or [record.get("answer")]) if a is not None]
+    if record.get("task") in ("doc", "docvqa"):
+        item["anls"] = metrics.anls(generated.get("prediction") or "", references)
+    if record.get("visual_words"):
+        retained = metrics.visual_word_retention(record["visual_words"], generated["cot"])
+        item["varr_kept"] = {kind: kept for kind, (kept, _) in retained.items()}
+        item["varr_total"] = {kind: total for kind, (_, total) in retained.items()}
+    if record.get("scene") is not None or record.get("document") is not None:
+        item["attribute_mentions"], item["hallucinated"] = hallucinated_words(record, generated["cot"])
+    return item
+
+
+@torch.inference_mode()
+def batch1_latency(loaded: LoadedModel, records: list[Record], base_dir, settings: EvalSettings) -> dict[str, float]:
+    """Wall time of batch-1 greedy generation per sampled item (after one warm-up call)."""
+    sample = random.Random(settings.seed).sample(records, min(settings.latency_items, len(records)))
+    generate_batch(loaded, sample[:1], base_dir, settings.mode, ratio=settings.ratio,
+                   max_new_tokens=settings.max_new_tokens)
+    latencies = {}
+    for record in sample:
+        start = time.perf_counter()
+        generate_batch(loaded, [record], base_dir, settings.mode, ratio=settings.ratio,
+                       max_new_tokens=settings.max_new_tokens)
+        latencies[record["id"]] = time.perf_counter() - start
+    return latencies
+
+
+def evaluate(
+    loaded: LoadedModel,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    settings: EvalSettings = DEFAULT_SETTINGS,
+    baseline: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate and write `out` (results JSON) and `out` with `.items.jsonl` (per-item predictions).
+
+    `baseline` is the results of the uncompressed run on the same items: it gives ActRatio
+    (CoT tokens over the baseline's, per item) and the speed-up (baseline latency over this one).
+    """
+    out = Path(out)
+    items_path = out.with_suffix(".items.jsonl")
+    by_id = {record["id"]: record for record in records}
+    generated = run_stage(
+        records,
+        lambda batch: generate_batch(loaded, batch, base_dir, settings.mode, ratio=settings.ratio,
+                                     max_new_tokens=settings.max_new_tokens),
+        items_path,
+        batch_size=settings.batch_size,
+        description=f"evaluate {settings.mode} γ={settings.ratio or 1.0}",
+        progress=progress,
+    )
+    # generate_batch shares each batch's wall time among its items, so their sum is the batched pass.
+    batched_seconds = sum(result["latency_s"] for result in generated)
+    latencies = batch1_latency(loaded, records, base_dir, settings)
+    baseline_tokens = (baseline or {}).get("cot_tokens_by_id", {})
+    items = []
+    for result in generated:
+        item = item_metrics(by_id[result["id"]], result)
+        item["latency_s"] = latencies.get(result["id"])
+        item["full_cot_tokens"] = baseline_tokens.get(result["id"])
+        items.append(item)
+    write_jsonl_atomic(items_path, items)
+    summary = metrics.summarize(items)
+    for block in [summary["overall"], *summary["tasks"].values()]:
+        block["speedup"] = (
+            metrics.speedup(block["latency_s_mean"], baseline["latency_s_mean"]) if baseline else 1.0
+        )
+    summary["overall"]["throughput_items_per_s"] = len(items) / batched_seconds if batched_seconds else None
+    results = {
+        "model": loaded.path,
+        "mode": settings.mode,
+        "ratio": settings.ratio if settings.ratio is not None else 1.0,
+        **summary["overall"],
+        "tasks": summary["tasks"],
+        "cot_tokens_by_id": {item["id"]: item["cot_tokens"] for item in items},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out)
+    return results

@@ -1,0 +1,54 @@
+"""vskip-synth: a seeded, procedural visual-reasoning benchmark whose answers need the CoT's evidence.
+
+Images are 112x112 RGB on white, read as a 4x4 grid of 28x28 cells (one merged image token each).
+
+Scenes (families count, relate, pope): 3-7 shapes (circle, square, triangle, star, cross), each
+~22 px in its own cell, coloured red, blue, green, yellow, purple or orange. Positions are
+"row R column C", row 1 at the top, column 1 at the left. Documents (family doc): a receipt of
+three lines "item price", line L in the L-th 28 px band, item from tea, bun, jam, egg, pie, milk,
+price 1-9.
+
+Language priors the image can contradict: a star is yellow with p = 0.65 and a circle red with
+p = 0.55 (otherwise uniform over the other colours); other shapes' colours and all shapes are
+uniform. Each item has a usual price (tea 2, bun 3, jam 4, egg 1, pie 6, milk 5) used with p = 0.6,
+otherwise uniform over the other prices.
+
+Families (record field `task`), each answered in two or more steps the CoT spells out:
+- count: "How many other objects are the same colour as the star?" (find the star, read its
+  colour, list the others of that colour) or "How many red squares are there?" (list each match
+  with its position; near misses share one attribute). Answers 0-3 as digits.
+- relate: "What colour is the shape left of the blue star?" / "What shape is above the green
+  circle?": the reference is unique by colour and shape, the neighbour cell is occupied.
+- doc: "How much do the tea and the jam cost together?" (75 %; read two prices, add) or "How
+  much does the bun cost?".
+- pope: "Is there a green star?", exactly half yes per split; negatives split evenly among
+  random (any absent pair), popular (an absent yellow star / red circle) and adversarial (colour
+  and shape both in the scene, never together). The CoT lists the objects in reading order.
+
+Record (one JSON line): `id`, `image` (relative to the JSONL file), `task`, `question`, `answer`,
+`cot`, `visual_words` (`{"index", "word", "type"}` for each CoT word that is a fact of the image,
+`index` into `cot.split()`, `type` one of colour / shape / position / object / value), ground
+truth `scene` (`{"colour", "shape", "row", "col"}` each) or `document` (`{"item", "price"}` per
+line, top to bottom), and for pope `category` (positive / random / popular / adversarial).
+
+    from vskip.synth import build
+    build("runs/synth", seed=0, n_train=2000, n_val=100, n_test=300)
+"""
+
+from __future__ import annotations
+
+from .build import FAMILIES, SPLITS, build, corpus_text, make_item
+from .check import Mention, attribute_words, hallucinated_words
+from .words import VOCABULARY
+
+__all__ = [
+    "FAMILIES",
+    "SPLITS",
+    "VOCABULARY",
+    "Mention",
+    "attribute_words",
+    "build",
+    "corpus_text",
+    "hallucinated_words",
+    "make_item",
+]

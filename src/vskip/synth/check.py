@@ -1,0 +1,120 @@
+"""Attribute claims in a chain of thought, checked against the item's ground truth.
+
+Words are `text.split()`, compared in lower case with surrounding punctuation stripped. A claim is:
+
+- scenes: `<colour> <shape>` (shape singular or plural) — true iff that pair is in the scene;
+  with a position, `<colour> <shape> [is] at row R column C` or `at row R column C[,] is a
+  <colour> <shape>`, true iff that pair sits in that cell; preceded by `no` ("There is no green
+  star"), true iff the pair is absent; `<shape> [at row R column C] is <colour>` ("The star at
+  row 2 column 1 is red"), true iff such an object exists (there).
+- documents: `<item> [on line L] costs N`, true iff the receipt has that item at price N (on line L).
+
+Arithmetic ("4 plus 3 makes 7") and counts are reasoning, not attributes, and are not checked.
+Every claim a reference CoT of vskip-synth makes is one of these, so the count is exact there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .words import COLOURS, ITEMS, PLURALS, SHAPES
+
+_SHAPE_OF = {**{s: s for s in SHAPES}, **{p: s for s, p in PLURALS.items()}}
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One checkable claim: words `start:stop` of `text.split()`, what they claim, and whether it holds."""
+
+    start: int
+    stop: int
+    claim: str
+    true: bool
+
+
+def _bare(text: str) -> list[str]:
+    return [word.strip(".,;:!?\"'()").lower() for word in text.split()]
+
+
+def _cell(words: list[str], i: int) -> tuple[int, int] | None:
+    """(row, col) if words[i:i+5] read 'at row R column C'."""
+    part = words[i : i + 5]
+    if len(part) == 5 and part[0] == "at" and part[1] == "row" and part[3] == "column":
+        if part[2].isdigit() and part[4].isdigit():
+            return int(part[2]), int(part[4])
+    return None
+
+
+def attribute_words(record: dict[str, Any], text: str | None = None) -> list[Mention]:
+    """Every checkable attribute claim in `text` (default: the record's own CoT), in order."""
+    text = record["cot"] if text is None else text
+    words = _bare(text)
+    if record.get("document") is not None:
+        return _document_claims(words, record["document"])
+    return _scene_claims(words, record["scene"])
+
+
+def hallucinated_words(record: dict[str, Any], cot_text: str) -> tuple[int, int]:
+    """(attribute claims in `cot_text`, claims false of the image); rules in the module docstring."""
+    mentions = attribute_words(record, cot_text)
+    return len(mentions), sum(not m.true for m in mentions)
+
+
+def _scene_claims(words: list[str], scene: list[dict[str, Any]]) -> list[Mention]:
+    objects = {(o["colour"], o["shape"], o["row"], o["col"]) for o in scene}
+    present = {(c, s) for c, s, _, _ in objects}
+    mentions = []
+    for i, word in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        prev = words[i - 1] if i > 0 else ""
+        if word in COLOURS and nxt in _SHAPE_OF:
+            colour, shape = word, _SHAPE_OF[nxt]
+            start, stop = i, i + 2
+            after = stop + (words[stop : stop + 1] == ["is"])
+            cell = _cell(words, after)
+            if cell:
+                stop = after + 5
+            elif i >= 7 and words[i - 2] == "is" and words[i - 1] in ("a", "an") and _cell(words, i - 7):
+                cell, start = _cell(words, i - 7), i - 7
+            if prev == "no":
+                mentions.append(Mention(i - 1, stop, f"no {colour} {shape}", (colour, shape) not in present))
+            elif cell:
+                claim = f"{colour} {shape} at row {cell[0]} column {cell[1]}"
+                mentions.append(Mention(start, stop, claim, (colour, shape, *cell) in objects))
+            else:
+                mentions.append(Mention(start, stop, f"{colour} {shape}", (colour, shape) in present))
+        elif word in SHAPES and prev not in COLOURS:
+            cell = _cell(words, i + 1)
+            j = i + 6 if cell else i + 1
+            if words[j : j + 1] == ["is"] and j + 1 < len(words) and words[j + 1] in COLOURS:
+                colour = words[j + 1]
+                if cell:
+                    claim, true = (
+                        f"{word} at row {cell[0]} column {cell[1]} is {colour}",
+                        (colour, word, *cell) in objects,
+                    )
+                else:
+                    claim, true = f"{word} is {colour}", (colour, word) in present
+                mentions.append(Mention(i, j + 2, claim, true))
+    return mentions
+
+
+def _document_claims(words: list[str], document: list[dict[str, Any]]) -> list[Mention]:
+    lines = {(entry["item"], line + 1): entry["price"] for line, entry in enumerate(document)}
+    prices = {entry["item"]: entry["price"] for entry in document}
+    mentions = []
+    for i, word in enumerate(words):
+        if word not in ITEMS:
+            continue
+        j, line = i + 1, None
+        if words[j : j + 2] == ["on", "line"] and j + 2 < len(words) and words[j + 2].isdigit():
+            j, line = j + 3, int(words[j + 2])
+        if words[j : j + 1] == ["costs"] and j + 1 < len(words) and words[j + 1].isdigit():
+            price = int(words[j + 1])
+            if line is None:
+                claim, true = f"{word} costs {price}", prices.get(word) == price
+            else:
+                claim, true = f"{word} on line {line} costs {price}", lines.get((word, line)) == price
+            mentions.append(Mention(i, j + 2, claim, true))
+    return mentions

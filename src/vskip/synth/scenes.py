@@ -1,0 +1,249 @@
+"""Scenes of coloured shapes on a 4x4 grid, and the count / relate / pope questions about them."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from .words import COLOURS, DIRECTIONS, PLURALS, SHAPES, USUAL_COLOUR, Cot, article, prior_colour
+
+SIZE = 112
+GRID = 4
+CELL = SIZE // GRID  # 28 px: one merged image token of the 112 px Qwen2-VL input
+RADIUS = 11  # objects span ~22 px of their 28 px cell
+STAR_SHARE = 0.5  # count questions about the star's colour; the rest count a colour-shape pair
+
+Obj = dict[str, Any]  # {"colour", "shape", "row", "col"}, row and col in 1..4
+
+
+def random_scene(rng: random.Random, n: int | None = None) -> list[Obj]:
+    """3-7 objects in distinct cells, each shape uniform, each colour from its shape's prior."""
+    n = rng.randint(3, 7) if n is None else n
+    cells = rng.sample(range(GRID * GRID), n)
+    scene = []
+    for cell in cells:
+        shape = rng.choice(SHAPES)
+        scene.append(
+            {
+                "colour": prior_colour(rng, shape),
+                "shape": shape,
+                "row": cell // GRID + 1,
+                "col": cell % GRID + 1,
+            }
+        )
+    return sort_scene(scene)
+
+
+def sort_scene(scene: list[Obj]) -> list[Obj]:
+    return sorted(scene, key=lambda o: (o["row"], o["col"]))
+
+
+def pairs(scene: list[Obj]) -> set[tuple[str, str]]:
+    return {(o["colour"], o["shape"]) for o in scene}
+
+
+def draw_scene(scene: list[Obj]) -> Image.Image:
+    image = Image.new("RGB", (SIZE, SIZE), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for obj in scene:
+        cx = (obj["col"] - 1) * CELL + CELL / 2
+        cy = (obj["row"] - 1) * CELL + CELL / 2
+        if obj["shape"] == "circle":
+            draw.ellipse((cx - RADIUS, cy - RADIUS, cx + RADIUS, cy + RADIUS), fill=COLOURS[obj["colour"]])
+        else:
+            draw.polygon(outline(obj["shape"], cx, cy), fill=COLOURS[obj["colour"]])
+    return image
+
+
+def outline(shape: str, cx: float, cy: float) -> list[tuple[float, float]]:
+    """The polygon of a non-circle shape centred on (cx, cy); the centre pixel is always inside it."""
+    r = RADIUS
+    if shape == "square":
+        s = r * 0.85
+        points = [(-s, -s), (s, -s), (s, s), (-s, s)]
+    elif shape == "triangle":
+        points = [(0, -r), (r, r * 0.8), (-r, r * 0.8)]
+    elif shape == "star":
+        points = [
+            # A star's points reach a little further so its area is close to the other shapes'.
+            (
+                (r + 1.5 if k % 2 == 0 else r * 0.5) * math.sin(math.pi * k / 5),
+                -(r + 1.5 if k % 2 == 0 else r * 0.5) * math.cos(math.pi * k / 5),
+            )
+            for k in range(10)
+        ]
+    elif shape == "cross":
+        t = r * 0.36
+        points = [
+            (-t, -r),
+            (t, -r),
+            (t, -t),
+            (r, -t),
+            (r, t),
+            (t, t),
+            (t, r),
+            (-t, r),
+            (-t, t),
+            (-r, t),
+            (-r, -t),
+            (-t, -t),
+        ]
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    return [(cx + x, cy + y) for x, y in points]
+
+
+def _fresh(rng: random.Random, avoid) -> tuple[str, str]:
+    """A prior-drawn (colour, shape) for which `avoid(colour, shape)` is false."""
+    while True:
+        shape = rng.choice(SHAPES)
+        colour = prior_colour(rng, shape)
+        if not avoid(colour, shape):
+            return colour, shape
+
+
+def _place(rng: random.Random, things: list[tuple[str, str]]) -> list[Obj]:
+    cells = rng.sample(range(GRID * GRID), len(things))
+    return sort_scene(
+        [
+            {"colour": c, "shape": s, "row": cell // GRID + 1, "col": cell % GRID + 1}
+            for (c, s), cell in zip(things, cells, strict=True)
+        ]
+    )
+
+
+def _listing(cot: Cot, colour: str, shape: str, obj: Obj) -> None:
+    cot.say("There is").thing(colour, shape).say("at").position(obj["row"], obj["col"]).end()
+
+
+def count_item(rng: random.Random) -> tuple[dict[str, Any], list[Obj]]:
+    """Two steps either way: find the star's colour then count it, or count a colour AND a shape."""
+    n = rng.randint(3, 7)
+    k = rng.randint(0, min(3, n - 1))
+    cot = Cot()
+    if rng.random() < STAR_SHARE:
+        star = prior_colour(rng, "star")
+        others = [_fresh(rng, lambda c, s: s == "star" or c == star) for _ in range(n - 1 - k)]
+        matches = [(star, _fresh(rng, lambda c, s: s == "star")[1]) for _ in range(k)]
+        scene = _place(rng, [(star, "star")] + matches + others)
+        question = "How many other objects are the same colour as the star?"
+        ref = next(o for o in scene if o["shape"] == "star")
+        cot.say("The").fact("star", "shape").say("at").position(ref["row"], ref["col"])
+        cot.say("is").fact(star, "colour").end()
+        found = [o for o in scene if o["colour"] == star and o is not ref]
+        if not found:
+            cot.say(f"There are no other {star} objects.")
+    else:
+        shape = rng.choice(SHAPES)
+        colour = prior_colour(rng, shape)
+        others = []
+        for _ in range(n - k):
+            # Near misses (same colour or same shape, not both) make one attribute alone not enough.
+            if rng.random() < 0.5:
+                if rng.random() < 0.5:
+                    others.append((colour, rng.choice([s for s in SHAPES if s != shape])))
+                else:
+                    others.append((rng.choice([c for c in COLOURS if c != colour]), shape))
+            else:
+                others.append(_fresh(rng, lambda c, s: (c, s) == (colour, shape)))
+        scene = _place(rng, [(colour, shape)] * k + others)
+        question = f"How many {colour} {PLURALS[shape]} are there?"
+        found = [o for o in scene if (o["colour"], o["shape"]) == (colour, shape)]
+        if not found:
+            cot.say(f"There are no {colour} {PLURALS[shape]}.")
+    for obj in found:
+        _listing(cot, obj["colour"], obj["shape"], obj)
+    cot.say(f"That makes {len(found)}.")
+    return _record("count", question, str(len(found)), cot, scene), scene
+
+
+def relate_item(rng: random.Random) -> tuple[dict[str, Any], list[Obj]]:
+    """Find a reference by colour and shape, step to its neighbour, read the neighbour's attribute."""
+    while True:
+        scene = random_scene(rng)
+        at = {(o["row"], o["col"]): o for o in scene}
+        seen = Counter(map(_pair, scene))
+        unique = [o for o in scene if seen[_pair(o)] == 1]
+        options = [
+            (o, d)
+            for o in unique
+            for d, (dr, dc, _) in DIRECTIONS.items()
+            if (o["row"] + dr, o["col"] + dc) in at
+        ]
+        if options:
+            break
+    ref, direction = rng.choice(options)
+    dr, dc, phrase = DIRECTIONS[direction]
+    other = at[(ref["row"] + dr, ref["col"] + dc)]
+    asked = rng.choice(("colour", "shape"))
+    if asked == "colour":
+        question = f"What colour is the shape {direction} the {ref['colour']} {ref['shape']}?"
+    else:
+        question = f"What shape is {direction} the {ref['colour']} {ref['shape']}?"
+    cot = Cot().say("The").fact(ref["colour"], "colour").fact(ref["shape"], "shape").say("is at")
+    cot.position(ref["row"], ref["col"]).end()
+    cot.say(phrase + " at").position(other["row"], other["col"]).end(",").say("is").thing(
+        other["colour"], other["shape"]
+    ).end()
+    return _record("relate", question, other[asked], cot, scene), scene
+
+
+def _pair(o: Obj) -> tuple[str, str]:
+    return o["colour"], o["shape"]
+
+
+POPULAR = tuple((colour, shape) for shape, (colour, _) in USUAL_COLOUR.items())
+POPE_CATEGORIES = ("positive", "random", "popular", "adversarial")
+
+
+def pope_item(rng: random.Random, category: str) -> tuple[dict[str, Any], list[Obj]]:
+    """'Is there a <colour> <shape>?' with a negative of the given POPE category (or a positive)."""
+    every = [(c, s) for c in COLOURS for s in SHAPES]
+    while True:
+        scene = random_scene(rng)
+        present = pairs(scene)
+        if category == "positive":
+            options = sorted(present)
+        elif category == "random":
+            options = [p for p in every if p not in present]
+        elif category == "popular":
+            options = [p for p in POPULAR if p not in present]
+        elif category == "adversarial":
+            colours, shapes = {c for c, _ in present}, {s for _, s in present}
+            options = [(c, s) for c in colours for s in shapes if (c, s) not in present]
+            options.sort()
+        else:
+            raise ValueError(f"unknown POPE category {category!r}")
+        if options:
+            break
+    colour, shape = rng.choice(options)
+    question = f"Is there {article(colour)} {colour} {shape}?"
+    cot = Cot().say("I see")
+    for i, obj in enumerate(scene):
+        if i > 0:
+            cot.say("and") if i == len(scene) - 1 else cot.end(",")
+        cot.thing(obj["colour"], obj["shape"])
+    cot.end()
+    if category == "positive":
+        cot.say("There is").thing(colour, shape).end()
+    else:
+        cot.say(f"There is no {colour} {shape}.")
+    answer = "yes" if category == "positive" else "no"
+    record = _record("pope", question, answer, cot, scene)
+    record["category"] = category
+    return record, scene
+
+
+def _record(task: str, question: str, answer: str, cot: Cot, scene: list[Obj]) -> dict[str, Any]:
+    return {
+        "question": question,
+        "answer": answer,
+        "task": task,
+        "cot": cot.text,
+        "visual_words": cot.visual_words,
+        "scene": scene,
+    }

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import html
+import random
+import re
+
+import pytest
+from chromium import find_chromium, screenshot
+from PIL import Image, ImageDraw
+
+from vskip.report import format_table, pareto_front, write_report
+
+METHODS = ("truncate", "random", "text", "visual", "vskip")
+RATIOS = (0.5, 0.7)
+WORDS = ("The star is red . Left of it is a green circle at row 1 column 3 , "
+         "and the blue square is below it . So the answer is green .").split()  # fmt: skip
+ANCHORS = [3, 10, 11, 20, 21]  # red, green circle, blue square
+
+
+def metrics(rng: random.Random, method: str, ratio: float) -> dict:
+    act = ratio if method not in ("full", "direct") else (1.0 if method == "full" else 0.0)
+    return {
+        "n": 40, "accuracy": round(rng.uniform(0.3, 0.9), 3), "act_ratio": act,
+        "cot_tokens_mean": 60 * act, "latency_s_mean": 0.05 + rng.uniform(0.15, 0.25) * act,
+        "speedup": 1 / (0.2 + act), "varr": rng.uniform(0.4, 1.0) if method != "direct" else None,
+        "hallucination_rate": rng.uniform(0, 0.2), "pope_f1": rng.uniform(0.5, 0.9), "pope_yes_ratio": None,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def rows() -> list[dict]:
+    rng = random.Random(0)
+    runs = [("full", 1.0), ("direct", 1.0)] + [(m, r) for r in RATIOS for m in METHODS]
+    return [
+        {"method": m, "ratio": r, **metrics(rng, m, r),
+         "tasks": {task: metrics(rng, m, r) for task in ("count", "document")}}
+        for m, r in runs
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def examples(tmp_path) -> list[dict]:
+    image = Image.new("RGB", (112, 112), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((10, 10, 40, 40), fill="green")
+    draw.rectangle((60, 60, 90, 90), fill="blue")
+    image_path = tmp_path / "scene.png"
+    image.save(image_path)
+    rng = random.Random(1)
+    text = [round(rng.uniform(0, 6), 3) for _ in WORDS]
+    visual = [round(rng.uniform(0, 1), 3) for _ in WORDS]
+    runs = [{"method": "full", "ratio": 1.0, "keep": [True] * len(WORDS), "generated_cot": " ".join(WORDS),
+             "prediction": "green", "correct": True}]  # fmt: skip
+    for ratio in RATIOS:
+        for method in METHODS:
+            keep = [rng.random() < ratio for _ in WORDS]
+            prediction = rng.choice(["green", "red"])
+            runs.append({"method": method, "ratio": ratio, "keep": keep, "generated_cot": None,
+                         "prediction": prediction, "correct": prediction == "green"})  # fmt: skip
+    return [
+        {"id": "synth-7", "image_path": str(image_path), "answer": "green",
+         "question": "What colour is the <b>circle</b> & star?", "task": "relation",
+         "words": list(WORDS), "word_text_score": text, "word_visual_score": visual,
+         "visual_word_indices": ANCHORS, "methods": runs}
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def report(tmp_path, rows, examples) -> dict:
+    return write_report(tmp_path / "out", rows, examples, title="test report")
+
+
+def test_results_markdown_has_one_line_per_row(report, rows):
+    text = report["results.md"].read_text()
+    main_table = text.split("## Results")[1].split("## Per task")[0].strip().splitlines()
+    assert main_table[0] == (
+        "| method | γ | n | accuracy | ActRatio | CoT tokens | latency (s) | speed-up | VARR | hallucination "
+        "| POPE F1 | POPE yes |"
+    )
+    assert len(main_table) == 2 + len(rows)
+    assert main_table[2].startswith("| full | 1.00 | 40 |") and main_table[3].startswith("| direct |")
+    assert all(line.endswith("| – |") for line in main_table[2:])  # pope_yes_ratio is None everywhere
+    per_task = text.split("## Per task")[1].strip().splitlines()
+    assert len(per_task) == 2 + len(rows)
+    assert per_task[0] == (
+        "| method | γ | count acc | count VARR | count halluc. "
+        "| document acc | document VARR | document halluc. |"
+    )
+
+
+def test_format_table_escapes_and_aligns():
+    table = format_table([{"a": "x|y", "b": 0.5}, {"a": "z", "b": None}], ["a", "b"])
+    assert table.splitlines() == ["| a | b |", "|---|---:|", "| x\\|y | 0.500 |", "| z | – |"]
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1.0, 0.8), (0.5, 0.7), (0.6, 0.6), (0.5, 0.75), (0.0, 0.3), (0.9, 0.8)]
+    assert pareto_front(points) == [(0.0, 0.3), (0.5, 0.75), (0.9, 0.8)]
+
+
+def test_plots_are_valid_deterministic_pngs(report, rows, examples, tmp_path):
+    again = write_report(tmp_path / "again", rows, examples)
+    for name in ("pareto.png", "latency.png"):
+        with Image.open(report[name]) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 300
+        assert report[name].read_bytes() == again[name].read_bytes()
+
+
+def test_html_is_self_contained(report):
+    page = report["report.html"].read_text()
+    for reference in ("http://", "https://", 'src="/', "<link", "<script src", "url("):
+        assert reference not in page
+    assert page.count("data:image/png;base64,") == 3  # two plots, one example image embedded once
+
+
+def test_html_strikes_exactly_the_pruned_words(report, examples):
+    page = report["report.html"].read_text()
+    example = examples[0]
+    cot_cells = re.findall(r'<td class="cot">(.*?)</td>', page)
+    assert len(cot_cells) == len(example["methods"])
+    # Rows are shown grouped by ratio (high to low), so match each row to its run by content.
+    expected = {
+        tuple(html.escape(w) for w, kept in zip(example["words"], run["keep"], strict=True) if not kept)
+        for run in example["methods"]
+    }
+    seen = {tuple(re.findall(r"<s [^>]*>(.*?)</s>", cell)) for cell in cot_cells}
+    assert seen == expected
+    for cell in cot_cells:
+        words = re.findall(r"<(?:s|span) class=\"w[^\"]*\"[^>]*>(.*?)</(?:s|span)>", cell)
+        assert words == [html.escape(w) for w in example["words"]]
+
+
+def test_html_tooltips_anchors_and_escaping(report, examples):
+    page = report["report.html"].read_text()
+    example = examples[0]
+    for i in (0, 3, len(WORDS) - 1):
+        tooltip = f"text {example['word_text_score'][i]:.2f} · visual {example['word_visual_score'][i]:.2f}"
+        assert f'title="{tooltip}' in page
+    anchor_words = re.findall(r'class="w anchor" title="[^"]*">(.*?)</', page)
+    assert len(anchor_words) == len(ANCHORS) * len(example["methods"])
+    assert "What colour is the &lt;b&gt;circle&lt;/b&gt; &amp; star?" in page
+    assert "<b>circle</b>" not in page
+
+
+def test_bad_keep_mask_is_rejected(tmp_path, rows, examples):
+    from vskip.errors import BadInput
+
+    examples[0]["methods"][1]["keep"] = [True]
+    with pytest.raises(BadInput, match="synth-7"):
+        write_report(tmp_path, rows, examples)
+
+
+def test_screenshot_is_not_blank(report, tmp_path):
+    if find_chromium() is None:
+        pytest.skip("no chromium binary on PATH")
+    png = screenshot(report["report.html"], tmp_path / "shot.png", width=1200, height=1600)
+    with Image.open(png) as image:
+        assert image.size == (1200, 1600)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 16  # text, tables and plots: far from a single colour

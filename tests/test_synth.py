@@ -1,0 +1,218 @@
+"""vskip.synth: determinism, answers recomputed from the ground truth, tags, POPE balance, pixels."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+
+import pytest
+from PIL import Image
+
+from vskip.records import read_records
+from vskip.synth import FAMILIES, VOCABULARY, build, corpus_text, hallucinated_words, make_item
+from vskip.synth.scenes import random_scene
+from vskip.synth.words import COLOURS
+
+SHAPE_OF_PLURAL = {
+    "circles": "circle",
+    "squares": "square",
+    "triangles": "triangle",
+    "stars": "star",
+    "crosses": "cross",
+}
+STEP = {"left of": (0, -1), "right of": (0, 1), "above": (-1, 0), "below": (1, 0)}
+N_TEST = 30  # per family; even, and its negatives (15) split evenly over the three POPE categories
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    paths = build(out, seed=3, n_train=20, n_val=4, n_test=N_TEST, progress=False)
+    records = [r for split in ("train", "val", "test") for r in read_records(paths[split])]
+    return out, records
+
+
+def files(directory):
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_build_is_deterministic_per_seed(tmp_path):
+    kwargs = dict(n_train=6, n_val=2, n_test=4, progress=False)
+    build(tmp_path / "a", seed=0, **kwargs)
+    build(tmp_path / "b", seed=0, **kwargs)
+    build(tmp_path / "c", seed=1, **kwargs)
+    a, b, c = files(tmp_path / "a"), files(tmp_path / "b"), files(tmp_path / "c")
+    assert a == b
+    assert a.keys() == c.keys()
+    assert sum(a[k] != c[k] for k in a) > len(a) // 2
+
+
+def test_splits_and_ids(built):
+    out, records = built
+    counts = Counter((r["id"].split("-")[0], r["task"]) for r in records)
+    for family in FAMILIES:
+        assert counts[("train", family)] == 20 and counts[("val", family)] == 4
+        assert counts[("test", family)] == N_TEST
+    for r in records:
+        assert r["image"] == f"images/{r['id']}.png" and (out / r["image"]).is_file()
+
+
+def expected_answer(record) -> str:
+    """The answer recomputed from the question text and the ground truth alone."""
+    q = record["question"]
+    if record["task"] == "doc":
+        prices = {line["item"]: line["price"] for line in record["document"]}
+        if m := re.fullmatch(r"How much do the (\w+) and the (\w+) cost together\?", q):
+            return str(prices[m[1]] + prices[m[2]])
+        m = re.fullmatch(r"How much does the (\w+) cost\?", q)
+        return str(prices[m[1]])
+    scene = record["scene"]
+    if q == "How many other objects are the same colour as the star?":
+        stars = [o for o in scene if o["shape"] == "star"]
+        assert len(stars) == 1
+        return str(sum(o["colour"] == stars[0]["colour"] for o in scene) - 1)
+    if m := re.fullmatch(r"How many (\w+) (\w+) are there\?", q):
+        return str(sum((o["colour"], o["shape"]) == (m[1], SHAPE_OF_PLURAL[m[2]]) for o in scene))
+    if m := re.fullmatch(r"Is there an? (\w+) (\w+)\?", q):
+        return "yes" if any((o["colour"], o["shape"]) == (m[1], m[2]) for o in scene) else "no"
+    m = re.fullmatch(
+        r"What (colour is the shape|shape is) (left of|right of|above|below) the (\w+) (\w+)\?", q
+    )
+    refs = [o for o in scene if (o["colour"], o["shape"]) == (m[3], m[4])]
+    assert len(refs) == 1, "the reference must be unique"
+    dr, dc = STEP[m[2]]
+    (other,) = [o for o in scene if (o["row"], o["col"]) == (refs[0]["row"] + dr, refs[0]["col"] + dc)]
+    return other["colour"] if m[1].startswith("colour") else other["shape"]
+
+
+def test_answers_follow_from_the_ground_truth(built):
+    _, records = built
+    for r in records:
+        assert r["answer"] == expected_answer(r), r
+
+
+def test_scene_ground_truth_is_well_formed(built):
+    _, records = built
+    for r in records:
+        if r["task"] == "doc":
+            assert len(r["document"]) == 3 and len({line["item"] for line in r["document"]}) == 3
+            assert all(1 <= line["price"] <= 9 for line in r["document"])
+            continue
+        cells = [(o["row"], o["col"]) for o in r["scene"]]
+        assert 3 <= len(cells) <= 7 and len(set(cells)) == len(cells)
+        assert all(1 <= row <= 4 and 1 <= col <= 4 for row, col in cells)
+
+
+def test_visual_words_point_at_cot_words(built):
+    _, records = built
+    for r in records:
+        words = r["cot"].split()
+        # Only "There are no red squares. That makes 0." names nothing that is in the image.
+        assert r["visual_words"] or (r["task"], r["answer"]) == ("count", "0"), r["id"]
+        for vw in r["visual_words"]:
+            assert words[vw["index"]].strip(".,?!") == vw["word"]
+            assert vw["type"] in {"colour", "shape", "value", "position", "object"}
+        assert len(words) <= 45
+
+
+def test_reference_cots_make_only_true_claims(built):
+    _, records = built
+    for r in records:
+        mentions, false = hallucinated_words(r, r["cot"])
+        assert mentions >= 1 and false == 0, r
+
+
+def test_pope_balance_and_categories(built):
+    _, records = built
+    test_pope = [r for r in records if r["task"] == "pope" and r["id"].startswith("test")]
+    counts = Counter(r["category"] for r in test_pope)
+    assert counts == {"positive": N_TEST // 2, "random": 5, "popular": 5, "adversarial": 5}
+    for r in (r for r in records if r["task"] == "pope"):
+        m = re.fullmatch(r"Is there an? (\w+) (\w+)\?", r["question"])
+        present = {(o["colour"], o["shape"]) for o in r["scene"]}
+        assert ((m[1], m[2]) in present) == (r["category"] == "positive")
+        assert r["answer"] == ("yes" if r["category"] == "positive" else "no")
+        if r["category"] == "popular":
+            assert (m[1], m[2]) in {("yellow", "star"), ("red", "circle")}
+        if r["category"] == "adversarial":
+            assert m[1] in {c for c, _ in present} and m[2] in {s for _, s in present}
+
+
+def test_images_and_objects_in_their_cells(built):
+    out, records = built
+    for r in records:
+        image = Image.open(out / r["image"])
+        assert image.size == (112, 112) and image.mode == "RGB"
+        if r["task"] == "doc":
+            grey = image.convert("L")
+            for band in range(4):  # ink in the three line bands, none in the fourth
+                rows = range(band * 28, band * 28 + 28)
+                ink = sum(grey.getpixel((x, y)) < 128 for x in range(112) for y in rows)
+                assert (ink > 20) == (band < 3)
+            continue
+        occupied = {(o["row"], o["col"]): COLOURS[o["colour"]] for o in r["scene"]}
+        for row in range(1, 5):
+            for col in range(1, 5):
+                centre = image.getpixel(((col - 1) * 28 + 14, (row - 1) * 28 + 14))
+                assert centre == occupied.get((row, col), (255, 255, 255))
+
+
+def test_corpus_stays_in_the_vocabulary(built):
+    _, records = built
+    words = {w.strip(".,?!") for text in corpus_text(records) for w in text.split()}
+    assert words <= set(VOCABULARY)
+
+
+def test_priors():
+    rng = random.Random(0)
+    objects = [o for _ in range(3000) for o in random_scene(rng)]
+    share = {
+        shape: Counter(o["colour"] for o in objects if o["shape"] == shape) for shape in ("star", "circle")
+    }
+    assert abs(share["star"]["yellow"] / sum(share["star"].values()) - 0.65) < 0.03
+    assert abs(share["circle"]["red"] / sum(share["circle"].values()) - 0.55) < 0.03
+
+
+def test_make_item_pure():
+    a = make_item("relate", random.Random(7), "x")
+    b = make_item("relate", random.Random(7), "x")
+    assert a[0] == b[0] and a[1].tobytes() == b[1].tobytes()
+
+
+SCENE = {
+    "task": "count",
+    "scene": [
+        {"colour": "red", "shape": "star", "row": 2, "col": 1},
+        {"colour": "red", "shape": "circle", "row": 1, "col": 3},
+        {"colour": "blue", "shape": "square", "row": 4, "col": 2},
+    ],
+}
+DOC = {
+    "task": "doc",
+    "document": [{"item": "tea", "price": 4}, {"item": "jam", "price": 3}, {"item": "egg", "price": 1}],
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "text", "expected"),
+    [
+        (SCENE, "The star at row 2 column 1 is red. There is a red circle at row 1 column 3.", (2, 0)),
+        (SCENE, "The star at row 2 column 1 is yellow. There is a red circle at row 1 column 3.", (2, 1)),
+        (SCENE, "The star is yellow.", (1, 1)),
+        (SCENE, "There is a red circle at row 4 column 2. There is a blue square at row 4 column 2.", (2, 1)),
+        (SCENE, "I see a red star, a green circle and a blue square. There is no blue square.", (4, 2)),
+        (SCENE, "There are no red squares. There are no red circles.", (2, 1)),
+        (
+            SCENE,
+            "The red star is at row 2 column 1. Right of it, at row 2 column 2, is a red circle.",
+            (2, 1),
+        ),
+        (SCENE, "Above it, at row 1 column 3, is a red circle.", (1, 0)),
+        (SCENE, "That makes 3 objects.", (0, 0)),
+        (DOC, "The tea on line 1 costs 4. The jam on line 2 costs 3. 4 plus 3 makes 9.", (2, 0)),
+        (DOC, "The tea costs 2. The jam on line 3 costs 3. The pie costs 1.", (3, 3)),
+    ],
+)
+def test_hallucinated_words(record, text, expected):
+    assert hallucinated_words(record, text) == expected
