@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vskip.models import LoadedModel, adapter_for
-from vskip.models.tiny import TinyConfig, build_model, build_processor, build_tokenizer
+from vskip.models.tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
 
 CORPUS = [
     "How many objects have the same colour as the star?",
@@ -37,9 +37,22 @@ def tiny_random(tiny_processor) -> LoadedModel:
     return LoadedModel(model, tiny_processor, adapter_for(model.config), "tiny-random")
 
 
+@pytest.fixture(scope="session")
+def saved_tiny(tiny_random, tmp_path_factory):
+    """`tiny_random` saved as a checkpoint directory (safetensors and processor); read it, don't change it."""
+    path = tmp_path_factory.mktemp("saved-tiny")
+    tiny_random.model.save_pretrained(path)
+    save_processor(tiny_random.processor, path)
+    return path
+
+
 @pytest.fixture
 def image_dataset(tmp_path):
     """A three-record dataset with images beside it; returns the JSONL path."""
+    return write_image_dataset(tmp_path)
+
+
+def write_image_dataset(tmp_path):
     (tmp_path / "images").mkdir()
     records = []
     for index, (colour, question, answer, cot) in enumerate(

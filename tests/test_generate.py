@@ -1,4 +1,5 @@
-from vskip.generate import generate, is_correct
+from vskip.generate import generate
+from vskip.metrics import is_correct
 from vskip.records import read_records
 
 
@@ -29,3 +30,5 @@ def test_correctness_accepts_any_reference_answer():
     assert is_correct(" Yes.", {"answer": "yes"})
     assert is_correct("4.50", {"answers": ["$4.50", "4.50"]})
     assert not is_correct(None, {"answer": "yes"})
+    assert is_correct("Yes, there is a red star.", {"answer": "yes"})
+    assert is_correct("The answer is (B).", {"answer": "B", "options": ["cat", "dog"]})

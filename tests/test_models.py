@@ -9,14 +9,6 @@ from transformers.utils import is_torchvision_available
 from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import UnsupportedModel
 from vskip.models import load_model, load_processor
-from vskip.models.tiny import save_processor
-
-
-@pytest.fixture
-def saved_tiny(tiny_random, tmp_path):
-    tiny_random.model.save_pretrained(tmp_path)
-    save_processor(tiny_random.processor, tmp_path)
-    return tmp_path
 
 
 def test_tokenizer_round_trips_text(tiny_processor):

@@ -3,19 +3,78 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from .errors import VSkipError
+from .errors import BadInput, VSkipError
 
 
-def _ratio_list(text: str) -> list[float]:
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM: stop where we are; the stages resume from their journals."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+
+
+def _interrupt(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _ratio(text: str) -> float:
     from .records import check_ratio
 
     try:
-        return [check_ratio(float(part)) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ratios") from None
+        return check_ratio(float(text))
+    except (ValueError, BadInput) as err:
+        message = str(err) if isinstance(err, BadInput) else f"{text!r} is not a number; pass a kept share such as 0.5"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _ratio_list(text: str) -> list[float]:
+    return [_ratio(part) for part in text.split(",") if part.strip()]
+
+
+def _dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-bad", action="store_true", help="set bad records aside in OUT.skipped.jsonl")
+    parser.add_argument(
+        "--allow-outside-paths", action="store_true", help="let image paths leave the dataset's directory"
+    )
+
+
+def _read(
+    args,
+    path: str,
+    required: tuple[str, ...],
+    *,
+    needs_answer: bool = False,
+    images: bool = True,
+    unique: tuple[str, ...] = ("id",),
+) -> list:
+    """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason)."""
+    from .distributed import is_main_process
+    from .records import check_records, read_records, write_jsonl_atomic
+
+    skipped: list | None = [] if args.skip_bad else None
+    records = read_records(path, required, unique=unique, skipped=skipped)
+    records = check_records(
+        records, Path(path).parent if images else None, needs_answer=needs_answer,
+        allow_outside_paths=args.allow_outside_paths, skipped=skipped,
+    )
+    if skipped is not None and is_main_process():
+        side = Path(args.out).with_suffix(".skipped.jsonl")
+        write_jsonl_atomic(side, skipped)
+        if skipped:
+            print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
+    return records
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +109,8 @@ def cmd_tiny_train(args) -> None:
 
 def cmd_generate(args) -> None:
     from .generate import generate
-    from .records import read_records
 
-    records = read_records(args.data)
+    records = _read(args, args.data, ("id", "image", "question"))
     results = generate(
         _load(args), records, Path(args.data).parent, args.out, mode=args.mode, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
@@ -62,10 +120,10 @@ def cmd_generate(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from .records import read_records, write_jsonl_atomic
+    from .records import write_jsonl_atomic
     from .score import score_records
 
-    records = read_records(args.data, required=("id", "image", "question", "cot"))
+    records = _read(args, args.data, ("id", "image", "question", "cot"), needs_answer=True)
     key_layers = [int(layer) for layer in args.key_layers.split(",")] if args.key_layers else None
     results = score_records(
         _load(args), records, Path(args.data).parent, key_layers=key_layers, blind=args.blind,
@@ -77,9 +135,9 @@ def cmd_score(args) -> None:
 
 def cmd_compress(args) -> None:
     from .compress import compress_records
-    from .records import read_records, write_jsonl_atomic
+    from .records import write_jsonl_atomic
 
-    records = read_records(args.scores, required=("id", "image", "question", "cot", "words"))
+    records = _read(args, args.scores, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
     results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed)
     write_jsonl_atomic(args.out, results)
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
@@ -89,9 +147,11 @@ def cmd_distill(args) -> None:
     from dataclasses import replace
 
     from .distill import DEFAULT_TRAINING, distill
-    from .records import read_records
 
-    records = read_records(args.data, required=("id", "image", "question", "cot", "compressed_cot"))
+    records = _read(
+        args, args.data, ("id", "image", "question", "cot", "compressed_cot", "method", "ratio"), needs_answer=True,
+        unique=("id", "method", "ratio"),
+    )
     training = replace(DEFAULT_TRAINING, steps=args.steps, seed=args.seed)
     out = distill(args.model, records, Path(args.data).parent, args.out, method=args.method, training=training)
     print(f"saved adapter to {out}")
@@ -101,9 +161,8 @@ def cmd_evaluate(args) -> None:
     import json
 
     from .evaluate import EvalSettings, evaluate, load_with_adapter
-    from .records import read_records
 
-    records = read_records(args.data)
+    records = _read(args, args.data, ("id", "image", "question"))
     baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size)
     results = evaluate(
@@ -113,8 +172,17 @@ def cmd_evaluate(args) -> None:
     print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
 
 
+def cmd_demo(args) -> None:
+    from dataclasses import replace
+
+    from .demo import DEFAULT, QUICK, run_demo
+
+    config = replace(QUICK if args.quick else DEFAULT, model=args.model)
+    print(f"report: {run_demo(args.out, config)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vskip", description=__doc__)
+    parser = _Parser(prog="vskip", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -143,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True)
     gen.add_argument("--mode", choices=["cot", "direct"], default="cot")
     gen.add_argument("--max-new-tokens", type=int, default=160)
+    _dataset_args(gen)
     gen.set_defaults(run=cmd_generate)
 
     score = commands.add_parser("score", help="text and visual scores of every CoT token and word")
@@ -151,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", required=True)
     score.add_argument("--key-layers", help="comma-separated layer indices (default: see vskip.score)")
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
+    _dataset_args(score)
     score.set_defaults(run=cmd_score)
 
     compress = commands.add_parser("compress", help="keep masks and compressed CoTs per method and ratio")
@@ -159,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--ratios", type=_ratio_list, default=[0.5, 0.7, 0.9])
     compress.add_argument("--seed", type=int, default=0)
     compress.add_argument("--out", required=True)
+    _dataset_args(compress)
     compress.set_defaults(run=cmd_compress)
 
     distill = commands.add_parser("distill", help="train a LoRA adapter that writes compressed CoTs")
@@ -168,22 +239,31 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--out", required=True)
     distill.add_argument("--steps", type=int, default=600)
     distill.add_argument("--seed", type=int, default=0)
+    _dataset_args(distill)
     distill.set_defaults(run=cmd_distill)
 
     evaluate = commands.add_parser("evaluate", help="accuracy, CoT length, latency, VARR, hallucination")
     _model_args(evaluate)
     evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill`")
     evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--ratio", type=float, help="γ asked of a distilled model")
+    evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model")
     evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot")
     evaluate.add_argument("--baseline", help="results.json of the uncompressed run, for ActRatio and speed-up")
     evaluate.add_argument("--out", required=True)
+    _dataset_args(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on the embedded default, with its report")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--model", default="vskip-tiny")
+    demo.add_argument("--quick", action="store_true", help="a small run (what the tests use)")
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         args.run(args)
     except VSkipError as err:
@@ -191,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vskip: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print("vskip: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return getattr(err, "exit_code", 128 + signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

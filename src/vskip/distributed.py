@@ -1,15 +1,39 @@
-"""The few facts about `accelerate launch` the stages need, and nothing when run plainly."""
+"""The few facts about a multi-process launch the stages need, and nothing when run plainly.
+
+Stages run data-parallel under `accelerate launch --multi_gpu --num_processes N` (which starts
+N processes through torchrun, on GPUs or, on a machine without one, on CPU) or `torchrun
+--nproc_per_node N`. On CPU the processes talk over gloo.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import cache
 
 
 @cache
 def _state():
+    import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    return PartialState()
+    # accelerate only sets up CPU processes when asked for the CPU; without a GPU there is no
+    # other choice, and without this it would run every process as a world of one.
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    if cpu and "WORLD_SIZE" not in os.environ and os.environ.get("MASTER_PORT"):
+        # `accelerate launch --cpu --num_processes N` starts one process unless given an MPI hostfile.
+        print(
+            "vskip: warning: this launch started one process; for N CPU processes use "
+            "`accelerate launch --multi_gpu --num_processes N` or `torchrun --nproc_per_node N`",
+            file=sys.stderr,
+        )
+    return PartialState(cpu=cpu)
+
+
+def device():
+    """This process's device: its own GPU under a multi-GPU launch, else the GPU or the CPU."""
+    return _state().device
 
 
 def process_index() -> int:
@@ -20,6 +44,27 @@ def process_count() -> int:
     return _state().num_processes
 
 
+def is_main_process() -> bool:
+    return process_index() == 0
+
+
 def barrier() -> None:
     if process_count() > 1:
         _state().wait_for_everyone()
+
+
+def gather_objects(value: object) -> list[object]:
+    """Every process's `value`, in rank order (a list of one when run plainly)."""
+    if process_count() == 1:
+        return [value]
+    import torch.distributed as dist
+
+    values: list[object] = [None] * process_count()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def mean_over_processes(value: float) -> float:
+    if process_count() == 1:
+        return value
+    return sum(gather_objects(value)) / process_count()

@@ -8,24 +8,13 @@ from pathlib import Path
 import torch
 
 from .encoding import Example, chat_prompt, encode
+from .metrics import is_correct
 from .models import LoadedModel
-from .prompts import Mode, normalize_answer, split_response
+from .prompts import Mode, split_response
 from .records import Record, image_paths, load_image
 from .stage import run_stage
 
 MAX_NEW_TOKENS = 160
-
-
-def reference_answers(record: Record) -> list[str]:
-    """All accepted answers: `answers` (several references, as DocVQA has) or the one `answer`."""
-    answers = record.get("answers") or ([record["answer"]] if record.get("answer") is not None else [])
-    return [str(answer) for answer in answers]
-
-
-def is_correct(prediction: str | None, record: Record) -> bool:
-    return prediction is not None and normalize_answer(prediction) in {
-        normalize_answer(answer) for answer in reference_answers(record)
-    }
 
 
 def example_for(loaded: LoadedModel, record: Record, base_dir: str | Path, mode: Mode, ratio=None) -> Example:

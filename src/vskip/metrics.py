@@ -263,3 +263,23 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for item in items:
         by_task[str(item.get("task") or "unknown")].append(item)
     return {"overall": _block(items), "tasks": {task: _block(by_task[task]) for task in sorted(by_task)}}
+
+
+def is_correct(prediction: str | None, record: Mapping[str, Any]) -> bool:
+    """Whether a reply answers the record, as each benchmark judges it.
+
+    Multiple choice (records with `options`): the parsed option letter equals the answer letter.
+    Yes/no questions: the reply read by `parse_yes_no` equals the answer. Otherwise exact match
+    after normalisation (`prompts.normalize_answer`) against any reference answer (`answers` or
+    `answer`).
+    """
+    from .prompts import normalize_answer
+
+    if prediction is None:
+        return False
+    answers = [str(a) for a in (record.get("answers") or [record.get("answer")]) if a is not None]
+    if record.get("options"):
+        return parse_multiple_choice(prediction, record["options"]) in {a.strip().upper() for a in answers}
+    if {normalize_answer(a) for a in answers} <= {"yes", "no"} and answers:
+        return parse_yes_no(prediction) == normalize_answer(answers[0])
+    return normalize_answer(prediction) in {normalize_answer(a) for a in answers}

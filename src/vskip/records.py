@@ -3,6 +3,11 @@
 A record needs `id`, `image` (a path relative to the JSONL file, or a list of them) and
 `question`; `answer` is needed wherever accuracy is measured. Every stage keeps the fields it
 was given and adds its own, so files from one stage are the input of the next.
+
+A dataset is untrusted input: `read_records` turns every defect of the file into `BadInput`
+naming the line, and `check_records` every defect of a record (images that are missing, broken,
+or outside the dataset's directory; a chain of thought without an answer) into `BadInput`
+naming the record. Given a `skipped` list, both set bad records aside there instead.
 """
 
 from __future__ import annotations
@@ -22,53 +27,163 @@ from .errors import BadInput
 Record = dict[str, Any]
 
 REQUIRED_FIELDS = ("id", "image", "question")
+# Fields whose type the stages rely on, checked wherever they appear.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str, int),
+    "image": (str, list),
+    "question": (str,),
+    "cot": (str,),
+    "compressed_cot": (str,),
+    "method": (str,),
+    "ratio": (int, float),
+    "words": (list,),
+}
+SKIP_HINT = "fix or drop the record, or rerun with --skip-bad"
 
 
-def read_records(path: str | Path, required: Iterable[str] = REQUIRED_FIELDS) -> list[Record]:
-    """Read a JSONL file; each line one record with the `required` fields and a unique id."""
+def read_records(
+    path: str | Path,
+    required: Iterable[str] = REQUIRED_FIELDS,
+    *,
+    unique: tuple[str, ...] = ("id",),
+    skipped: list[Record] | None = None,
+) -> list[Record]:
+    """Read a JSONL file; each line one JSON object with the `required` fields, unique in its `unique`
+    fields (the id; a compressed file has one record per id, method and ratio).
+
+    Raises `BadInput` naming the file and line of the first bad one, or, given a `skipped` list,
+    appends `{"line", "id", "reason"}` there for each bad line and returns the good records.
+    """
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise BadInput(f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
+    required = tuple(required)
     records: list[Record] = []
-    seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    seen: set[tuple] = set()
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise BadInput(f"{path}:{number}: invalid JSON ({err.msg})") from None
-        if not isinstance(record, dict):
-            raise BadInput(f"{path}:{number}: a record must be a JSON object")
-        for field in required:
-            value = record.get(field)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                raise BadInput(f"{path}:{number}: record has no '{field}'")
-        record["id"] = str(record["id"])
-        if record["id"] in seen:
-            raise BadInput(f"{path}:{number}: duplicate id {record['id']!r}")
-        seen.add(record["id"])
-        records.append(record)
+            record = _parse_line(raw, required, unique, seen)
+        except BadInput as err:
+            if skipped is None:
+                raise BadInput(f"{path}:{number}: {err}") from None
+            skipped.append({"line": number, "id": _id_of(raw), "reason": str(err)})
+            continue
+        if record is not None:
+            seen.add(_key(record, unique))
+            records.append(record)
     return records
+
+
+def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], seen: set[tuple]) -> Record | None:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadInput(f"not UTF-8 text (byte {err.start}); re-save the file as UTF-8") from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError as err:  # JSONDecodeError, or a number too long to convert
+        raise BadInput(f"invalid JSON ({getattr(err, 'msg', err)}); {SKIP_HINT}") from None
+    except RecursionError:
+        raise BadInput(f"invalid JSON (nested too deeply); {SKIP_HINT}") from None
+    if not isinstance(record, dict):
+        raise BadInput(f"a record must be a JSON object; {SKIP_HINT}")
+    for field in required:
+        value = record.get(field)
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
+            raise BadInput(f"record has no '{field}' (or it is empty); {SKIP_HINT}")
+    for field, types in FIELD_TYPES.items():
+        if record.get(field) is not None and (not isinstance(record[field], types) or isinstance(record[field], bool)):
+            names = " or ".join(dict.fromkeys({str: "string", int: "number", float: "number"}.get(t, t.__name__)
+                                              for t in types))
+            raise BadInput(f"'{field}' must be a {names}; {SKIP_HINT}")
+    if isinstance(record.get("image"), list) and not all(isinstance(image, str) for image in record["image"]):
+        raise BadInput(f"'image' must be a path or a list of paths; {SKIP_HINT}")
+    if "id" in record:
+        record["id"] = str(record["id"])
+    if _key(record, unique) in seen:
+        what = ", ".join(f"{field} {record.get(field)!r}" for field in unique)
+        raise BadInput(f"duplicate {what}; give every record its own {' and '.join(unique)}")
+    return record
+
+
+def _key(record: Record, unique: tuple[str, ...]) -> tuple:
+    return tuple(json.dumps(record.get(field), sort_keys=True) for field in unique)
+
+
+def _id_of(raw: bytes) -> str | None:
+    try:
+        record = json.loads(raw)
+        return str(record["id"]) if isinstance(record, dict) and record.get("id") is not None else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def _images(record: Record) -> list[str]:
+    image = record.get("image")
+    return image if isinstance(image, list) else [image] if image else []
 
 
 def image_paths(record: Record, base: str | Path) -> list[Path]:
     """The record's image paths, resolved against the directory of its JSONL file."""
-    images = record["image"] if isinstance(record["image"], list) else [record["image"]]
-    return [Path(base) / image for image in images]
+    return [Path(base) / image for image in _images(record)]
+
+
+def check_image_paths(record: Record, base: str | Path, *, allow_outside: bool = False) -> list[Path]:
+    """`image_paths`, refusing any that leads out of `base`: `..`, an absolute path, or a symlink
+    pointing elsewhere (a dataset could otherwise make a stage read any file it can reach)."""
+    paths = image_paths(record, base)
+    if allow_outside:
+        return paths
+    root = Path(base).resolve()
+    for image, path in zip(_images(record), paths):
+        if "\x00" in image or not path.resolve().is_relative_to(root):
+            raise BadInput(
+                f"image {image!r} leads outside the dataset's directory; "
+                "move it inside or pass --allow-outside-paths"
+            )
+    return paths
+
+
+def check_records(
+    records: list[Record],
+    base: str | Path | None,
+    *,
+    needs_answer: bool = False,
+    allow_outside_paths: bool = False,
+    skipped: list[Record] | None = None,
+) -> list[Record]:
+    """The records whose images open (inside `base`; not checked without one) and, with `needs_answer`, whose chain of
+    thought has an answer (`prediction` where the record has one, else `answer`).
+
+    Raises `BadInput` naming the first bad record, or, given a `skipped` list, appends
+    `{"id", "reason"}` there for each bad record and returns the good ones.
+    """
+    good = []
+    for record in records:
+        try:
+            for path in check_image_paths(record, base, allow_outside=allow_outside_paths) if base else []:
+                load_image(path)
+            answer = record["prediction"] if "prediction" in record else record.get("answer")
+            if needs_answer and (answer is None or not str(answer).strip()):
+                raise BadInput("the chain of thought has no answer; generate it again, or rerun with --skip-bad")
+        except BadInput as err:
+            if skipped is None:
+                raise BadInput(f"record {record['id']!r}: {err}") from None
+            skipped.append({"id": record["id"], "reason": str(err)})
+            continue
+        good.append(record)
+    return good
 
 
 def load_image(path: str | Path) -> Image.Image:
     """Open an image as RGB; palette, alpha and 16-bit images are converted, broken ones rejected."""
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"{path}: image not found")
+        raise BadInput(f"{path}: image not found; {SKIP_HINT}")
     if path.stat().st_size == 0:
-        raise BadInput(f"{path}: image file is empty")
+        raise BadInput(f"{path}: image file is empty; {SKIP_HINT}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -76,16 +191,20 @@ def load_image(path: str | Path) -> Image.Image:
                 image.load()
                 return to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadInput(f"{path}: image is larger than Pillow's decompression-bomb limit") from None
-    except OSError as err:
-        raise BadInput(f"{path}: not a readable image ({err})") from None
+        raise BadInput(
+            f"{path}: image is larger than Pillow's decompression-bomb limit "
+            f"({Image.MAX_IMAGE_PIXELS} pixels); shrink it, or rerun with --skip-bad"
+        ) from None
+    except Exception as err:  # Pillow's decoders raise many types (OSError, ValueError, SyntaxError, ...)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BadInput(f"{path}: not a readable image ({reason}); {SKIP_HINT}") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode.startswith("I"):
         # 16-bit greyscale: scale to 8 bits rather than clip, so the picture survives.
-        image = image.point(lambda value: value / 256).convert("L")
-    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    if image.mode in ("RGBA", "LA", "P", "PA", "RGBa"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -103,12 +222,17 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> None:
     """Write all records at once: a reader never sees half a file, and an old file survives a crash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    with partial.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    # One temporary file per process: processes writing the same output never share one.
+    partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)
 
 

@@ -16,8 +16,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .encoding import Example, encode
+from .errors import BadInput
 
 IGNORE_INDEX = -100
+# Process r seeds its RNGs with seed + r * RANK_SEED_STRIDE: process 0 draws what a single process draws.
+RANK_SEED_STRIDE = 1_000_003
 
 
 @dataclass
@@ -63,9 +66,18 @@ def fit(
     With a `checkpoint_dir`, the model, optimizer, RNG and log are saved every
     `checkpoint_every` steps and a rerun continues from the last checkpoint, drawing the same
     batches an uninterrupted run would have drawn. Returns the log (one row per `log_every`).
+
+    Under a multi-process launch (see `distributed`) the model is wrapped in DistributedDataParallel:
+    each process draws its own `batch_size` examples from its own RNG (process 0 the ones a single
+    process would draw), gradients are averaged, so a step sees `processes x batch_size` examples;
+    the main process writes the checkpoints and every process returns the same trained model.
     """
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
+    from .distributed import barrier, gather_objects, is_main_process, mean_over_processes, process_count, process_index
+
+    rank, world = process_index(), process_count()
+    seed = config.seed + RANK_SEED_STRIDE * rank
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_schedule(step, config))
@@ -73,20 +85,28 @@ def fit(
     start = 0
     state_path = Path(checkpoint_dir) / "trainer_state.pt" if checkpoint_dir else None
     if state_path and state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location="cpu")
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
+        rngs = state.get("process_rngs", [(state["rng"], state["torch_rng"])])
+        if len(rngs) != world:
+            raise BadInput(
+                f"{state_path} was written by {len(rngs)} process(es); resume with as many, or remove it to restart"
+            )
+        rng.setstate(rngs[rank][0])
+        torch.set_rng_state(rngs[rank][1])
         start, log = state["step"], state["log"]
 
+    forward = _data_parallel(model)
     model.train()
     running = 0.0
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=description)
+    bar = tqdm(
+        range(start, config.steps), initial=start, total=config.steps, desc=description, disable=not is_main_process()
+    )
     for step in bar:
         batch = batch_inputs(processor, sample_examples(rng, config.batch_size))
-        loss = model(**{key: value.to(model.device) for key, value in batch.items()}).loss
+        loss = forward(**{key: value.to(model.device) for key, value in batch.items()}).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
         optimizer.step()
@@ -94,28 +114,46 @@ def fit(
         optimizer.zero_grad(set_to_none=True)
         running += loss.item()
         if (step + 1) % config.log_every == 0:
-            log.append({"step": step + 1, "loss": running / config.log_every, "lr": scheduler.get_last_lr()[0]})
+            loss_mean = mean_over_processes(running / config.log_every)
+            log.append({"step": step + 1, "loss": loss_mean, "lr": scheduler.get_last_lr()[0]})
             bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
             running = 0.0
         done = step + 1 == config.steps
         if state_path and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
-            _save_state(state_path, model, optimizer, scheduler, rng, step + 1, log)
+            rngs = gather_objects((rng.getstate(), torch.get_rng_state()))
+            if is_main_process():
+                _save_state(state_path, model, optimizer, scheduler, rngs, step + 1, log)
+            barrier()
     model.eval()
     return log
 
 
-def _save_state(path: Path, model, optimizer, scheduler, rng, step: int, log: list[dict]) -> None:
+def _data_parallel(model: torch.nn.Module) -> torch.nn.Module:
+    """The model wrapped for data-parallel training when there are several processes, else the model."""
+    from .distributed import process_count
+
+    if process_count() == 1:
+        return model
+    from accelerate import Accelerator
+
+    # Only the model goes through accelerate: a prepared scheduler would step once per process.
+    return Accelerator(cpu=model.device.type == "cpu").prepare_model(model, device_placement=False)
+
+
+def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, log: list[dict]) -> None:
     trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
     state = {
         # Only what training changes: a LoRA checkpoint stays the size of the adapter.
         "model": {k: v for k, v in model.state_dict().items() if k in trainable_names},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": rng.getstate(),
-        "torch_rng": torch.get_rng_state(),
+        "rng": rngs[0][0],
+        "torch_rng": rngs[0][1],
         "step": step,
         "log": log,
     }
+    if len(rngs) > 1:
+        state["process_rngs"] = rngs
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
     torch.save(state, partial)

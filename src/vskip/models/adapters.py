@@ -1,11 +1,17 @@
 """What differs between architectures, and nothing else: one small adapter per family.
 
 Everything else (prompting, generation, scoring, distillation) is shared and asks the adapter.
+Every supported family keeps its language model's settings in `config.text_config`, and its
+language model's attention modules carry `layer_idx` and that text config; what still differs is
+how the image reaches the language model (placeholder tokens in the sequence, or Mllama's
+cross-attention layers) and where LoRA goes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import torch
 
 from ..errors import UnsupportedModel
 
@@ -28,6 +34,45 @@ class Adapter:
             if value is not None:
                 return int(value)
         raise UnsupportedModel(f"{config.model_type}: config names no image token id")
+
+    def image_layers(self, config) -> list[int]:
+        """Language-model layers whose attention can see the image: all, or Mllama's cross-attention ones."""
+        text = config.get_text_config()
+        if self.cross_attention:
+            return sorted(text.cross_attention_layers)
+        return list(range(text.num_hidden_layers))
+
+    def attention_modules(self, model: torch.nn.Module, layers: list[int]) -> dict[torch.nn.Module, int]:
+        """The language model's attention module of each layer in `layers` (Mllama: its cross-attention).
+
+        Found by their config: the vision tower's attention has a config of its own.
+        """
+        text = model.config.get_text_config()
+        wanted = set(layers)
+        found = {
+            module: module.layer_idx
+            for module in model.modules()
+            if getattr(module, "config", None) is text
+            and getattr(module, "layer_idx", None) in wanted
+            and hasattr(module, "q_proj")
+        }
+        if sorted(found.values()) != sorted(wanted):
+            raise UnsupportedModel(f"{config_name(model)}: no attention module found for layers {sorted(wanted)}")
+        return found
+
+    def layer_gates(self, model: torch.nn.Module) -> dict[int, float]:
+        """|tanh(gate)| of each cross-attention layer: how much of its output reaches the residual stream."""
+        if not self.cross_attention:
+            return {}
+        return {
+            module.layer_idx: float(module.cross_attn_attn_gate.detach().float().tanh().abs())
+            for module in model.modules()
+            if hasattr(module, "cross_attn_attn_gate")
+        }
+
+
+def config_name(model: torch.nn.Module) -> str:
+    return getattr(model.config, "model_type", type(model).__name__)
 
 
 _SELF_ATTENTION = r".*language_model.*\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"

@@ -43,17 +43,50 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        raise UnsupportedModel(f"{path}: not a loadable model ({str(err).splitlines()[0]})") from None
+        if "custom code" in str(err):
+            raise UnsupportedModel(
+                f"{path}: the checkpoint runs its own code; pass --trust-remote-code if you trust the source"
+            ) from None
+        raise UnsupportedModel(f"{path}: not a loadable model ({_first_line(err)})") from None
     adapter = adapter_for(config)
     processor = load_processor(path, trust_remote_code=trust_remote_code)
-    model = AutoModelForImageTextToText.from_pretrained(
-        path,
-        dtype=dtype,
-        use_safetensors=None if allow_pickle else True,
-        trust_remote_code=trust_remote_code,
-    )
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+    if not allow_pickle:
+        refuse_pickle(path)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(
+            path,
+            dtype=dtype,
+            use_safetensors=None if allow_pickle else True,
+            trust_remote_code=trust_remote_code,
+        )
+    except OSError as err:
+        raise UnsupportedModel(f"{path}: weights could not be loaded ({_first_line(err)})") from None
+    model.to(device or default_device()).eval()
     return LoadedModel(model, processor, adapter, path)
+
+
+def _first_line(err: BaseException) -> str:
+    """The error's first sentence: transformers' messages go on to advice about the hub."""
+    return (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
+
+
+def default_device() -> torch.device:
+    """This process's device: its own GPU under a multi-process launch, else the GPU if any, else the CPU."""
+    from ..distributed import device
+
+    return device()
+
+
+def refuse_pickle(path: str) -> None:
+    """Pickled weights (`.bin`, `.pt`) can run code when loaded: a directory with only those is refused."""
+    directory = Path(path)
+    if directory.is_dir() and not any(directory.glob("*.safetensors")):
+        pickled = sorted(p.name for p in directory.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl"))
+        if pickled:
+            raise UnsupportedModel(
+                f"{path}: has only pickled weights ({', '.join(pickled)}), which can run code when loaded; "
+                "convert them to safetensors, or pass --allow-pickle if you trust the source"
+            )
 
 
 def load_processor(path: str, *, trust_remote_code: bool = False):
@@ -66,11 +99,17 @@ def load_processor(path: str, *, trust_remote_code: bool = False):
     """
     path = resolve(path)
     try:
-        return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (ImportError, AttributeError, TypeError, ValueError) as err:
-        if is_torchvision_available() or not _has_video_processor(path):
-            raise UnsupportedModel(f"{path}: no usable processor ({str(err).splitlines()[0]})") from None
-    return _image_only_processor(path, trust_remote_code)
+        try:
+            return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            if is_torchvision_available() or not _has_video_processor(path):
+                raise
+        return _image_only_processor(path, trust_remote_code)
+    except (OSError, ImportError, AttributeError, TypeError, ValueError, KeyError) as err:
+        raise UnsupportedModel(
+            f"{path}: no usable processor ({_first_line(err)}); save the model's processor "
+            "(processor.save_pretrained) into the same directory"
+        ) from None
 
 
 def _has_video_processor(path: str) -> bool:

@@ -1,0 +1,61 @@
+"""Accuracy of a model on a vskip-synth split, with and without a chain of thought.
+
+    python benchmarks/bench_accuracy.py --data runs/synth/test.jsonl --out benchmarks/results/accuracy.json
+
+Writes per-family accuracy in `cot` and `direct` modes, the CoT's gain, POPE's yes-ratio and
+CoT length, and prints them as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from vskip.generate import generate
+from vskip.metrics import summarize
+from vskip.models import load_model
+from vskip.records import read_records
+from vskip.report import format_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="vskip-tiny")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", default="benchmarks/results/accuracy.json")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    records = read_records(args.data)
+    loaded = load_model(args.model, device="cpu")
+    work = Path(args.out).with_suffix("")
+    summaries, seconds = {}, {}
+    for mode in ("cot", "direct"):
+        start = time.perf_counter()
+        results = generate(loaded, records, Path(args.data).parent, work / f"{mode}.jsonl", mode=mode,
+                           batch_size=args.batch_size)
+        seconds[mode] = time.perf_counter() - start
+        summaries[mode] = summarize(results)
+    rows = []
+    for task in [*sorted(summaries["cot"]["tasks"]), "overall"]:
+        block = {mode: (summaries[mode]["tasks"][task] if task != "overall" else summaries[mode]["overall"])
+                 for mode in summaries}
+        rows.append({
+            "task": task,
+            "n": block["cot"]["n"],
+            "cot": block["cot"]["accuracy"],
+            "direct": block["direct"]["accuracy"],
+            "cot_gain_points": 100 * (block["cot"]["accuracy"] - block["direct"]["accuracy"]),
+            "cot_tokens_mean": block["cot"]["cot_tokens_mean"],
+            "pope_yes_ratio_cot": block["cot"]["pope_yes_ratio"],
+        })
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"model": args.model, "data": args.data, "rows": rows,
+                                          "seconds": seconds}, indent=2) + "\n")
+    print(format_table(rows, list(rows[0])))
+
+
+if __name__ == "__main__":
+    main()

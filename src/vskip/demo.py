@@ -1,0 +1,159 @@
+"""The main job: the whole V-Skip pipeline on the embedded default, with its report.
+
+    synth data → teacher CoTs (vskip-tiny) → scores → compressed CoTs per method and γ
+    → one LoRA adapter per method → evaluation of every method at every γ, plus `full`
+    (uncompressed CoT) and `direct` (no CoT) → results.json, results.md, plots, report.html
+
+Each step writes its files under the output directory and is skipped when they are already
+there, so an interrupted demo picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .compress import compress_records
+from .distill import DEFAULT_TRAINING, distill
+from .evaluate import EvalSettings, evaluate, load_with_adapter
+from .generate import generate
+from .records import Record, iter_jsonl, read_records, write_jsonl_atomic
+from .report import write_report
+from .score import score_records
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    model: str = "vskip-tiny"
+    seed: int = 0
+    n_distill: int = 150  # training items per family whose teacher CoTs are compressed and distilled
+    n_test: int = 100  # test items per family
+    methods: tuple[str, ...] = ("truncate", "random", "text", "visual", "vskip")
+    ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
+    distill_steps: int = 300
+    batch_size: int = 32
+    latency_items: int = 32
+    examples_per_task: int = 2
+
+
+DEFAULT = DemoConfig()
+QUICK = DemoConfig(
+    n_distill=6, n_test=3, methods=("text", "vskip"), ratios=(0.5,), distill_steps=3, batch_size=8,
+    latency_items=2, examples_per_task=1,
+)
+
+
+def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
+    """Run the pipeline into `out_dir`; returns the path of report.html."""
+    from .models import load_model
+    from .synth import build
+
+    out = Path(out_dir)
+    data = out / "data"
+    if not (data / "test.jsonl").is_file():
+        build(data, seed=config.seed, n_train=config.n_distill, n_val=0, n_test=config.n_test)
+    train = read_records(data / "train.jsonl")
+    test = read_records(data / "test.jsonl")
+    teacher = load_model(config.model)
+
+    # 1. Teacher CoTs on the training items; only correct ones are worth compressing.
+    generated_path = out / "generated.jsonl"
+    if generated_path.is_file():
+        generated = list(iter_jsonl(generated_path))
+    else:
+        generated = generate(teacher, train, data, generated_path, batch_size=config.batch_size)
+    correct = [record for record in generated if record["correct"]]
+
+    # 2. Both saliency paths (and the blind pass, for the information-gain ablation), then every gate.
+    scores_path = out / "scores.jsonl"
+    if not scores_path.is_file():
+        write_jsonl_atomic(scores_path, score_records(teacher, correct, data, blind=True))
+    compressed_path = out / "compressed.jsonl"
+    if not compressed_path.is_file():
+        scored = list(iter_jsonl(scores_path))
+        write_jsonl_atomic(compressed_path, compress_records(scored, config.methods, config.ratios, config.seed))
+    compressed = list(iter_jsonl(compressed_path))
+
+    # 3. References: the teacher with its full CoT, and answering directly.
+    settings = EvalSettings(batch_size=config.batch_size, latency_items=config.latency_items, seed=config.seed)
+    evaluations = out / "eval"
+    full = _evaluated(teacher, test, data, evaluations / "full.json", settings, None)
+    direct = _evaluated(teacher, test, data, evaluations / "direct.json", replace(settings, mode="direct"), full)
+    rows = [_row("full", 1.0, full), _row("direct", 1.0, direct)]
+
+    # 4. One adapter per method serves every γ.
+    training = replace(DEFAULT_TRAINING, steps=config.distill_steps, seed=config.seed)
+    for method in config.methods:
+        adapter = out / "adapters" / method
+        if not (adapter / "adapter_model.safetensors").is_file():
+            distill(config.model, compressed, data, adapter, method=method, training=training)
+        student = None
+        for ratio in config.ratios:
+            path = evaluations / f"{method}-{ratio}.json"
+            if not path.is_file() and student is None:
+                student = load_with_adapter(config.model, adapter)
+            results = _evaluated(student, test, data, path, replace(settings, ratio=ratio), full)
+            rows.append(_row(method, ratio, results))
+
+    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "demo_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    examples = _examples(teacher, test, data, evaluations, config)
+    return write_report(out, rows, examples, title="vskip demo: V-Skip on vskip-synth with vskip-tiny")["report.html"]
+
+
+def _evaluated(loaded, records, data, path: Path, settings: EvalSettings, baseline: dict | None) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return evaluate(loaded, records, data, path, settings=settings, baseline=baseline)
+
+
+def _row(method: str, ratio: float, results: dict) -> dict:
+    return {
+        "method": method,
+        "ratio": ratio,
+        **{key: value for key, value in results.items() if key not in ("cot_tokens_by_id", "model", "mode")},
+    }
+
+
+def _examples(teacher, test: list[Record], data: Path, evaluations: Path, config: DemoConfig) -> list[dict]:
+    """Test items the teacher got right, each shown with every method's keep mask over its CoT."""
+    full_items = {item["id"]: item for item in iter_jsonl(evaluations / "full.items.jsonl")}
+    chosen: list[Record] = []
+    for task in sorted({record["task"] for record in test}):
+        right = [full_items[r["id"]] for r in test if r["task"] == task and full_items[r["id"]]["correct"]]
+        chosen += right[: config.examples_per_task]
+    if not chosen:
+        return []
+    scored = score_records(teacher, chosen, data, progress=False)
+    masks = compress_records(scored, config.methods, config.ratios, config.seed)
+    runs = {
+        (method, ratio): {item["id"]: item for item in iter_jsonl(evaluations / f"{method}-{ratio}.items.jsonl")}
+        for method in config.methods
+        for ratio in config.ratios
+    }
+    examples = []
+    for record in scored:
+        lower = [word.strip(".,!?;:").lower() for word in record["words"]]
+        anchors = {str(entry["word"]).lower() for entry in record.get("visual_words", [])}
+        methods = [{"method": "full", "ratio": 1.0, "keep": [True] * len(record["words"]),
+                    "generated_cot": record["cot"], "prediction": record["prediction"],
+                    "correct": record["correct"]}]
+        for mask in (m for m in masks if m["id"] == record["id"]):
+            generated = runs[(mask["method"], mask["ratio"])].get(record["id"], {})
+            methods.append({"method": mask["method"], "ratio": mask["ratio"], "keep": mask["keep"],
+                            "generated_cot": generated.get("cot"), "prediction": generated.get("prediction"),
+                            "correct": generated.get("correct")})
+        examples.append({
+            "id": record["id"],
+            "image_path": str(data / record["image"]),
+            "question": record["question"],
+            "answer": record["answer"],
+            "task": record["task"],
+            "words": record["words"],
+            "word_text_score": record["word_text_score"],
+            "word_visual_score": record["word_visual_score"],
+            "visual_word_indices": [i for i, word in enumerate(lower) if word in anchors],
+            "methods": methods,
+        })
+    return examples

@@ -1,0 +1,297 @@
+"""Every adapter on a tiny random model of its real transformers class: the captured visual path
+equals the same formula computed from eager `output_attentions`."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from vskip import prompts
+from vskip.encoding import Example, chat_prompt, encode
+from vskip.errors import UnsupportedModel
+from vskip.models import adapter_for, supported_model_types
+from vskip.score import capture_visual_mass, score_batch
+
+VOCAB = 96
+IMAGE = 90  # image placeholder token id in the hand-built inputs
+TEXT = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+
+
+def _sequences(n_image: int, n_images: int = 1, lengths=(24, 19)):
+    """Two right-padded rows: text, `n_images` runs of `n_image` image tokens, then text (the scored part)."""
+    generator = torch.Generator().manual_seed(1)
+    width = max(lengths)
+    ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = torch.randint(3, 80, (length,), generator=generator)
+        for image in range(n_images):
+            start = 2 + image * (n_image + 1)
+            ids[row, start : start + n_image] = IMAGE
+        mask[row, :length] = 1
+    first_text = 2 + n_images * (n_image + 1)
+    positions = [list(range(first_text, length)) for length in lengths]
+    return ids, mask, positions
+
+
+def _qwen_vision_inputs(n_images_rows: int, grid=(1, 4, 4)):
+    t, h, w = grid
+    patches = torch.randn(n_images_rows * t * h * w, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(2))
+    return patches, torch.tensor([grid] * n_images_rows)
+
+
+def build_qwen2_5_vl():
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = Qwen2_5_VLConfig(
+        text_config=dict(TEXT, rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[1, 1, 2])),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=32,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        ),
+        image_token_id=IMAGE,
+        video_token_id=91,
+        vision_start_token_id=92,
+        vision_end_token_id=93,
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    ids, mask, positions = _sequences(4)
+    pixels, grid = _qwen_vision_inputs(2)
+    inputs = dict(
+        input_ids=ids,
+        attention_mask=mask,
+        pixel_values=pixels,
+        image_grid_thw=grid,
+        mm_token_type_ids=(ids == IMAGE).long(),
+    )
+    return model, inputs, positions
+
+
+def build_llava():
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    config = LlavaConfig(
+        vision_config=dict(
+            model_type="clip_vision_model",
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=28,
+            patch_size=14,
+        ),
+        text_config=dict(TEXT, model_type="llama"),
+        image_token_index=IMAGE,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    model = LlavaForConditionalGeneration(config)
+    ids, mask, positions = _sequences(4)  # (28 / 14)^2 patches, CLS dropped
+    pixels = torch.randn(2, 3, 28, 28, generator=torch.Generator().manual_seed(3))
+    return model, dict(input_ids=ids, attention_mask=mask, pixel_values=pixels), positions
+
+
+def build_idefics3():
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration
+
+    config = Idefics3Config(
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=56,
+            patch_size=14,
+        ),
+        text_config=dict(TEXT, model_type="llama"),
+        image_token_id=IMAGE,
+        scale_factor=2,
+    )
+    model = Idefics3ForConditionalGeneration(config)
+    ids, mask, positions = _sequences(4)  # (56 / 14)^2 = 16 patches, pixel-shuffled by 2 -> 4 tokens
+    pixels = torch.randn(2, 1, 3, 56, 56, generator=torch.Generator().manual_seed(4))
+    return model, dict(input_ids=ids, attention_mask=mask, pixel_values=pixels), positions
+
+
+def build_mllama():
+    from transformers import MllamaConfig, MllamaForConditionalGeneration
+
+    config = MllamaConfig(
+        vision_config=dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_global_layers=1,
+            attention_heads=2,
+            intermediate_size=64,
+            vision_output_dim=64,
+            intermediate_layers_indices=[0],
+            image_size=28,
+            patch_size=14,
+            max_num_tiles=2,
+            supported_aspect_ratios=[[1, 1], [1, 2]],
+        ),
+        text_config=dict(TEXT, num_hidden_layers=4, cross_attention_layers=[1, 3], rope_parameters=None),
+        image_token_index=IMAGE,
+    )
+    model = MllamaForConditionalGeneration(config)
+    with torch.no_grad():  # random init closes the gates (tanh 0 = no image); open them to differing widths
+        for value, module in zip(
+            (0.4, -0.9), (m for m in model.modules() if hasattr(m, "cross_attn_attn_gate")), strict=True
+        ):
+            module.cross_attn_attn_gate.fill_(value)
+    ids, mask, positions = _sequences(1)
+    # Row 0's image has two tiles, row 1's one tile and one padding tile.
+    cross = torch.zeros(2, ids.shape[1], 1, 2, dtype=torch.long)
+    cross[0, 2:, 0, :] = 1
+    cross[1, 2:, 0, 0] = 1
+    cross[mask == 0] = 0
+    inputs = dict(
+        input_ids=ids,
+        attention_mask=mask,
+        pixel_values=torch.randn(2, 1, 2, 3, 28, 28, generator=torch.Generator().manual_seed(5)),
+        aspect_ratio_ids=torch.tensor([[2], [1]]),
+        aspect_ratio_mask=torch.tensor([[[1, 1]], [[1, 0]]]),
+        cross_attention_mask=cross,
+    )
+    return model, inputs, positions
+
+
+def build_qwen2_vl(tiny_processor):
+    """The Qwen2-VL path end to end: the project's processor builds the inputs."""
+    from vskip.models.tiny import TinyConfig, build_model
+
+    model = build_model(
+        tiny_processor.tokenizer,
+        TinyConfig(
+            vocab_size=400,
+            text_hidden=64,
+            text_layers=3,
+            text_heads=4,
+            text_kv_heads=2,
+            text_intermediate=64,
+            vision_embed=32,
+            vision_depth=1,
+            vision_heads=2,
+        ),
+    )
+    examples = [
+        Example(
+            [Image.new("RGB", (112, 112), colour)],
+            chat_prompt(tiny_processor, question, "cot"),
+            prompts.response(cot, "2"),
+        )
+        for colour, question, cot in [
+            ("red", "Is there a red star?", "The star is red. The red objects are the circle."),
+            ("blue", "How many?", "That makes 2."),
+        ]
+    ]
+    encoded = encode(tiny_processor, examples)
+    positions = [list(range(span.start, span.stop)) for span in encoded.reply_spans]
+    return model, encoded.inputs, positions
+
+
+BUILDERS = {
+    "qwen2_vl": build_qwen2_vl,
+    "qwen2_5_vl": build_qwen2_5_vl,
+    "llava": build_llava,
+    "idefics3": build_idefics3,
+    "mllama": build_mllama,
+}
+
+
+def eager_visual_mass(model, adapter, inputs, positions, key_layers) -> list[list[float]]:
+    """The visual path from eager `output_attentions`, by the same formula as the capture."""
+    model.set_attn_implementation({"text_config": "eager"})
+    try:
+        with torch.no_grad():
+            attentions = model(**inputs, output_attentions=True, use_cache=False).attentions
+    finally:
+        model.set_attn_implementation({"text_config": "sdpa"})
+    gates = adapter.layer_gates(model)
+    result = []
+    for b, rows in enumerate(positions):
+        per_layer = []
+        for layer in key_layers:
+            weights = attentions[layer][b][:, rows].double()  # (H, Q, keys)
+            if adapter.cross_attention:
+                tiles = inputs["cross_attention_mask"][b][rows].flatten(1)  # (Q, images x tiles)
+                real = tiles.repeat_interleave(weights.shape[-1] // tiles.shape[-1], dim=-1).bool()
+                p = weights * real
+                p = p / p.sum(-1, keepdim=True)
+                entropy = -(p * p.clamp_min(1e-300).log()).sum(-1)
+                n = real.sum(-1).double()
+                value = (1 - entropy / n.log()) * gates[layer] * real.any(-1)
+            else:
+                value = weights[..., inputs["input_ids"][b] == adapter.image_token_id(model.config)].sum(-1)
+            per_layer.append(value)
+        result.append(torch.stack(per_layer).mean(0).amax(0).tolist())
+    return result
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_captured_visual_mass_equals_eager_attention(family, tiny_processor):
+    torch.manual_seed(0)
+    builder = BUILDERS[family]
+    model, inputs, positions = builder(tiny_processor) if family == "qwen2_vl" else builder()
+    model.eval()
+    adapter = adapter_for(model.config)
+    assert adapter.name == family
+    key_layers = adapter.image_layers(model.config)  # every layer that sees the image
+    captured = score_batch(model, adapter, inputs, positions, key_layers=key_layers).visual_mass
+    expected = eager_visual_mass(model, adapter, inputs, positions, key_layers)
+    error = max(
+        abs(a - e)
+        for rows_a, rows_e in zip(captured, expected, strict=True)
+        for a, e in zip(rows_a, rows_e, strict=True)
+    )
+    assert error < 1e-4, f"{family}: max error {error:.2e}"
+    assert max(max(row) for row in captured) > 0  # the image is seen: the check is not vacuous
+    assert model.config.get_text_config()._attn_implementation == "sdpa"  # restored
+
+
+def test_unpadded_rows_use_the_causal_mask(tiny_random):
+    """One unpadded sequence: SDPA gets no mask at all, and the capture must add the causal one itself."""
+    model, adapter, processor = tiny_random.model, tiny_random.adapter, tiny_random.processor
+    example = Example(
+        [Image.new("RGB", (112, 112), "red")],
+        chat_prompt(processor, "Is there a red star?", "cot"),
+        prompts.response("The star is red.", "yes"),
+    )
+    encoded = encode(processor, [example])
+    positions = [list(range(encoded.reply_spans[0].start, encoded.reply_spans[0].stop))]
+    captured = score_batch(model, adapter, encoded.inputs, positions, key_layers=[0, 1]).visual_mass
+    expected = eager_visual_mass(model, adapter, encoded.inputs, positions, [0, 1])
+    assert max(abs(a - e) for a, e in zip(captured[0], expected[0], strict=True)) < 1e-4
+
+
+def test_capture_restores_the_attention_implementation_after_an_error(tiny_random):
+    model, adapter = tiny_random.model, tiny_random.adapter
+    with pytest.raises(RuntimeError), capture_visual_mass(model, adapter, [1]):
+        raise RuntimeError("boom")
+    assert model.config.get_text_config()._attn_implementation == "sdpa"
+
+
+def test_unsupported_architecture_names_the_supported_ones():
+    with pytest.raises(UnsupportedModel) as err:
+        adapter_for(SimpleNamespace(model_type="blip_2"))
+    for model_type in supported_model_types():
+        assert model_type in str(err.value)

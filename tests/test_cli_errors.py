@@ -1,0 +1,272 @@
+"""Every bad input through the CLI: one line naming the file or record and what to do, exit code 2,
+no traceback, and an earlier output file left as it was. Writes benchmarks/results/bad_inputs.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vskip.cli import main
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bad_inputs.md"
+EARLIER = '{"id": "earlier", "note": "written by an earlier run"}\n'
+GOOD = {"id": "a", "image": "images/a.png", "question": "Is there a red circle?", "answer": "yes"}
+COT = {**GOOD, "cot": "I see a red circle.", "prediction": "yes"}
+
+
+def png(colour: str = "red", mode: str = "RGB", size: int = 112) -> Image.Image:
+    return Image.new(mode, (size, size), colour)
+
+
+def sixteen_bit() -> Image.Image:
+    return Image.fromarray((np.arange(112 * 112).reshape(112, 112) * 5 % 65535).astype(np.uint16))
+
+
+def png_bytes(image: Image.Image | None = None) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    (image or png()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Workspace:
+    """Files for one case under `root`: a dataset directory, models, and the output."""
+
+    def __init__(self, root: Path, model: Path):
+        self.root, self.model = root, model
+        self.data = root / "data"
+        (self.data / "images").mkdir(parents=True)
+
+    def dataset(self, records=(GOOD,), images=None, raw: bytes | None = None, name="data.jsonl") -> str:
+        for image, content in {"a.png": png(), **(images or {})}.items():
+            path = self.data / "images" / image
+            path.write_bytes(content) if isinstance(content, bytes) else content.save(path)
+        path = self.data / name
+        path.write_bytes(raw if raw is not None else "".join(json.dumps(r) + "\n" for r in records).encode())
+        return str(path)
+
+    def out(self, name="out.jsonl") -> str:
+        path = self.root / name
+        path.write_text(EARLIER)
+        return str(path)
+
+    def model_copy(self, drop: tuple[str, ...] = ()) -> str:
+        path = self.root / "model"
+        shutil.copytree(self.model, path)
+        for name in drop:
+            (path / name).unlink()
+        return str(path)
+
+    def generate(self, *extra: str, **dataset) -> list[str]:
+        return ["generate", "--data", self.dataset(**dataset), "--out", self.out(), "--max-new-tokens", "4", *extra]
+
+
+def pickle_only(ws: Workspace) -> list[str]:
+    import torch
+    from safetensors.torch import load_file
+
+    model = Path(ws.model_copy())
+    torch.save(load_file(model / "model.safetensors"), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    return ws.generate("--model", str(model))
+
+
+def config_only(ws: Workspace, config: dict) -> list[str]:
+    (ws.root / "model").mkdir()
+    (ws.root / "model" / "config.json").write_text(json.dumps(config))
+    return ws.generate("--model", str(ws.root / "model"))
+
+
+def foreign_adapter(ws: Workspace) -> list[str]:
+    """A LoRA adapter made for a Qwen2-VL of another width."""
+    from conftest import CORPUS, SMALL
+    from peft import LoraConfig, get_peft_model
+
+    from vskip.models import adapter_for
+    from vskip.models.tiny import build_model, build_processor, build_tokenizer
+
+    processor = build_processor(build_tokenizer(CORPUS * 20, SMALL.vocab_size))
+    other = build_model(processor.tokenizer, dataclasses.replace(SMALL, text_hidden=32, text_intermediate=64), seed=1)
+    lora = LoraConfig(r=4, target_modules=adapter_for(other.config).lora_target_regex, task_type="CAUSAL_LM")
+    get_peft_model(other, lora).save_pretrained(ws.root / "adapter")
+    return ["evaluate", "--model", str(ws.model), "--adapter", str(ws.root / "adapter"), "--data", ws.dataset(),
+            "--out", ws.out("results.json")]
+
+
+def outside(ws: Workspace, image: str) -> list[str]:
+    png().save(ws.root / "outside.png")
+    (ws.data / "images" / "link.png").symlink_to(ws.root / "outside.png")
+    return ws.generate(records=[{**GOOD, "image": image.format(root=ws.root)}])
+
+
+# (what was tried, argv for a Workspace, part of the expected message)
+BAD_INPUTS: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
+    ("dataset file missing", lambda ws: ["generate", "--data", str(ws.root / "none.jsonl"), "--out", ws.out()],
+     "no such file"),
+    ("image missing", lambda ws: ws.generate(records=[{**GOOD, "image": "images/none.png"}]), "image not found"),
+    ("zero-byte image", lambda ws: ws.generate(images={"a.png": b""}), "image file is empty"),
+    ("corrupt image", lambda ws: ws.generate(images={"a.png": b"\x89PNG\r\n\x1a\nnot really"}), "not a readable image"),
+    ("truncated image", lambda ws: ws.generate(images={"a.png": png_bytes(sixteen_bit())[:300]}),
+     "not a readable image"),
+    ("image over the decompression-bomb limit (MAX_IMAGE_PIXELS=1000)", lambda ws: ws.generate(),
+     "decompression-bomb limit"),
+    ("empty question", lambda ws: ws.generate(records=[{**GOOD, "question": "  "}]), ":1: record has no 'question'"),
+    ("question not a string", lambda ws: ws.generate(records=[{**GOOD, "question": ["a"]}]), "'question' must be"),
+    ("image not a path", lambda ws: ws.generate(records=[{**GOOD, "image": 5}]), "'image' must be"),
+    ("duplicate ids", lambda ws: ws.generate(records=[GOOD, GOOD]), ":2: duplicate id 'a'"),
+    ("invalid JSON on line 2", lambda ws: ws.generate(raw=json.dumps(GOOD).encode() + b'\n{"id": "b",\n'),
+     ":2: invalid JSON"),
+    ("record not a JSON object", lambda ws: ws.generate(raw=b"[1, 2]\n"), ":1: a record must be a JSON object"),
+    ("non-UTF-8 text", lambda ws: ws.generate(raw=json.dumps(GOOD).encode()[:-2] + b' caf\xe9"}\n'),
+     ":1: not UTF-8 text"),
+    ("image path with ..", lambda ws: outside(ws, "../outside.png"), "leads outside the dataset's directory"),
+    ("absolute image path", lambda ws: outside(ws, "{root}/outside.png"), "leads outside the dataset's directory"),
+    ("symlink leaving the dataset", lambda ws: outside(ws, "images/link.png"), "leads outside the dataset's directory"),
+    ("score: CoT with no answer",
+     lambda ws: ["score", "--data", ws.dataset(records=[{**COT, "prediction": None}]), "--out", ws.out()],
+     "has no answer"),
+    ("compress: CoT with no answer",
+     lambda ws: ["compress", "--scores", ws.dataset(records=[{**COT, "prediction": None, "words": ["I"]}]),
+                 "--out", ws.out()], "has no answer"),
+    ("distill: CoT with no answer",
+     lambda ws: ["distill", "--data", ws.dataset(records=[{
+         **COT, "prediction": None, "answer": None, "compressed_cot": "red circle", "method": "vskip", "ratio": 0.5}]),
+         "--out", ws.out("adapter")], "has no answer"),
+    ("--ratios 0,0.5", lambda ws: ["compress", "--scores", ws.dataset(), "--ratios", "0,0.5", "--out", ws.out()],
+     "ratio 0.0 is outside (0, 1]"),
+    ("--ratios nan", lambda ws: ["compress", "--scores", ws.dataset(), "--ratios", "nan", "--out", ws.out()],
+     "ratio nan is outside (0, 1]"),
+    ("--ratio 1.5", lambda ws: ["evaluate", "--data", ws.dataset(), "--ratio", "1.5", "--out", ws.out()],
+     "ratio 1.5 is outside (0, 1]"),
+    ("--ratio nan", lambda ws: ["evaluate", "--data", ws.dataset(), "--ratio", "nan", "--out", ws.out()],
+     "ratio nan is outside (0, 1]"),
+    ("--ratio abc", lambda ws: ["evaluate", "--data", ws.dataset(), "--ratio", "abc", "--out", ws.out()],
+     "'abc' is not a number"),
+    ("unknown architecture (model_type bert)", lambda ws: config_only(ws, {"model_type": "bert"}),
+     "model type 'bert' is not supported"),
+    ("remote code without --trust-remote-code",
+     lambda ws: config_only(ws, {"model_type": "my_vlm", "auto_map": {"AutoConfig": "my_vlm.MyConfig"}}),
+     "pass --trust-remote-code"),
+    ("model directory without a processor",
+     lambda ws: ws.generate("--model", ws.model_copy(drop=("processor_config.json", "tokenizer.json"))),
+     "no usable processor"),
+    ("only pickled weights (pytorch_model.bin)", pickle_only, "pass --allow-pickle"),
+    ("adapter for another base model (evaluate --adapter)", foreign_adapter, "adapter does not fit"),
+    ("adapter directory without adapter_config.json",
+     lambda ws: ["evaluate", "--model", str(ws.model), "--adapter", str(ws.root), "--data", ws.dataset(),
+                 "--out", ws.out("results.json")], "not a PEFT adapter directory"),
+]
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse's usage errors
+        code = exit.code
+    return code, capsys.readouterr().err
+
+
+def test_every_bad_input_gives_one_line_and_exit_code_2(saved_tiny, tmp_path, capsys, monkeypatch):
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    rows, failures = [], []
+    for number, (what, build, expected) in enumerate(BAD_INPUTS):
+        root = tmp_path / str(number)
+        ws = Workspace(root, saved_tiny)
+        argv = build(ws)
+        out = Path(argv[argv.index("--out") + 1])
+        with monkeypatch.context() as patch:
+            if "decompression" in what:
+                patch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+            code, err = run_cli(argv, capsys)
+        lines = [line for line in err.splitlines() if line.strip()]
+        message = lines[-1] if lines else ""
+        shown = message.replace(str(root), "DIR").replace(str(saved_tiny), "MODEL").replace("|", "/").replace("`", "'")
+        rows.append((what, argv[0], code, shown))
+        problems = []
+        if code != 2:
+            problems.append(f"exit code {code}")
+        if expected not in message or "Traceback" in err or sum("error:" in line for line in lines) != 1:
+            problems.append(f"message {err!r}")
+        if out.is_file() and out.read_text() != EARLIER:
+            problems.append("earlier output changed")
+        if problems:
+            failures.append(f"{what}: {'; '.join(problems)}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        "# Bad inputs through the CLI\n\nGenerated by `tests/test_cli_errors.py`; DIR is the case's directory, "
+        "MODEL a tiny random Qwen2-VL.\n\n"
+        "| input | command | exit | message (stderr) |\n|---|---|---|---|\n"
+        + "".join(f"| {w} | `{c}` | {code} | `{m}` |\n" for w, c, code, m in rows)
+    )
+    assert not failures, "\n".join(failures)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from vskip.errors import BadInput
+
+    with pytest.raises(BadInput, match="no such file"):
+        main(["--debug", "generate", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "out.jsonl")])
+
+
+def test_palette_alpha_and_16_bit_images_are_converted_end_to_end(saved_tiny, tmp_path, capsys):
+    ws = Workspace(tmp_path, saved_tiny)
+    images = {
+        "p.png": png(mode="RGB").convert("P", palette=Image.Palette.ADAPTIVE),
+        "rgba.png": png("blue", mode="RGBA"),
+        "la.png": png(0, mode="LA"),
+        "g16.png": sixteen_bit(),
+        "cmyk.jpg": png(mode="CMYK"),
+    }
+    records = [{**GOOD, "id": name, "image": f"images/{name}"} for name in images]
+    code, err = run_cli(ws.generate("--model", str(saved_tiny), records=records, images=images), capsys)
+    assert code == 0, err
+    out = [json.loads(line) for line in Path(ws.root / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in out] == list(images)
+    assert {Image.open(ws.data / "images" / name).mode for name in images} >= {"P", "RGBA", "LA", "I;16", "CMYK"}
+
+
+def test_skip_bad_sets_bad_records_aside_and_keeps_the_good(saved_tiny, tmp_path, capsys):
+    ws = Workspace(tmp_path, saved_tiny)
+    lines = [
+        json.dumps(GOOD),
+        json.dumps({**GOOD, "id": "b", "image": "images/none.png"}),
+        '{"id": "c",',
+        json.dumps({**GOOD, "id": "d", "image": "images/empty.png"}),
+        json.dumps(GOOD),
+        json.dumps({**GOOD, "id": "e", "image": "../outside.png"}),
+        json.dumps({**GOOD, "id": "f"}),
+    ]
+    data = ws.dataset(raw="\n".join(lines).encode(), images={"empty.png": b""})
+    argv = ["generate", "--model", str(saved_tiny), "--data", data, "--out", str(tmp_path / "gen.jsonl"),
+            "--max-new-tokens", "4", "--skip-bad"]
+    code, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in (tmp_path / "gen.jsonl").read_text().splitlines()] == ["a", "f"]
+    skipped = [json.loads(line) for line in (tmp_path / "gen.skipped.jsonl").read_text().splitlines()]
+    assert [(s.get("line"), s.get("id")) for s in skipped] == [(3, None), (5, "a"), (None, "b"), (None, "d"),
+                                                               (None, "e")]
+    assert "duplicate id" in skipped[1]["reason"] and "image not found" in skipped[2]["reason"]
+    assert "skipped 5 bad record(s)" in err
+
+
+def test_allow_outside_paths_lets_an_image_leave_the_dataset(saved_tiny, tmp_path, capsys):
+    ws = Workspace(tmp_path, saved_tiny)
+    argv = outside(ws, "../outside.png") + ["--model", str(saved_tiny), "--allow-outside-paths"]
+    code, err = run_cli(argv, capsys)
+    assert code == 0, err
+
+
+def test_allow_pickle_loads_pickled_weights(saved_tiny, tmp_path, capsys):
+    argv = pickle_only(Workspace(tmp_path, saved_tiny)) + ["--allow-pickle"]
+    code, err = run_cli(argv, capsys)
+    assert code == 0, err

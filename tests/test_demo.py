@@ -1,0 +1,36 @@
+"""The main job end to end, in its quick form, on the shipped model."""
+
+import json
+
+import pytest
+
+from vskip.cli import main
+from vskip.models import TINY_DIR
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained"),
+]
+
+KEYS = ("method", "ratio", "n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
+        "hallucination_rate", "pope_f1", "pope_yes_ratio")
+
+
+def test_quick_demo_writes_every_artifact_and_resumes(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    assert str(out / "report.html") in capsys.readouterr().out
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["method"], r["ratio"]) for r in rows] == [("full", 1.0), ("direct", 1.0), ("text", 0.5),
+                                                          ("vskip", 0.5)]
+    assert all(key in row for row in rows for key in KEYS)
+    for name in ("results.md", "pareto.png", "latency.png", "report.html", "compressed.jsonl"):
+        assert (out / name).stat().st_size > 0
+    for method in ("text", "vskip"):
+        assert (out / "adapters" / method / "adapter_model.safetensors").is_file()
+    html = (out / "report.html").read_text()
+    assert "<s" in html and "http://" not in html and "https://" not in html
+    # A second run finds every stage done and only rewrites the report.
+    before = (out / "eval" / "vskip-0.5.json").stat().st_mtime_ns
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    assert (out / "eval" / "vskip-0.5.json").stat().st_mtime_ns == before

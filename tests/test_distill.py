@@ -1,0 +1,81 @@
+import json
+
+import pytest
+from peft import PeftModel
+from safetensors import safe_open
+
+from vskip.distill import distill, training_pairs
+from vskip.errors import BadInput
+from vskip.evaluate import load_with_adapter
+from vskip.models import load_model
+from vskip.models.tiny import save_processor
+from vskip.records import read_records
+from vskip.training import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def base_dir(tiny_random, tmp_path_factory):
+    path = tmp_path_factory.mktemp("base")
+    tiny_random.model.save_pretrained(path)
+    save_processor(tiny_random.processor, path)
+    return path
+
+
+def compressed(records):
+    out = []
+    for record in records:
+        words = record["cot"].split()
+        for ratio in (0.5, 1.0):
+            keep = [i < len(words) * ratio for i in range(len(words))]
+            kept = " ".join(w for w, k in zip(words, keep) if k)
+            out.append({**record, "method": "vskip", "ratio": ratio, "compressed_cot": kept, "keep": keep})
+    return out
+
+
+@pytest.fixture(scope="module")
+def adapter(base_dir, tmp_path_factory, request):
+    data = request.getfixturevalue("image_dataset_module")
+    out = tmp_path_factory.mktemp("adapter")
+    distill(str(base_dir), compressed(read_records(data)), data.parent, out,
+            training=TrainConfig(steps=3, batch_size=2, warmup_steps=1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def image_dataset_module(tmp_path_factory):
+    from conftest import write_image_dataset
+
+    return write_image_dataset(tmp_path_factory.mktemp("data"))
+
+
+def test_adapter_is_peft_format_on_language_attention_only(adapter, base_dir):
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == 16 and config["lora_alpha"] == 32 and config["peft_type"] == "LORA"
+    assert config["base_model_name_or_path"] == str(base_dir)
+    with safe_open(adapter / "adapter_model.safetensors", "pt") as weights:
+        names = list(weights.keys())
+    assert names and all("language_model" in name and "self_attn" in name for name in names)
+    assert {name.split(".")[-3] for name in names} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert not (adapter / "checkpoint").exists()
+    info = json.loads((adapter / "vskip_adapter.json").read_text())
+    assert info["method"] == "vskip" and info["ratios"] == [0.5, 1.0]
+
+
+def test_adapter_loads_with_peft_and_merges_for_inference(adapter, base_dir):
+    loaded = load_model(str(base_dir), device="cpu")
+    assert isinstance(PeftModel.from_pretrained(loaded.model, str(adapter)), PeftModel)
+    merged = load_with_adapter(str(base_dir), adapter)
+    assert not any("lora" in name for name, _ in merged.model.named_parameters())
+
+
+def test_uncompressed_cot_is_always_among_the_targets(image_dataset_module):
+    records = read_records(image_dataset_module)
+    half = [r for r in compressed(records) if r["ratio"] == 0.5]
+    pairs = training_pairs(half, "vskip")
+    assert sorted({ratio for _, ratio, _ in pairs}) == [0.5, 1.0]
+    assert len(pairs) == 2 * len(records)
+
+
+def test_a_method_missing_from_the_file_is_named(image_dataset_module):
+    with pytest.raises(BadInput, match="no compressed records for method 'text'"):
+        training_pairs(compressed(read_records(image_dataset_module)), "text")

@@ -1,0 +1,148 @@
+"""Data parallel stages and training on several processes, and training that resumes where it stopped."""
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vskip.encoding import Example, chat_prompt
+from vskip.errors import BadInput
+from vskip.prompts import response
+from vskip.records import image_paths, iter_jsonl, load_image, read_records
+from vskip.training import TrainConfig, fit
+
+ACCELERATE = str(Path(sys.executable).parent / "accelerate")
+
+
+def launch(processes: int, *vskip_args: str) -> subprocess.CompletedProcess:
+    """`accelerate launch --multi_gpu --num_processes N -m vskip.cli ...`: N processes (on CPU here) over gloo."""
+    with socket.socket() as probe:  # a free port, so parallel test runs don't collide
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
+               "-m", "vskip.cli", *vskip_args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def without_timing(records):
+    return [{k: v for k, v in record.items() if k != "latency_s"} for record in records]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from conftest import write_image_dataset
+
+    path = write_image_dataset(tmp_path_factory.mktemp("data"))
+    records = read_records(path)
+    # Seven records, so the two shards differ in size.
+    more = [{**record, "id": f"{record['id']}-{copy}"} for copy in range(2) for record in records] + records[:1]
+    path.write_text("".join(json.dumps(record) + "\n" for record in more))
+    return path
+
+
+@pytest.mark.slow
+def test_generate_on_two_processes_writes_what_one_process_writes(saved_tiny, dataset, tmp_path):
+    args = ["--model", str(saved_tiny), "--data", str(dataset), "--batch-size", "2", "--max-new-tokens", "12"]
+    one = subprocess.run([sys.executable, "-m", "vskip.cli", "generate", *args, "--out", str(tmp_path / "one.jsonl")],
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = launch(2, "generate", *args, "--out", str(tmp_path / "two.jsonl"))
+    assert two.returncode == 0, two.stderr
+    assert "0/4" in two.stderr  # the main process's shard: every other record of seven
+    one_records, two_records = list(iter_jsonl(tmp_path / "one.jsonl")), list(iter_jsonl(tmp_path / "two.jsonl"))
+    assert len(one_records) == 7 and without_timing(two_records) == without_timing(one_records)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "two.jsonl"]
+
+
+@pytest.mark.slow
+def test_distill_on_two_processes_saves_one_adapter(saved_tiny, dataset, tmp_path):
+    from vskip.evaluate import load_with_adapter
+
+    compressed = tmp_path / "compressed.jsonl"
+    rows = [{**record, "prediction": record["answer"], "method": "vskip", "ratio": ratio,
+             "compressed_cot": " ".join(record["cot"].split()[:3]) if ratio < 1 else record["cot"]}
+            for record in read_records(dataset) for ratio in (0.5, 1.0)]
+    rows = [{**row, "image": str(Path("..") / dataset.parent.name / row["image"])} for row in rows]
+    compressed.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "adapter"
+    result = launch(2, "distill", "--model", str(saved_tiny), "--data", str(compressed), "--out", str(out),
+                    "--steps", "2", "--allow-outside-paths")
+    assert result.returncode == 0, result.stderr
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "checkpoint").exists()
+    info = json.loads((out / "vskip_adapter.json").read_text())
+    assert info["training"]["steps"] == 2 and info["examples"] == 14
+    loaded = load_with_adapter(str(saved_tiny), out)
+    assert not any("lora" in name for name, _ in loaded.model.named_parameters())  # merged
+
+
+def test_a_one_process_cpu_launch_says_how_to_get_more(tmp_path):
+    env = {**os.environ, "ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    env.pop("WORLD_SIZE", None)
+    code = "from vskip.distributed import process_count; print(process_count())"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "1"
+    assert "--multi_gpu --num_processes N" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Training resumes where it stopped.
+
+
+class Stop(Exception):
+    pass
+
+
+def train(tiny_processor, dataset, config: TrainConfig, checkpoint_dir, stop_at: int | None = None):
+    """Train a fresh tiny model; `stop_at`: raise when drawing that step's batch, as a kill would."""
+    from conftest import SMALL
+
+    from vskip.models.tiny import build_model
+
+    records = read_records(dataset)
+    model = build_model(tiny_processor.tokenizer, SMALL, seed=0)
+    draws = []
+
+    def sample_examples(rng: random.Random, n: int) -> list[Example]:
+        if len(draws) == stop_at:
+            raise Stop
+        draws.append(None)
+        chosen = rng.choices(records, k=n)
+        return [
+            Example([load_image(image_paths(r, dataset.parent)[0])],
+                    chat_prompt(tiny_processor, r["question"], "cot"), response(r["cot"], r["answer"]))
+            for r in chosen
+        ]
+
+    log = fit(model, tiny_processor, sample_examples, config, checkpoint_dir=checkpoint_dir)
+    return model, log, len(draws)
+
+
+def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(tiny_processor, dataset, tmp_path):
+    config = TrainConfig(steps=5, batch_size=2, learning_rate=1e-2, warmup_steps=1, log_every=1, checkpoint_every=2)
+    whole, whole_log, _ = train(tiny_processor, dataset, config, tmp_path / "whole")
+    with pytest.raises(Stop):
+        train(tiny_processor, dataset, config, tmp_path / "parts", stop_at=3)  # checkpoint at step 2
+    resumed, resumed_log, draws = train(tiny_processor, dataset, config, tmp_path / "parts")
+    assert draws == 3  # steps 3 to 5 only
+    assert resumed_log == whole_log
+    whole_state, resumed_state = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(whole_state[name], resumed_state[name]) for name in whole_state)
+
+
+def test_a_checkpoint_of_another_process_count_is_refused(tiny_processor, dataset, tmp_path):
+    config = TrainConfig(steps=2, batch_size=1, warmup_steps=1, checkpoint_every=1)
+    train(tiny_processor, dataset, config, tmp_path)
+    state = torch.load(tmp_path / "trainer_state.pt", weights_only=False)
+    state["step"] = 1
+    state["process_rngs"] = [(state["rng"], state["torch_rng"])] * 2
+    torch.save(state, tmp_path / "trainer_state.pt")
+    with pytest.raises(BadInput, match="written by 2 process"):
+        train(tiny_processor, dataset, config, tmp_path)

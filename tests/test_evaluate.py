@@ -1,0 +1,35 @@
+import json
+
+from vskip.evaluate import EvalSettings, evaluate
+from vskip.records import read_records
+
+KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
+        "hallucination_rate", "pope_f1", "pope_yes_ratio")
+
+
+def test_results_have_every_figure_overall_and_per_task(tiny_random, image_dataset, tmp_path):
+    records = read_records(image_dataset)
+    for index, record in enumerate(records):
+        record["task"] = ["pope", "count", "doc"][index]
+    settings = EvalSettings(batch_size=2, latency_items=2, max_new_tokens=5)
+    full = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "full.json", settings=settings,
+                    progress=False)
+    short = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "short.json",
+                     settings=EvalSettings(batch_size=3, latency_items=3, max_new_tokens=2), baseline=full,
+                     progress=False)
+    assert json.loads((tmp_path / "short.json").read_text())["accuracy"] == short["accuracy"]
+    for block in [short, *short["tasks"].values()]:
+        assert all(key in block for key in KEYS)
+    assert set(short["tasks"]) == {"pope", "count", "doc"}
+    assert short["n"] == 3 and full["speedup"] == 1.0
+    items = [json.loads(line) for line in (tmp_path / "short.items.jsonl").read_text().splitlines()]
+    assert [item["id"] for item in items] == [record["id"] for record in records]
+    assert sum(item["latency_s"] is not None for item in items) == 3
+    assert "anls" in items[2] and "anls" not in items[0]
+    # ActRatio is Σ tokens / Σ tokens of the uncompressed run on the same items.
+    full_tokens = sum(full["cot_tokens_by_id"].values())
+    if full_tokens:
+        assert abs(short["act_ratio"] - sum(i["cot_tokens"] for i in items) / full_tokens) < 1e-9
+    else:
+        assert short["act_ratio"] is None
+    assert short["speedup"] == full["latency_s_mean"] / short["latency_s_mean"]

@@ -1,0 +1,105 @@
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vskip.errors import BadInput
+from vskip.gate import METHODS, WordScores, compress_text, keep_mask, register_method, select
+
+score = st.floats(min_value=-5, max_value=20, allow_nan=False)
+
+
+@st.composite
+def chains(draw):
+    n = draw(st.integers(min_value=1, max_value=30))
+    return dict(
+        text=draw(st.lists(score, min_size=n, max_size=n)),
+        visual=draw(st.lists(score, min_size=n, max_size=n)),
+        gain=draw(st.lists(score, min_size=n, max_size=n)),
+        word_tokens=draw(st.lists(st.integers(min_value=1, max_value=4), min_size=n, max_size=n)),
+    )
+
+
+ratios = st.floats(min_value=0.05, max_value=1.0)
+methods = st.sampled_from(sorted(METHODS))
+
+
+@settings(max_examples=200, deadline=None)
+@given(chain=chains(), ratio=ratios, method=methods, seed=st.integers(0, 3))
+def test_kept_share_is_within_one_word_of_the_ratio(chain, ratio, method, seed):
+    keep = keep_mask(method, ratio=ratio, seed=seed, **chain)
+    kept = sum(t for t, k in zip(chain["word_tokens"], keep, strict=True) if k)
+    assert abs(kept - ratio * sum(chain["word_tokens"])) <= max(chain["word_tokens"])
+    assert keep == keep_mask(method, ratio=ratio, seed=seed, **chain)  # same input, same mask
+
+
+@settings(max_examples=50, deadline=None)
+@given(chain=chains(), method=methods)
+def test_ratio_one_keeps_everything(chain, method):
+    assert all(keep_mask(method, ratio=1.0, **chain))
+
+
+@settings(max_examples=200, deadline=None)
+@given(chain=chains(), ratio=ratios)
+def test_vskip_keeps_a_word_salient_on_either_path(chain, ratio):
+    selection = select("vskip", ratio=ratio, **chain)
+    tau_vis, tau_text = (float("inf") if t is None else t for t in selection.thresholds)
+    for text, visual, kept in zip(chain["text"], chain["visual"], selection.keep, strict=True):
+        if visual > tau_vis or text > tau_text:  # above a threshold: kept whatever the other score
+            assert kept
+        if kept:  # and nothing else is: the union of the two saliencies
+            assert visual >= tau_vis or text >= tau_text
+
+
+@settings(max_examples=50, deadline=None)
+@given(chain=chains(), ratio=ratios, method=methods)
+def test_compressed_text_keeps_the_words_in_order(chain, ratio, method):
+    words = [f"w{i}" for i in range(len(chain["word_tokens"]))]
+    keep = keep_mask(method, ratio=ratio, **chain)
+    compressed = compress_text(words, keep).split()
+    assert compressed == [w for w, k in zip(words, keep, strict=True) if k]
+    assert compressed == sorted(compressed, key=words.index)
+
+
+def test_methods_rank_by_their_own_score():
+    chain = dict(text=[9, 1, 1, 1], visual=[1, 1, 9, 1], gain=[1, 9, 1, 1], word_tokens=[1, 1, 1, 1])
+    assert keep_mask("text", ratio=0.25, **chain) == [True, False, False, False]
+    assert keep_mask("visual", ratio=0.25, **chain) == [False, False, True, False]
+    assert keep_mask("gain", ratio=0.25, **chain) == [False, True, False, False]
+    assert keep_mask("truncate", ratio=0.5, **chain) == [True, True, False, False]
+    # The text ranking prunes the visually grounded word; V-Skip keeps both salient words.
+    assert keep_mask("vskip", ratio=0.5, **chain) == [True, False, True, False]
+
+
+def test_random_depends_on_the_seed_only():
+    chain = dict(text=[0.0] * 40, visual=[0.0] * 40, word_tokens=[1] * 40)
+    masks = {seed: keep_mask("random", ratio=0.5, seed=seed, **chain) for seed in range(3)}
+    assert masks[0] == keep_mask("random", ratio=0.5, seed=0, **chain)
+    assert len({tuple(mask) for mask in masks.values()}) == 3
+
+
+def test_a_method_is_one_registered_function():
+    @register_method("longest")
+    def longest(scores: WordScores, rng: random.Random):
+        return [scores.word_tokens]
+
+    try:
+        assert keep_mask("longest", text=[0, 0], visual=[0, 0], word_tokens=[1, 3], ratio=0.75) == [
+            False,
+            True,
+        ]
+    finally:
+        del METHODS["longest"]
+
+
+def test_bad_requests_are_refused():
+    chain = dict(text=[1.0], visual=[1.0], word_tokens=[1])
+    with pytest.raises(BadInput, match="valid: gain, random, text, truncate, visual, vskip"):
+        keep_mask("llmlingua", ratio=0.5, **chain)
+    with pytest.raises(BadInput, match="outside"):
+        keep_mask("text", ratio=0.0, **chain)
+    with pytest.raises(BadInput, match="blind"):
+        keep_mask("gain", ratio=0.5, **chain)
+    with pytest.raises(BadInput, match="2 text scores for 1 words"):
+        keep_mask("text", ratio=0.5, text=[1.0, 2.0], visual=[1.0], word_tokens=[1])

@@ -1,0 +1,199 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from vskip.errors import BadInput
+from vskip.records import (
+    check_image_paths,
+    check_ratio,
+    check_records,
+    load_image,
+    read_records,
+    write_jsonl_atomic,
+)
+
+GOOD = {"id": "a", "image": "a.png", "question": "Is there a red circle?", "answer": "yes"}
+
+
+def write(path, lines):
+    path.write_bytes(b"\n".join(line if isinstance(line, bytes) else json.dumps(line).encode() for line in lines))
+    return path
+
+
+def test_reads_records_and_turns_ids_into_strings(tmp_path):
+    path = write(tmp_path / "d.jsonl", [GOOD, b"", {**GOOD, "id": 7}, b"  "])
+    assert [r["id"] for r in read_records(path)] == ["a", "7"]
+
+
+def test_a_line_separator_inside_a_string_is_not_a_line_break(tmp_path):
+    path = write(tmp_path / "d.jsonl", [{**GOOD, "question": "left\u2028right\x0bx"}])
+    assert read_records(path)[0]["question"] == "left\u2028right\x0bx"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"id": "b",', ":2: invalid JSON"),
+        (b'{"id": "b", "question": "caf\xe9"}', ":2: not UTF-8"),
+        (b"[1]", ":2: a record must be a JSON object"),
+        (json.dumps({**GOOD, "id": "b", "question": ""}).encode(), ":2: record has no 'question'"),
+        (json.dumps({**GOOD, "id": "b", "image": []}).encode(), ":2: record has no 'image'"),
+        (json.dumps({**GOOD, "id": "b", "image": ["a.png", 3]}).encode(), ":2: 'image' must be a path"),
+        (json.dumps({**GOOD, "id": {"x": 1}}).encode(), ":2: 'id' must be"),
+        (json.dumps(GOOD).encode(), ":2: duplicate id 'a'"),
+        (b"1" * 5000, ":2: invalid JSON"),
+        (b"[" * 100_000, ":2: invalid JSON"),
+    ],
+)
+def test_a_bad_line_is_named_by_its_number(tmp_path, line, message):
+    path = write(tmp_path / "d.jsonl", [GOOD, line, {**GOOD, "id": "c"}])
+    with pytest.raises(BadInput, match=message):
+        read_records(path)
+    skipped = []
+    assert [r["id"] for r in read_records(path, skipped=skipped)] == ["a", "c"]
+    assert [s["line"] for s in skipped] == [2]
+
+
+def test_required_fields_are_the_callers(tmp_path):
+    path = write(tmp_path / "d.jsonl", [GOOD])
+    with pytest.raises(BadInput, match=":1: record has no 'cot'"):
+        read_records(path, required=("id", "cot"))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400))
+def test_arbitrary_bytes_give_records_or_bad_input(tmp_path, data):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(data)
+    try:
+        records = read_records(path)
+    except BadInput:
+        return
+    assert all(isinstance(r["id"], str) and isinstance(r["question"], str) for r in records)
+    assert len({r["id"] for r in records}) == len(records)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+RECORDISH = st.fixed_dictionaries(
+    {},
+    optional={"id": JSON, "image": JSON | st.text(max_size=8), "question": JSON | st.text(max_size=8), "cot": JSON},
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(RECORDISH | JSON, max_size=6))
+def test_arbitrary_json_lines_give_records_or_bad_input_and_skipping_never_raises(tmp_path, lines):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    skipped = []
+    kept = read_records(path, skipped=skipped)
+    assert len(kept) + len(skipped) == len(lines)  # every line is a record or set aside, none lost
+    try:
+        assert [r["id"] for r in read_records(path)] == [r["id"] for r in kept]
+    except BadInput:
+        assert skipped
+    for record in kept:
+        check_records([record], tmp_path, skipped=[])  # a record that reads never crashes the checks
+
+
+def test_images_of_every_mode_come_out_rgb(tmp_path):
+    images = {
+        "p.png": Image.new("RGB", (8, 8), "red").convert("P", palette=Image.Palette.ADAPTIVE),
+        "rgba.png": Image.new("RGBA", (8, 8), (0, 0, 255, 0)),
+        "la.png": Image.new("LA", (8, 8), (0, 128)),
+        "g16.png": Image.fromarray((np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)),
+        "g16b.tif": Image.fromarray((np.arange(64).reshape(8, 8) * 1000).astype(">u2")),
+        "cmyk.jpg": Image.new("CMYK", (8, 8)),
+        "bw.png": Image.new("1", (8, 8), 1),
+    }
+    for name, image in images.items():
+        image.save(tmp_path / name)
+        converted = load_image(tmp_path / name)
+        assert converted.mode == "RGB" and converted.size == (8, 8), name
+    assert load_image(tmp_path / "rgba.png").getpixel((0, 0)) == (255, 255, 255)  # transparent → white
+    assert load_image(tmp_path / "g16.png").getpixel((7, 7)) == (63 * 1000 // 256,) * 3  # scaled, not clipped
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "image not found"), (b"", "image file is empty"), (b"GIF89a\x00\x01", "not a readable image")],
+)
+def test_broken_images_are_bad_input(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "x.png").write_bytes(content)
+    with pytest.raises(BadInput, match=message):
+        load_image(tmp_path / "x.png")
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_bad_input(tmp_path, monkeypatch):
+    Image.new("RGB", (40, 40)).save(tmp_path / "x.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # warning above 1000 pixels, error above 2000
+    with pytest.raises(BadInput, match="decompression-bomb limit"):
+        load_image(tmp_path / "x.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)
+    with pytest.raises(BadInput, match="decompression-bomb limit"):
+        load_image(tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("image", ["../out.png", "{root}/out.png", "sub/../../out.png", "link.png", "linkdir/out.png"])
+def test_image_paths_may_not_leave_the_dataset(tmp_path, image):
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "out.png")
+    os.symlink(tmp_path / "out.png", data / "link.png")
+    os.symlink(tmp_path, data / "linkdir")
+    record = {**GOOD, "image": image.format(root=tmp_path)}
+    with pytest.raises(BadInput, match="leads outside the dataset's directory"):
+        check_image_paths(record, data)
+    (path,) = check_image_paths(record, data, allow_outside=True)
+    assert load_image(path).size == (8, 8)
+
+
+def test_image_paths_inside_the_dataset_are_fine_symlinks_included(tmp_path):
+    (tmp_path / "raw").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "raw" / "a.png")
+    os.symlink(tmp_path / "raw" / "a.png", tmp_path / "link.png")
+    record = {**GOOD, "image": ["raw/a.png", "./raw/../link.png"]}
+    assert len(check_image_paths(record, tmp_path)) == 2
+
+
+def test_check_records_names_the_record_or_sets_it_aside(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    records = [{**GOOD, "cot": "c", "prediction": "yes"}, {**GOOD, "id": "b", "cot": "c", "prediction": None},
+               {**GOOD, "id": "c", "image": "none.png"}]
+    with pytest.raises(BadInput, match="record 'b': the chain of thought has no answer"):
+        check_records(records, tmp_path, needs_answer=True)
+    skipped = []
+    assert check_records(records, tmp_path, needs_answer=True, skipped=skipped) == records[:1]
+    assert [s["id"] for s in skipped] == ["b", "c"]
+    assert check_records(records[:2], None, needs_answer=False) == records[:2]  # no base: images not checked
+
+
+@pytest.mark.parametrize("ratio", [0, -0.5, 1.0001, float("nan"), float("inf"), "0.5"])
+def test_ratios_outside_the_unit_interval_are_refused(ratio):
+    with pytest.raises(BadInput, match=r"outside \(0, 1\]"):
+        check_ratio(ratio)
+    assert check_ratio(1) == 1.0 and check_ratio(0.01) == 0.01
+
+
+def test_a_failed_atomic_write_leaves_the_earlier_file(tmp_path):
+    path = tmp_path / "out.jsonl"
+    write_jsonl_atomic(path, [{"id": "old"}])
+
+    def records():
+        yield {"id": "new"}
+        raise RuntimeError("stage failed")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl_atomic(path, records())
+    assert path.read_text() == '{"id": "old"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]

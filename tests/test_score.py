@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from vskip import prompts
+from vskip.encoding import Example, chat_prompt, encode, token_word_index
+from vskip.errors import BadInput
+from vskip.records import image_paths, load_image, read_records
+from vskip.score import aggregate_words, default_key_layers, score_records
+
+
+def _surprisal(model, processor, record, base, n_images=1):
+    """Reference: a plain full forward, -log softmax at every CoT token."""
+    images = [load_image(p) for p in image_paths(record, base)][:n_images]
+    reply = prompts.response(record["cot"], record["answer"])
+    encoded = encode(
+        processor,
+        [Example(images, chat_prompt(processor, record["question"], "cot", n_images=n_images), reply)],
+    )
+    with torch.no_grad():
+        logits = model(**encoded.inputs).logits[0].float()
+    index = token_word_index(processor.tokenizer, reply, record["cot"])
+    ids = encoded.inputs["input_ids"][0]
+    start = encoded.reply_spans[0].start
+    positions = [start + i for i, word in enumerate(index) if word >= 0]
+    return [float(-logits[p - 1].log_softmax(-1)[ids[p]]) for p in positions]
+
+
+def test_scores_cover_every_cot_token_and_word(tiny_random, image_dataset):
+    records = read_records(image_dataset)
+    scored = score_records(tiny_random, records, image_dataset.parent, blind=True, batch_size=2, progress=False)
+    processor, model = tiny_random.processor, tiny_random.model
+    for record, out in zip(records, scored, strict=True):
+        assert out["words"] == record["cot"].split()
+        pieces = iter(out["tokens"])
+        assert ["".join(next(pieces) for _ in range(n)).strip() for n in out["word_tokens"]] == out["words"]
+        assert sum(out["word_tokens"]) == len(out["tokens"]) == len(out["text_score"]) == len(out["visual_score"])
+        for name in ("word_text_score", "word_visual_score", "word_gain_score", "word_tokens"):
+            assert len(out[name]) == len(out["words"])
+        assert all(0 < v <= 1 for v in out["visual_score"])
+        expected = _surprisal(model, processor, record, image_dataset.parent)
+        assert out["text_score"] == pytest.approx(expected, abs=1e-4)
+        blind = _surprisal(model, processor, record, image_dataset.parent, n_images=0)
+        gain = [b - s for b, s in zip(blind, expected, strict=True)]
+        assert out["gain_score"] == pytest.approx(gain, abs=1e-4)
+    assert model.config.get_text_config()._attn_implementation == "sdpa"
+
+
+def test_batching_does_not_change_the_scores(tiny_random, image_dataset):
+    records = read_records(image_dataset)
+    one = score_records(tiny_random, records, image_dataset.parent, batch_size=1, progress=False)
+    three = score_records(tiny_random, records, image_dataset.parent, batch_size=3, progress=False)
+    for a, b in zip(one, three, strict=True):
+        assert a["visual_score"] == pytest.approx(b["visual_score"], abs=1e-4)
+        assert a["text_score"] == pytest.approx(b["text_score"], abs=1e-4)
+        assert "gain_score" not in a
+
+
+def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):
+    records = read_records(image_dataset)[:1]
+    assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [1]
+    low = score_records(tiny_random, records, image_dataset.parent, key_layers=[0], progress=False)[0]
+    high = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
+    assert low["text_score"] == high["text_score"] and low["visual_score"] != high["visual_score"]
+    with pytest.raises(BadInput, match="subset of"):
+        score_records(tiny_random, records, image_dataset.parent, key_layers=[7], progress=False)
+
+
+def test_the_prediction_is_scored_and_a_missing_answer_refused(tiny_random, image_dataset):
+    record = read_records(image_dataset)[0]
+    scored = score_records(tiny_random, [dict(record, prediction="no")], image_dataset.parent, progress=False)
+    assert scored[0]["prediction"] == "no"
+    with pytest.raises(BadInput, match="record r0: the chain of thought has no answer"):
+        score_records(tiny_random, [dict(record, prediction=None)], image_dataset.parent, progress=False)
+
+
+def test_word_score_is_the_max_over_its_tokens():
+    assert aggregate_words([0.1, 0.7, 0.3, 0.2], [0, 0, 1, 2], 4) == [0.7, 0.3, 0.2, 0.0]

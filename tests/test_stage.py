@@ -1,0 +1,134 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vskip.records import iter_jsonl, read_records
+from vskip.stage import partial_path, read_journal, run_stage
+
+RECORDS = [{"id": f"r{i}", "x": i} for i in range(10)]
+
+
+class Squares:
+    """A stage that squares `x` and remembers which ids it was given."""
+
+    def __init__(self, fail_on: str | None = None):
+        self.seen: list[str] = []
+        self.fail_on = fail_on
+
+    def __call__(self, batch):
+        if any(record["id"] == self.fail_on for record in batch):
+            raise RuntimeError("stage failed")
+        self.seen += [record["id"] for record in batch]
+        return [{**record, "y": record["x"] ** 2} for record in batch]
+
+
+def expected():
+    return [{**record, "y": record["x"] ** 2} for record in RECORDS]
+
+
+def test_writes_in_input_order_and_removes_the_journal(tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert run_stage(RECORDS, Squares(), out, batch_size=3, progress=False) == expected()
+    assert list(iter_jsonl(out)) == expected()
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_a_failed_run_keeps_the_earlier_output_and_the_rerun_does_only_the_rest(tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"id": "earlier"}\n')
+    with pytest.raises(RuntimeError):
+        run_stage(RECORDS, Squares(fail_on="r7"), out, batch_size=3, progress=False)
+    assert out.read_text() == '{"id": "earlier"}\n'
+    assert [r["id"] for r in read_journal(partial_path(out))] == [f"r{i}" for i in range(6)]
+    stage = Squares()
+    assert run_stage(RECORDS, stage, out, batch_size=3, progress=False) == expected()
+    assert stage.seen == [f"r{i}" for i in range(6, 10)]
+    assert not partial_path(out).exists()
+
+
+@pytest.mark.parametrize("tail", [b'{"id": "r3", "x"', b'{"id": "r3", "x": 3, "y": 9}', b"\xff\xfe", b"\n"])
+def test_a_line_cut_short_by_a_kill_is_dropped_and_redone(tmp_path, tail):
+    out = tmp_path / "out.jsonl"
+    journal = partial_path(out)
+    done = b"".join(json.dumps(r).encode() + b"\n" for r in expected()[:3])
+    journal.write_bytes(done + tail)
+    stage = Squares()
+    assert run_stage(RECORDS, stage, out, batch_size=4, progress=False) == expected()
+    assert stage.seen == [f"r{i}" for i in range(3, 10)]
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(set(lines)) == len(RECORDS)
+
+
+def test_journals_of_a_run_with_another_process_count_are_reused(tmp_path):
+    out = tmp_path / "out.jsonl"
+    for rank in range(2):
+        shard = expected()[rank::2][:2]
+        partial_path(out, rank, 2).write_text("".join(json.dumps(r) + "\n" for r in shard) + '{"id": "r9", ')
+    stage = Squares()
+    assert run_stage(RECORDS, stage, out, batch_size=4, progress=False) == expected()
+    assert stage.seen == ["r4", "r5", "r6", "r7", "r8", "r9"]
+    assert list(tmp_path.iterdir()) == [out]
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI, killed part-way and rerun.
+
+
+@pytest.fixture(scope="module")
+def long_dataset(tmp_path_factory):
+    """Enough records for `vskip generate` on the tiny model to take a few seconds."""
+    root = tmp_path_factory.mktemp("long")
+    (root / "images").mkdir()
+    colours = ["red", "blue", "green", "yellow", "white", "black", "purple"]
+    records = []
+    for i in range(48):
+        Image.new("RGB", (112, 112), colours[i % 7]).save(root / "images" / f"{i}.png")
+        records.append({"id": f"q{i}", "image": f"images/{i}.png", "question": "Is there a red star?", "answer": "no"})
+    path = root / "data.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def without_timing(records):
+    return [{k: v for k, v in record.items() if k != "latency_s"} for record in records]
+
+
+@pytest.mark.slow
+def test_generate_killed_and_rerun_loses_and_repeats_nothing(tiny_random, saved_tiny, long_dataset, tmp_path):
+    from vskip.generate import generate
+
+    settings = dict(batch_size=1, max_new_tokens=24)
+    reference = generate(tiny_random, read_records(long_dataset), long_dataset.parent, tmp_path / "reference.jsonl",
+                         progress=False, **settings)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for number, signum in enumerate([signal.SIGTERM, signal.SIGINT]):
+        out = tmp_path / f"out{number}.jsonl"
+        command = [sys.executable, "-m", "vskip.cli", "generate", "--model", str(saved_tiny), "--data",
+                   str(long_dataset), "--out", str(out), "--batch-size", "1", "--max-new-tokens", "24"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        journal = partial_path(out)
+        deadline = time.monotonic() + 120
+        while not (journal.is_file() and journal.read_bytes().count(b"\n") >= 3) and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 128 + signum, err
+        assert err.strip().splitlines()[-1] == "vskip: interrupted; rerun the same command to resume"
+        done = read_journal(journal)
+        assert 3 <= len(done) < len(reference) and not out.exists()
+        with journal.open("ab") as handle:  # as if killed in the middle of writing the next line
+            handle.write(b'{"id": "q40", "prediction": "ye')
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        final = list(iter_jsonl(out))
+        assert without_timing(final) == without_timing(reference)
+        assert len({record["id"] for record in final}) == len(final)
+        assert not list(Path(tmp_path).glob("*.partial*")) and not list(Path(tmp_path).glob("*.tmp*"))
