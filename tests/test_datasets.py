@@ -281,3 +281,19 @@ def test_records_are_plain_json(tmp_path):
     path = import_dataset(docvqa_source(tmp_path / "src"), tmp_path / "out")
     for line in path.read_text().splitlines():
         assert isinstance(json.loads(line)["image"], str)
+
+
+def test_imported_docvqa_runs_through_evaluate(tmp_path, saved_tiny):
+    import json as _json
+
+    from vskip.cli import main
+
+    docvqa_source(tmp_path / "src")
+    assert main(["data", "import", str(tmp_path / "src"), "--out", str(tmp_path / "docvqa"),
+                 "--split", "validation"]) == 0
+    data = tmp_path / "docvqa" / "validation.jsonl"
+    assert main(["evaluate", "--model", str(saved_tiny), "--data", str(data), "--out", str(tmp_path / "r.json"),
+                 "--batch-size", "3"]) == 0
+    results = _json.loads((tmp_path / "r.json").read_text())
+    assert results["n"] == 3 and set(results["tasks"]) == {"docvqa"}
+    assert results["tasks"]["docvqa"]["anls"] is not None

@@ -79,3 +79,17 @@ def test_uncompressed_cot_is_always_among_the_targets(image_dataset_module):
 def test_a_method_missing_from_the_file_is_named(image_dataset_module):
     with pytest.raises(BadInput, match="no compressed records for method 'text'"):
         training_pairs(compressed(read_records(image_dataset_module)), "text")
+
+
+def test_adapter_refuses_a_base_of_another_shape(adapter, tiny_random, tmp_path):
+    import dataclasses
+
+    from conftest import SMALL
+
+    from vskip.models.tiny import build_model
+
+    other = build_model(tiny_random.processor.tokenizer, dataclasses.replace(SMALL, text_layers=1), seed=1)
+    other.save_pretrained(tmp_path)
+    save_processor(tiny_random.processor, tmp_path)
+    with pytest.raises(BadInput, match="was trained on .* pass the base model it was distilled from"):
+        load_with_adapter(str(tmp_path), adapter)

@@ -43,7 +43,17 @@ def _ratio_list(text: str) -> list[float]:
     return [_ratio(part) for part in text.split(",") if part.strip()]
 
 
+def _layer_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer indices") from None
+
+
 def _dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--images", help="directory the records' image paths are relative to (default: the data file's directory)"
+    )
     parser.add_argument("--skip-bad", action="store_true", help="set bad records aside in OUT.skipped.jsonl")
     parser.add_argument(
         "--allow-outside-paths", action="store_true", help="let image paths leave the dataset's directory"
@@ -66,7 +76,7 @@ def _read(
     skipped: list | None = [] if args.skip_bad else None
     records = read_records(path, required, unique=unique, skipped=skipped)
     records = check_records(
-        records, Path(path).parent if images else None, needs_answer=needs_answer,
+        records, image_root(args, path) if images else None, needs_answer=needs_answer,
         allow_outside_paths=args.allow_outside_paths, skipped=skipped,
     )
     if skipped is not None and is_main_process():
@@ -75,6 +85,15 @@ def _read(
         if skipped:
             print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
     return records
+
+
+def image_root(args, path: str | None = None) -> Path:
+    """Where image paths resolve: --images, else the directory of the data file.
+
+    Stages keep each record's `image` as it was, so a file written elsewhere (runs/scores.jsonl)
+    still names images relative to the original dataset: pass that dataset's directory as --images.
+    """
+    return Path(args.images) if getattr(args, "images", None) else Path(path or args.data).parent
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -90,12 +109,33 @@ def _load(args):
     return load_model(args.model, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
 
 
+def _load_backend(args, records, adapter=None):
+    """The model to generate with: transformers (adapter merged), or a vLLM engine with `--backend vllm`."""
+    options = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
+    if args.backend == "vllm":
+        from .records import image_paths
+        from .vllm_backend import load_vllm
+
+        most = max((len(image_paths(record, image_root(args))) for record in records), default=1)
+        return load_vllm(args.model, adapter=adapter, max_images=most, **options)
+    from .evaluate import load_with_adapter
+
+    return load_with_adapter(args.model, adapter, **options)
+
+
 def cmd_synth(args) -> None:
     from .synth import build
 
     paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
     for split, path in paths.items():
         print(f"{split}: {path}")
+
+
+def cmd_data_import(args) -> None:
+    from .datasets import import_dataset
+
+    path = import_dataset(args.source, args.out, kind=args.kind, split=args.split, limit=args.limit, config=args.config)
+    print(f"wrote {path}")
 
 
 def cmd_tiny_train(args) -> None:
@@ -112,7 +152,7 @@ def cmd_generate(args) -> None:
 
     records = _read(args, args.data, ("id", "image", "question"))
     results = generate(
-        _load(args), records, Path(args.data).parent, args.out, mode=args.mode, batch_size=args.batch_size,
+        _load_backend(args, records), records, image_root(args), args.out, mode=args.mode, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
     )
     correct = sum(r["correct"] for r in results)
@@ -120,16 +160,13 @@ def cmd_generate(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from .records import write_jsonl_atomic
-    from .score import score_records
+    from .score import score
 
     records = _read(args, args.data, ("id", "image", "question", "cot"), needs_answer=True)
-    key_layers = [int(layer) for layer in args.key_layers.split(",")] if args.key_layers else None
-    results = score_records(
-        _load(args), records, Path(args.data).parent, key_layers=key_layers, blind=args.blind,
+    results = score(
+        _load(args), records, image_root(args), args.out, key_layers=args.key_layers, blind=args.blind,
         batch_size=args.batch_size,
     )
-    write_jsonl_atomic(args.out, results)
     print(f"wrote scores of {len(results)} records to {args.out}")
 
 
@@ -153,20 +190,20 @@ def cmd_distill(args) -> None:
         unique=("id", "method", "ratio"),
     )
     training = replace(DEFAULT_TRAINING, steps=args.steps, seed=args.seed)
-    out = distill(args.model, records, Path(args.data).parent, args.out, method=args.method, training=training)
+    out = distill(args.model, records, image_root(args), args.out, method=args.method, training=training)
     print(f"saved adapter to {out}")
 
 
 def cmd_evaluate(args) -> None:
     import json
 
-    from .evaluate import EvalSettings, evaluate, load_with_adapter
+    from .evaluate import EvalSettings, evaluate
 
     records = _read(args, args.data, ("id", "image", "question"))
     baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size)
     results = evaluate(
-        load_with_adapter(args.model, args.adapter), records, Path(args.data).parent, args.out,
+        _load_backend(args, records, args.adapter), records, image_root(args), args.out,
         settings=settings, baseline=baseline,
     )
     print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
@@ -194,19 +231,31 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-test", type=int, default=300, help="records per family")
     synth.set_defaults(run=cmd_synth)
 
+    data = commands.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    imported = data.add_parser("import", help="a Hugging Face dataset (hub id or local parquet/arrow) to vskip JSONL")
+    imported.add_argument("source", help="hub id (lmms-lab/DocVQA, MMMU/MMMU, lmms-lab/POPE) or local directory")
+    imported.add_argument("--out", required=True)
+    imported.add_argument("--kind", choices=["docvqa", "mmmu", "pope"], help="default: detected from the columns")
+    imported.add_argument("--split")
+    imported.add_argument("--config", help="dataset config name (hub)")
+    imported.add_argument("--limit", type=int)
+    imported.set_defaults(run=cmd_data_import)
+
     tiny = commands.add_parser("tiny", help="the embedded vskip-tiny model").add_subparsers(
         dest="tiny_command", required=True
     )
     train = tiny.add_parser("train", help="train vskip-tiny from scratch on vskip-synth")
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
     train.add_argument("--out", required=True)
-    train.add_argument("--steps", type=int, default=3500)
+    train.add_argument("--steps", type=int, default=3000)
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=cmd_tiny_train)
 
     gen = commands.add_parser("generate", help="teacher generation of chains of thought")
     _model_args(gen)
+    gen.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                        help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
     gen.add_argument("--data", required=True, help="JSONL dataset")
     gen.add_argument("--out", required=True)
     gen.add_argument("--mode", choices=["cot", "direct"], default="cot")
@@ -218,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(score)
     score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
     score.add_argument("--out", required=True)
-    score.add_argument("--key-layers", help="comma-separated layer indices (default: see vskip.score)")
+    score.add_argument("--key-layers", type=_layer_list, help="comma-separated layer indices (default: upper half)")
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
     _dataset_args(score)
     score.set_defaults(run=cmd_score)
@@ -244,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="accuracy, CoT length, latency, VARR, hallucination")
     _model_args(evaluate)
+    evaluate.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                        help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
     evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill`")
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model")

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, get_peft_model
 
+from .distributed import barrier, is_main_process
 from .encoding import Example, chat_prompt
 from .errors import BadInput
 from .models import load_model
@@ -94,9 +95,13 @@ def distill(
 
     log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
               description=f"distill {method}")
+    if not is_main_process():
+        barrier()
+        return out_dir
     model.save_pretrained(out_dir)
     info = {
         "base_model": loaded.path,
+        "base_signature": base_signature(loaded.model.config),
         "method": method,
         "ratios": sorted({ratio for _, ratio, _ in pairs}),
         "examples": len(pairs),
@@ -106,4 +111,16 @@ def distill(
     }
     (out_dir / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+    barrier()
     return out_dir
+
+
+def base_signature(config) -> dict:
+    """What an adapter must agree with in its base model, whatever directory the base sits in."""
+    text = config.get_text_config()
+    return {
+        "model_type": config.model_type,
+        "hidden_size": text.hidden_size,
+        "num_hidden_layers": text.num_hidden_layers,
+        "vocab_size": text.vocab_size,
+    }

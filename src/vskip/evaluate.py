@@ -18,7 +18,7 @@ import torch
 
 from . import metrics
 from .errors import BadInput
-from .generate import MAX_NEW_TOKENS, generate_batch
+from .generate import MAX_NEW_TOKENS, batch_generator
 from .models import LoadedModel, load_model
 from .prompts import Mode
 from .records import Record, write_jsonl_atomic
@@ -38,22 +38,35 @@ class EvalSettings:
 DEFAULT_SETTINGS = EvalSettings()
 
 
-def load_with_adapter(model_name: str, adapter: str | Path | None = None) -> LoadedModel:
-    """The base model, with a distilled LoRA adapter merged in when one is given."""
-    loaded = load_model(model_name, dtype=torch.float32)
+def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load_options) -> LoadedModel:
+    """The base model, with a distilled LoRA adapter merged in when one is given.
+
+    `load_options` go to `load_model` (`allow_pickle`, `trust_remote_code`).
+    """
+    from .distill import ADAPTER_INFO, base_signature
+
+    loaded = load_model(model_name, dtype=torch.float32, **load_options)
     if adapter is None:
         return loaded
     from peft import PeftModel
 
-    config_path = Path(adapter) / "adapter_config.json"
-    if not config_path.is_file():
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
         raise BadInput(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
+    info_path = adapter / ADAPTER_INFO
+    trained_on = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    expected = trained_on.get("base_signature")
+    if expected and expected != base_signature(loaded.model.config):
+        raise BadInput(
+            f"{adapter}: adapter was trained on {trained_on.get('base_model')}, not on a model like {loaded.path}; "
+            "pass the base model it was distilled from as --model"
+        )
     try:
         model = PeftModel.from_pretrained(loaded.model, str(adapter))
     except (RuntimeError, ValueError, KeyError) as err:
-        base = json.loads(config_path.read_text()).get("base_model_name_or_path")
         raise BadInput(
-            f"{adapter}: adapter does not fit {loaded.path} (trained on {base}): {str(err).splitlines()[0]}"
+            f"{adapter}: adapter does not fit {loaded.path}: {str(err).splitlines()[0]}; "
+            "pass the base model it was distilled from as --model"
         ) from None
     # Merged weights decode exactly as fast as the base model: the adapter costs nothing at run time.
     loaded.model = model.merge_and_unload().eval()
@@ -81,13 +94,12 @@ def item_metrics(record: Record, generated: Record) -> Record:
 def batch1_latency(loaded: LoadedModel, records: list[Record], base_dir, settings: EvalSettings) -> dict[str, float]:
     """Wall time of batch-1 greedy generation per sampled item (after one warm-up call)."""
     sample = random.Random(settings.seed).sample(records, min(settings.latency_items, len(records)))
-    generate_batch(loaded, sample[:1], base_dir, settings.mode, ratio=settings.ratio,
-                   max_new_tokens=settings.max_new_tokens)
+    run = batch_generator(loaded, base_dir, settings.mode, ratio=settings.ratio, max_new_tokens=settings.max_new_tokens)
+    run(sample[:1])
     latencies = {}
     for record in sample:
         start = time.perf_counter()
-        generate_batch(loaded, [record], base_dir, settings.mode, ratio=settings.ratio,
-                       max_new_tokens=settings.max_new_tokens)
+        run([record])
         latencies[record["id"]] = time.perf_counter() - start
     return latencies
 
@@ -112,14 +124,13 @@ def evaluate(
     by_id = {record["id"]: record for record in records}
     generated = run_stage(
         records,
-        lambda batch: generate_batch(loaded, batch, base_dir, settings.mode, ratio=settings.ratio,
-                                     max_new_tokens=settings.max_new_tokens),
+        batch_generator(loaded, base_dir, settings.mode, ratio=settings.ratio, max_new_tokens=settings.max_new_tokens),
         items_path,
         batch_size=settings.batch_size,
         description=f"evaluate {settings.mode} γ={settings.ratio or 1.0}",
         progress=progress,
     )
-    # generate_batch shares each batch's wall time among its items, so their sum is the batched pass.
+    # Each batch's wall time is shared among its items, so their sum is the batched pass.
     batched_seconds = sum(result["latency_s"] for result in generated)
     latencies = batch1_latency(loaded, records, base_dir, settings)
     baseline_tokens = (baseline or {}).get("cot_tokens_by_id", {})

@@ -47,23 +47,38 @@ def generate_batch(
     )
     elapsed = time.perf_counter() - start
     new_tokens = output[:, inputs["input_ids"].shape[1] :]
-    results = []
-    for record, tokens in zip(records, new_tokens):
-        text = tokenizer.decode(tokens, skip_special_tokens=True)
-        cot, prediction = split_response(text)
-        result = {key: value for key, value in record.items() if key != "cot"}
-        if record.get("cot") is not None:
-            result["reference_cot"] = record["cot"]
-        result.update(
-            mode=mode,
-            cot=cot,
-            prediction=prediction,
-            correct=is_correct(prediction, record),
-            cot_tokens=len(tokenizer(cot, add_special_tokens=False)["input_ids"]) if cot else 0,
-            latency_s=elapsed / len(records),
-        )
-        results.append(result)
-    return results
+    return [
+        generated_record(record, mode, tokenizer.decode(tokens, skip_special_tokens=True), tokenizer,
+                         elapsed / len(records))
+        for record, tokens in zip(records, new_tokens)
+    ]
+
+
+def generated_record(record: Record, mode: Mode, text: str, tokenizer, latency_s: float) -> Record:
+    """The output record of one generation: the input's fields (its `cot` kept as `reference_cot`) plus
+    `mode`, `cot`, `prediction`, `correct`, `cot_tokens` and `latency_s`; every backend writes these."""
+    cot, prediction = split_response(text)
+    result = {key: value for key, value in record.items() if key != "cot"}
+    if record.get("cot") is not None:
+        result["reference_cot"] = record["cot"]
+    result.update(
+        mode=mode,
+        cot=cot,
+        prediction=prediction,
+        correct=is_correct(prediction, record),
+        cot_tokens=len(tokenizer(cot, add_special_tokens=False)["input_ids"]) if cot else 0,
+        latency_s=latency_s,
+    )
+    return result
+
+
+def batch_generator(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS):
+    """One batch of records -> generated records, with a transformers `LoadedModel` or a vLLM model."""
+    if isinstance(model, LoadedModel):
+        return lambda batch: generate_batch(model, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens)
+    from .vllm_backend import generate_batch_vllm
+
+    return lambda batch: generate_batch_vllm(model, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens)
 
 
 def generate(
@@ -81,9 +96,7 @@ def generate(
     """Generate for every record and write them to `out` (resumable; see `stage.run_stage`)."""
     return run_stage(
         records,
-        lambda batch: generate_batch(
-            loaded, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens
-        ),
+        batch_generator(loaded, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens),
         out,
         batch_size=batch_size,
         description=f"generate ({mode})",

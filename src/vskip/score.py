@@ -359,3 +359,29 @@ def _score_examples(model, adapter, processor, examples, items, **kwargs) -> Bat
         for span, item in zip(encoded.reply_spans, items, strict=True)
     ]
     return score_batch(model, adapter, encoded.inputs, positions, **kwargs)
+
+
+def score(
+    loaded_model,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    key_layers: list[int] | None = None,
+    blind: bool = False,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[dict]:
+    """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`)."""
+    from .stage import run_stage
+
+    return run_stage(
+        records,
+        lambda batch: score_records(
+            loaded_model, batch, base_dir, key_layers=key_layers, blind=blind, batch_size=batch_size, progress=False
+        ),
+        out,
+        batch_size=batch_size,
+        description="score",
+        progress=progress,
+    )

@@ -75,7 +75,8 @@ def config_name(model: torch.nn.Module) -> str:
     return getattr(model.config, "model_type", type(model).__name__)
 
 
-_SELF_ATTENTION = r".*language_model.*\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+# Idefics3 / SmolVLM call their language model `text_model`.
+_SELF_ATTENTION = r".*(language_model|text_model).*\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
 
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("qwen2_vl", ("qwen2_vl",), _SELF_ATTENTION),

@@ -4,6 +4,13 @@
 
 Each step draws a batch of training records and, for each, one of the two prompt modes (answer
 directly, or think step by step then answer), so one model serves both.
+
+The vision tower (patch embedding, blocks and merger) stays at its seeded random initialisation.
+Trained jointly from scratch, it collapsed in every run we tried (lr 2e-3 and 1e-3, with and
+without weight decay): its output became an image-independent constant, and after 2,000 steps
+the loss was the same with the right image as with another item's (see BENCHMARKS.md). Random
+features keep the image's content (colour, shape, place), and a language model that cannot
+erase them learns to read them.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, sav
 
 DEFAULT_SIZES = TinyConfig()
 DEFAULT_TRAINING = TrainConfig(
-    steps=3500, batch_size=16, learning_rate=2e-3, warmup_steps=150, seed=0, checkpoint_every=250
+    steps=3000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )
 
 
@@ -37,6 +44,7 @@ def train_tiny(
     sizes: TinyConfig = DEFAULT_SIZES,
     training: TrainConfig = DEFAULT_TRAINING,
     direct_share: float = 0.5,
+    freeze_vision: bool = True,
 ) -> Path:
     """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint."""
     from ..synth import corpus_text
@@ -46,6 +54,8 @@ def train_tiny(
     tokenizer = build_tokenizer(corpus_text(records), sizes.vocab_size)
     processor = build_processor(tokenizer)
     model = build_model(tokenizer, sizes, seed=training.seed)
+    if freeze_vision:
+        model.model.visual.requires_grad_(False)
     images = {record["id"]: image_paths(record, data_dir)[0] for record in records}
 
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
@@ -69,6 +79,7 @@ def train_tiny(
         "sizes": asdict(sizes),
         "training": asdict(training),
         "direct_share": direct_share,
+        "freeze_vision": freeze_vision,
         "train_records": len(records),
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(seconds, 1),
