@@ -69,3 +69,13 @@ def write_image_dataset(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
     return path
+
+
+def without_timing(value):
+    """`value` with every wall-time figure dropped: the only thing a process count may change."""
+    if isinstance(value, list):
+        return [without_timing(item) for item in value]
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items()
+                if not k.startswith(("latency", "speedup", "throughput"))}
+    return value

@@ -6,10 +6,12 @@ import random
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import without_timing
 
 from vskip.encoding import Example, chat_prompt
 from vskip.errors import BadInput
@@ -32,10 +34,6 @@ def launch(processes: int, *vskip_args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
-def without_timing(records):
-    return [{k: v for k, v in record.items() if k != "latency_s"} for record in records]
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from conftest import write_image_dataset
@@ -48,18 +46,36 @@ def dataset(tmp_path_factory):
     return path
 
 
+def run_one_process(*vskip_args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vskip.cli", *vskip_args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.slow
-def test_generate_on_two_processes_writes_what_one_process_writes(saved_tiny, dataset, tmp_path):
-    args = ["--model", str(saved_tiny), "--data", str(dataset), "--batch-size", "2", "--max-new-tokens", "12"]
-    one = subprocess.run([sys.executable, "-m", "vskip.cli", "generate", *args, "--out", str(tmp_path / "one.jsonl")],
-                         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
-    assert one.returncode == 0, one.stderr
-    two = launch(2, "generate", *args, "--out", str(tmp_path / "two.jsonl"))
-    assert two.returncode == 0, two.stderr
-    assert "0/4" in two.stderr  # the main process's shard: every other record of seven
-    one_records, two_records = list(iter_jsonl(tmp_path / "one.jsonl")), list(iter_jsonl(tmp_path / "two.jsonl"))
-    assert len(one_records) == 7 and without_timing(two_records) == without_timing(one_records)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "two.jsonl"]
+@pytest.mark.parametrize("stage", ["generate", "score", "evaluate"])
+def test_a_stage_on_two_processes_writes_what_one_process_writes(stage, dataset, tmp_path):
+    # The shipped model, seven records: the two shards differ in size.
+    args = [stage, "--model", "vskip-tiny", "--data", str(dataset), "--batch-size", "2"]
+    args += ["--max-new-tokens", "12"] if stage == "generate" else []
+    suffix = ".json" if stage == "evaluate" else ".jsonl"
+    for name, run in [("one", run_one_process), ("two", partial(launch, 2))]:
+        result = run(*args, "--out", str(tmp_path / f"{name}{suffix}"))
+        assert result.returncode == 0, result.stderr
+    per_item = ".items.jsonl" if stage == "evaluate" else ".jsonl"  # evaluate's results come beside them
+    records = {name: list(iter_jsonl(tmp_path / f"{name}{per_item}")) for name in ("one", "two")}
+    expected = {"one.jsonl", "two.jsonl"}
+    if stage == "evaluate":
+        results = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two")}
+        assert without_timing(results["two"]) == without_timing(results["one"]) and results["one"]["n"] == 7
+        expected = {"one.json", "two.json", "one.items.jsonl", "two.items.jsonl"}
+    assert len(records["one"]) == 7 and [r["id"] for r in records["two"]] == [r["id"] for r in records["one"]]
+    for one, two in zip(map(without_timing, records["one"]), map(without_timing, records["two"])):
+        assert two.keys() == one.keys()
+        for key, value in one.items():
+            # Shards batch (and so pad) records differently: scores agree to float rounding, the rest exactly.
+            scores = isinstance(value, list) and value and isinstance(value[0], float)
+            assert two[key] == (pytest.approx(value, rel=1e-5, abs=1e-6) if scores else value), key
+    assert {path.name for path in tmp_path.iterdir()} == expected  # no journal or temporary file left
 
 
 @pytest.mark.slow

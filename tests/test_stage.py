@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import without_timing
 from PIL import Image
 
 from vskip.records import iter_jsonl, read_records
@@ -94,10 +95,6 @@ def long_dataset(tmp_path_factory):
     path = root / "data.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
     return path
-
-
-def without_timing(records):
-    return [{k: v for k, v in record.items() if k != "latency_s"} for record in records]
 
 
 @pytest.mark.slow

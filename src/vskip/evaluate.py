@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from . import metrics
+from .distributed import gather_objects, is_main_process, process_count, process_index
 from .errors import BadInput
 from .generate import MAX_NEW_TOKENS, batch_generator
 from .models import LoadedModel, load_model
@@ -92,16 +93,22 @@ def item_metrics(record: Record, generated: Record) -> Record:
 
 @torch.inference_mode()
 def batch1_latency(loaded: LoadedModel, records: list[Record], base_dir, settings: EvalSettings) -> dict[str, float]:
-    """Wall time of batch-1 greedy generation per sampled item (after one warm-up call)."""
+    """Wall time of batch-1 greedy generation per sampled item (after one warm-up call).
+
+    Under a multi-process launch each process times its share of the sample on its own device.
+    """
     sample = random.Random(settings.seed).sample(records, min(settings.latency_items, len(records)))
-    run = batch_generator(loaded, base_dir, settings.mode, ratio=settings.ratio, max_new_tokens=settings.max_new_tokens)
-    run(sample[:1])
+    sample = sample[process_index() :: process_count()]
     latencies = {}
-    for record in sample:
-        start = time.perf_counter()
-        run([record])
-        latencies[record["id"]] = time.perf_counter() - start
-    return latencies
+    if sample:
+        run = batch_generator(loaded, base_dir, settings.mode, ratio=settings.ratio,
+                              max_new_tokens=settings.max_new_tokens)
+        run(sample[:1])
+        for record in sample:
+            start = time.perf_counter()
+            run([record])
+            latencies[record["id"]] = time.perf_counter() - start
+    return {key: value for part in gather_objects(latencies) for key, value in part.items()}
 
 
 def evaluate(
@@ -140,7 +147,8 @@ def evaluate(
         item["latency_s"] = latencies.get(result["id"])
         item["full_cot_tokens"] = baseline_tokens.get(result["id"])
         items.append(item)
-    write_jsonl_atomic(items_path, items)
+    if is_main_process():
+        write_jsonl_atomic(items_path, items)
     summary = metrics.summarize(items)
     for block in [summary["overall"], *summary["tasks"].values()]:
         block["speedup"] = (
@@ -155,8 +163,9 @@ def evaluate(
         "tasks": summary["tasks"],
         "cot_tokens_by_id": {item["id"]: item["cot_tokens"] for item in items},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out)
+    if is_main_process():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(out)
     return results
