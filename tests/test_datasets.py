@@ -35,6 +35,16 @@ def write_parquet(path, columns: dict, features: dict) -> None:
     datasets.Dataset.from_dict(columns, features=datasets.Features(features)).to_parquet(str(path))
 
 
+DOCVQA_FEATURES = {
+    "questionId": datasets.Value("string"),
+    "question": datasets.Value("string"),
+    "question_types": datasets.Sequence(datasets.Value("string")),
+    "image": datasets.Image(),
+    "docId": datasets.Value("int64"),
+    "answers": datasets.Sequence(datasets.Value("string")),
+}
+
+
 def docvqa_source(root):
     write_parquet(
         root / "DocVQA" / "validation-00000-of-00001.parquet",
@@ -50,14 +60,7 @@ def docvqa_source(root):
             "docId": [14465, 14465, 2],
             "answers": [["1/8/93", "January 8, 1993"], ["J. Smith"], ["$4.50"]],
         },
-        {
-            "questionId": datasets.Value("string"),
-            "question": datasets.Value("string"),
-            "question_types": datasets.Sequence(datasets.Value("string")),
-            "image": datasets.Image(),
-            "docId": datasets.Value("int64"),
-            "answers": datasets.Sequence(datasets.Value("string")),
-        },
+        DOCVQA_FEATURES,
     )
     write_parquet(  # the test split hides its answers
         root / "DocVQA" / "test-00000-of-00001.parquet",
@@ -69,14 +72,7 @@ def docvqa_source(root):
             "docId": [1],
             "answers": [None],
         },
-        {
-            "questionId": datasets.Value("string"),
-            "question": datasets.Value("string"),
-            "question_types": datasets.Sequence(datasets.Value("string")),
-            "image": datasets.Image(),
-            "docId": datasets.Value("int64"),
-            "answers": datasets.Sequence(datasets.Value("string")),
-        },
+        DOCVQA_FEATURES,
     )
     return root
 
