@@ -19,7 +19,8 @@ KEYS = ("method", "ratio", "n", "accuracy", "cot_tokens_mean", "act_ratio", "lat
 def test_quick_demo_writes_every_artifact_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--quick"]) == 0
-    assert str(out / "report.html") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(out / "report.html") in printed and "| vskip | 0.5 |" in printed.replace("0.50", "0.5")
     rows = json.loads((out / "results.json").read_text())
     assert [(r["method"], r["ratio"]) for r in rows] == [("full", 1.0), ("direct", 1.0), ("text", 0.5),
                                                           ("vskip", 0.5)]

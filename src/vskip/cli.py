@@ -215,7 +215,9 @@ def cmd_demo(args) -> None:
     from .demo import DEFAULT, QUICK, run_demo
 
     config = replace(QUICK if args.quick else DEFAULT, model=args.model)
-    print(f"report: {run_demo(args.out, config)}")
+    report = run_demo(args.out, config)
+    print((report.parent / "results.md").read_text())
+    print(f"report: {report}")
 
 
 def build_parser() -> argparse.ArgumentParser:
