@@ -143,7 +143,8 @@ def cmd_tiny_train(args) -> None:
 
     from .models.train_tiny import DEFAULT_TRAINING, train_tiny
 
-    training = replace(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
+    training = replace(DEFAULT_TRAINING, **{key: value for key, value in overrides.items() if value is not None})
     print(f"saved {train_tiny(args.data, args.out, training=training)}")
 
 
@@ -249,9 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = tiny.add_parser("train", help="train vskip-tiny from scratch on vskip-synth")
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
     train.add_argument("--out", required=True)
-    train.add_argument("--steps", type=int, default=3000)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--seed", type=int, default=0)
+    # Defaults: the recipe of the shipped weights (vskip.models.train_tiny.DEFAULT_TRAINING).
+    train.add_argument("--steps", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--seed", type=int)
     train.set_defaults(run=cmd_tiny_train)
 
     gen = commands.add_parser("generate", help="teacher generation of chains of thought")

@@ -1,5 +1,6 @@
 """The recipe that makes vskip-tiny: tokenizer, processor and weights, from vskip-synth alone.
 
+    vskip synth --out runs/synth --seed 0 --n-train 5000 --n-val 100 --n-test 300
     vskip tiny train --data runs/synth --out src/vskip/models/vskip-tiny
 
 Each step draws a batch of training records and, for each, one of the two prompt modes (answer
@@ -33,7 +34,7 @@ from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, sav
 
 DEFAULT_SIZES = TinyConfig()
 DEFAULT_TRAINING = TrainConfig(
-    steps=3000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
+    steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )
 
 
