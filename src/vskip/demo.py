@@ -27,11 +27,11 @@ from .score import score_records
 class DemoConfig:
     model: str = "vskip-tiny"
     seed: int = 0
-    n_distill: int = 150  # training items per family whose teacher CoTs are compressed and distilled
+    n_distill: int = 1000  # training items per family whose teacher CoTs are compressed and distilled
     n_test: int = 75  # test items per family
     methods: tuple[str, ...] = ("truncate", "random", "text", "visual", "vskip")
     ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
-    distill_steps: int = 300
+    distill_steps: int = 500
     batch_size: int = 32
     latency_items: int = 24
     examples_per_task: int = 2
