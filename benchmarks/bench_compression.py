@@ -83,7 +83,9 @@ def main() -> None:
     default = default_key_layers(loaded.adapter, loaded.model.config)
 
     n_layers = loaded.model.config.text_config.num_hidden_layers
-    candidates = [[layer] for layer in range(n_layers)] + [default, list(range(n_layers))]
+    half = (n_layers + 1) // 2
+    lower, upper = list(range(half)), list(range(n_layers - half, n_layers))
+    candidates = [[layer] for layer in range(n_layers)] + [lower, upper, list(range(n_layers))]
     subset = [r for task in sorted(by_task) for r in by_task[task][: args.ablation_per_task]]
     ablation = []
     for layers in candidates:

@@ -57,9 +57,9 @@ def test_batching_does_not_change_the_scores(tiny_random, image_dataset):
 
 def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):
     records = read_records(image_dataset)[:1]
-    assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [1]
-    low = score_records(tiny_random, records, image_dataset.parent, key_layers=[0], progress=False)[0]
-    high = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
+    assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [0]
+    low = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
+    high = score_records(tiny_random, records, image_dataset.parent, key_layers=[1], progress=False)[0]
     assert low["text_score"] == high["text_score"] and low["visual_score"] != high["visual_score"]
     with pytest.raises(BadInput, match="subset of"):
         score_records(tiny_random, records, image_dataset.parent, key_layers=[7], progress=False)

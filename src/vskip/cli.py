@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(score)
     score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
     score.add_argument("--out", required=True)
-    score.add_argument("--key-layers", type=_layer_list, help="comma-separated layer indices (default: upper half)")
+    score.add_argument("--key-layers", type=_layer_list, help="comma-separated layer indices (default: lower half)")
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
     _dataset_args(score)
     score.set_defaults(run=cmd_score)

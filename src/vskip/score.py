@@ -36,8 +36,10 @@ from .prompts import require_answer, response
 from .records import Record, image_paths, load_image
 
 CAPTURE_ATTENTION = "vskip_visual_mass"
-# Share of the language model's layers, counted from the top, whose attention makes the visual
-# path; the key-layer ablation (benchmarks/ablate_key_layers.py) chooses it.
+# Share of the layers that see the image, counted from the bottom, whose attention makes the visual
+# path. The key-layer ablation of benchmarks/bench_compression.py chose the lower half: on
+# vskip-synth it keeps more visual words than the upper half or all layers (BENCHMARKS.md), as
+# FastV (arXiv 2403.06764) found image tokens drawing attention in shallow layers, little in deep ones.
 DEFAULT_KEY_LAYER_SHARE = 0.5
 # Upper bound on the elements of one block of recomputed attention rows (heads x rows x keys),
 # so the capture's transient memory stays small whatever the sequence length.
@@ -46,10 +48,10 @@ TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score")
 
 
 def default_key_layers(adapter: Adapter, config) -> list[int]:
-    """The upper `DEFAULT_KEY_LAYER_SHARE` of the layers that see the image (at least one)."""
+    """The lower `DEFAULT_KEY_LAYER_SHARE` of the layers that see the image (at least one)."""
     layers = adapter.image_layers(config)
     keep = max(1, math.ceil(len(layers) * DEFAULT_KEY_LAYER_SHARE))
-    return layers[-keep:]
+    return layers[:keep]
 
 
 # ---------------------------------------------------------------------------------------------
