@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vskip-tiny")
     parser.add_argument("--data", required=True, help="a vskip-synth split (records with a reference `cot`)")
-    parser.add_argument("--records", type=int, default=192)
+    parser.add_argument("--records", type=int, default=1200)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
@@ -66,8 +66,8 @@ def main() -> None:
         subset = work / "data.jsonl"
         records = read_records(source)[: args.records]
         subset.write_text("".join(json.dumps(record) + "\n" for record in records))
-        (work / "images").symlink_to(source.parent / "images")
-        common = ["--model", args.model, "--data", str(subset), "--batch-size", str(args.batch_size)]
+        common = ["--model", args.model, "--data", str(subset), "--images", str(source.parent),
+                  "--batch-size", str(args.batch_size)]
         stages = {"generate": ["generate", *common], "score": ["score", *common]}  # score: the reference CoTs
         rows = []
         for stage, stage_args in stages.items():
