@@ -14,28 +14,19 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from vskip.distributed import launch_command
 from vskip.records import iter_jsonl, read_records
 from vskip.report import format_table
 
-BIN = Path(sys.executable).parent
-
 
 def command(processes: int, args: list[str]) -> list[str]:
-    if processes == 1:
-        return [sys.executable, "-m", "vskip.cli", *args]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
-    return [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines",
-            "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
-            "-m", "vskip.cli", *args]
+    return [sys.executable, "-m", "vskip.cli", *args] if processes == 1 else launch_command(processes, args)
 
 
 def timed_run(processes: int, args: list[str], out: Path) -> float:

@@ -3,7 +3,6 @@
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 from functools import partial
@@ -13,25 +12,19 @@ import pytest
 import torch
 from conftest import without_timing
 
+from vskip.distributed import launch_command
 from vskip.encoding import Example, chat_prompt
 from vskip.errors import BadInput
 from vskip.prompts import response
 from vskip.records import image_paths, iter_jsonl, load_image, read_records
 from vskip.training import TrainConfig, fit
 
-ACCELERATE = str(Path(sys.executable).parent / "accelerate")
-
 
 def launch(processes: int, *vskip_args: str) -> subprocess.CompletedProcess:
     """`accelerate launch --multi_gpu --num_processes N -m vskip.cli ...`: N processes (on CPU here) over gloo."""
-    with socket.socket() as probe:  # a free port, so parallel test runs don't collide
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
-    command = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
-               "-m", "vskip.cli", *vskip_args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(launch_command(processes, list(vskip_args)), env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +54,7 @@ def test_a_stage_on_two_processes_writes_what_one_process_writes(stage, dataset,
     for name, run in [("one", run_one_process), ("two", partial(launch, 2))]:
         result = run(*args, "--out", str(tmp_path / f"{name}{suffix}"))
         assert result.returncode == 0, result.stderr
+        assert name == "one" or "0/4" in result.stderr  # the main process's shard: every other record of seven
     per_item = ".items.jsonl" if stage == "evaluate" else ".jsonl"  # evaluate's results come beside them
     records = {name: list(iter_jsonl(tmp_path / f"{name}{per_item}")) for name in ("one", "two")}
     expected = {"one.jsonl", "two.jsonl"}

@@ -8,8 +8,10 @@ N processes through torchrun, on GPUs or, on a machine without one, on CPU) or `
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from functools import cache
+from pathlib import Path
 
 
 @cache
@@ -68,3 +70,18 @@ def mean_over_processes(value: float) -> float:
     if process_count() == 1:
         return value
     return sum(gather_objects(value)) / process_count()
+
+
+def launch_command(processes: int, vskip_args: list[str]) -> list[str]:
+    """The command that runs `vskip ARGS` on `processes` processes of this machine (on CPU without a GPU).
+
+    `--multi_gpu` because `--cpu` starts one process (see `_state`); a free port, so launches
+    running side by side don't collide.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    return [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
+            "-m", "vskip.cli", *vskip_args]
