@@ -16,22 +16,22 @@ from pathlib import Path
 
 import torch
 
-from vskip.encoding import Example, chat_prompt
+from vskip.encoding import record_example
 from vskip.models import load_model
-from vskip.prompts import response
-from vskip.records import image_paths, load_image, read_records
+from vskip.prompts import require_answer, response
+from vskip.records import read_records
 from vskip.training import IGNORE_INDEX, batch_inputs
 
 
 @torch.inference_mode()
-def reply_loss(loaded, records, images, batch_size: int) -> float:
-    """Mean loss per reply token over `records`, the i-th shown `images[i]`."""
+def reply_loss(loaded, records, base_dir: Path, shown: list[dict], batch_size: int) -> float:
+    """Mean loss per reply token over `records`, the i-th shown the image(s) of `shown[i]`."""
     total, tokens = 0.0, 0
     for start in range(0, len(records), batch_size):
         examples = [
-            Example([image], chat_prompt(loaded.processor, record["question"], "cot"),
-                    response(record["cot"], record["answer"]))
-            for record, image in zip(records[start : start + batch_size], images[start : start + batch_size])
+            record_example(loaded.processor, {**record, "image": other["image"]}, base_dir,
+                           reply=response(record["cot"], require_answer(record)))
+            for record, other in zip(records[start : start + batch_size], shown[start : start + batch_size])
         ]
         batch = batch_inputs(loaded.processor, examples)
         count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
@@ -50,10 +50,10 @@ def main() -> None:
     args = parser.parse_args()
 
     records = read_records(args.data)[: args.items]  # [:None] is all
-    images = [load_image(image_paths(record, Path(args.data).parent)[0]) for record in records]
+    base_dir = Path(args.data).parent
     loaded = load_model(args.model, device="cpu")
-    right = reply_loss(loaded, records, images, args.batch_size)
-    shuffled = reply_loss(loaded, records, images[1:] + images[:1], args.batch_size)
+    right = reply_loss(loaded, records, base_dir, records, args.batch_size)
+    shuffled = reply_loss(loaded, records, base_dir, records[1:] + records[:1], args.batch_size)
     result = {"model": args.model, "data": args.data, "items": len(records),
               "loss_right_image": right, "loss_shuffled_image": shuffled}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from safetensors import safe_open
 
 from vskip.distill import distill, training_pairs
 from vskip.errors import BadInput
-from vskip.evaluate import load_with_adapter
+from vskip.lora import load_with_adapter
 from vskip.models import load_model
 from vskip.models.tiny import save_processor
 from vskip.records import read_records

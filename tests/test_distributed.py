@@ -74,7 +74,7 @@ def test_a_stage_on_two_processes_writes_what_one_process_writes(stage, dataset,
 
 @pytest.mark.slow
 def test_distill_on_two_processes_saves_one_adapter(saved_tiny, dataset, tmp_path):
-    from vskip.evaluate import load_with_adapter
+    from vskip.lora import load_with_adapter
 
     compressed = tmp_path / "compressed.jsonl"
     rows = [{**record, "prediction": record["answer"], "method": "vskip", "ratio": ratio,

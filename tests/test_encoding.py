@@ -1,7 +1,7 @@
 from PIL import Image
 
 from vskip import prompts
-from vskip.encoding import Example, chat_prompt, encode, token_word_index, word_spans
+from vskip.encoding import Example, chat_prompt, encode, record_example, token_word_index, word_spans
 
 
 def test_reply_span_holds_exactly_the_reply_tokens(tiny_processor):
@@ -47,3 +47,13 @@ def test_prompt_modes_differ_only_in_the_instruction():
 def test_split_response_reads_the_last_answer_line():
     assert prompts.split_response("a b c\nAnswer: 7") == ("a b c", "7")
     assert prompts.split_response("no answer here") == ("no answer here", None)
+
+
+def test_a_record_becomes_its_images_and_the_prompt_of_its_question(tiny_processor, image_dataset):
+    record = {"id": "two", "image": ["images/0.png", "images/1.png"], "question": "Is there a red star?"}
+    seen = record_example(tiny_processor, record, image_dataset.parent, ratio=0.5, reply="Answer: no")
+    assert [image.getpixel((0, 0)) for image in seen.images] == [(255, 0, 0), (0, 0, 255)]
+    assert seen.prompt == chat_prompt(tiny_processor, record["question"], "cot", 0.5, n_images=2)
+    assert seen.reply == "Answer: no"
+    blind = record_example(tiny_processor, record, image_dataset.parent, "direct", blind=True)
+    assert blind.images == [] and blind.prompt == chat_prompt(tiny_processor, record["question"], "direct", n_images=0)

@@ -10,9 +10,10 @@ from .datasets import import_dataset
 from .demo import DemoConfig, run_demo
 from .distill import LoraSettings, distill
 from .errors import BadInput, UnsupportedModel, VSkipError
-from .evaluate import EvalSettings, evaluate, load_with_adapter
+from .evaluate import EvalSettings, evaluate
 from .gate import keep_mask, register_method
 from .generate import generate
+from .lora import load_with_adapter
 from .models import LoadedModel, load_model
 from .records import read_records
 from .report import write_report

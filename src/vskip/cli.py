@@ -118,7 +118,7 @@ def _load_backend(args, records, adapter=None):
 
         most = max((len(image_paths(record, image_root(args))) for record in records), default=1)
         return load_vllm(args.model, adapter=adapter, max_images=most, **options)
-    from .evaluate import load_with_adapter
+    from .lora import load_with_adapter
 
     return load_with_adapter(args.model, adapter, **options)
 

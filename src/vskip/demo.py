@@ -16,8 +16,9 @@ from pathlib import Path
 
 from .compress import compress_records
 from .distill import DEFAULT_TRAINING, distill
-from .evaluate import EvalSettings, evaluate, load_with_adapter
+from .evaluate import EvalSettings, evaluate
 from .generate import generate
+from .lora import load_with_adapter
 from .records import Record, iter_jsonl, read_records, write_jsonl_atomic
 from .report import write_report
 from .score import score_records

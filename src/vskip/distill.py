@@ -19,14 +19,13 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from .distributed import barrier, is_main_process
-from .encoding import Example, chat_prompt
+from .encoding import Example, record_example
 from .errors import BadInput
+from .lora import ADAPTER_INFO, base_signature
 from .models import load_model
 from .prompts import require_answer, response
-from .records import Record, image_paths, load_image
+from .records import Record
 from .training import TrainConfig, fit
-
-ADAPTER_INFO = "vskip_adapter.json"
 
 
 @dataclass
@@ -46,7 +45,7 @@ def training_pairs(records: list[Record], method: str) -> list[tuple[Record, flo
     for record in records:
         if record.get("method") != method:
             continue
-        answer = require_answer(record["id"], record["cot"], record.get("prediction") or record.get("answer"))
+        answer = require_answer(record)
         pairs.append((record, float(record["ratio"]), response(record["compressed_cot"], answer)))
         full.setdefault(record["id"], (record, 1.0, response(record["cot"], answer)))
     if not pairs:
@@ -86,12 +85,10 @@ def distill(
     )
 
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
-        examples = []
-        for record, ratio, reply in rng.choices(pairs, k=n):
-            images = [load_image(path) for path in image_paths(record, base_dir)]
-            prompt = chat_prompt(processor, record["question"], "cot", ratio, n_images=len(images))
-            examples.append(Example(images, prompt, reply))
-        return examples
+        return [
+            record_example(processor, record, base_dir, ratio=ratio, reply=reply)
+            for record, ratio, reply in rng.choices(pairs, k=n)
+        ]
 
     log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
               description=f"distill {method}")
@@ -113,14 +110,3 @@ def distill(
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     barrier()
     return out_dir
-
-
-def base_signature(config) -> dict:
-    """What an adapter must agree with in its base model, whatever directory the base sits in."""
-    text = config.get_text_config()
-    return {
-        "model_type": config.model_type,
-        "hidden_size": text.hidden_size,
-        "num_hidden_layers": text.num_hidden_layers,
-        "vocab_size": text.vocab_size,
-    }

@@ -1,7 +1,8 @@
 """Turn (images, question, reply) into model inputs, the same way for every stage.
 
 Generation, teacher-forced scoring, the tiny model's training and distillation all go through
-`chat_prompt` and `encode`, so a prompt is never built two ways. The processor does what differs
+`chat_prompt` and `encode` (and, from a dataset record, `record_example`), so a prompt is never built
+two ways. The processor does what differs
 per architecture (image tokens, pixel layout, Mllama's cross-attention mask); the reply is text
 appended after the generation prompt, and `encode` returns where its tokens lie.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from .prompts import Mode, instruction
+from .records import Record, image_paths, load_image
 
 
 @dataclass
@@ -38,6 +41,22 @@ def chat_prompt(processor, question: str, mode: Mode, ratio: float | None = None
     return processor.apply_chat_template(
         [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
     )
+
+
+def record_example(
+    processor,
+    record: Record,
+    base_dir: str | Path,
+    mode: Mode = "cot",
+    *,
+    ratio: float | None = None,
+    reply: str = "",
+    blind: bool = False,
+) -> Example:
+    """The example of a dataset record: its images (none when `blind`), the prompt of its question for
+    `mode` and γ = `ratio`, and `reply` (the assistant turn to teacher-force; empty for generation)."""
+    images = [] if blind else [load_image(path) for path in image_paths(record, base_dir)]
+    return Example(images, chat_prompt(processor, record["question"], mode, ratio, n_images=len(images)), reply)
 
 
 def encode(processor, examples: list[Example], *, for_generation: bool = False, append_eos: bool = True) -> Encoded:

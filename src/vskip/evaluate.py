@@ -18,11 +18,11 @@ import torch
 
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
-from .errors import BadInput
-from .generate import MAX_NEW_TOKENS, batch_generator
-from .models import LoadedModel, load_model
-from .prompts import Mode
+from .generate import batch_generator
+from .models import LoadedModel
+from .prompts import Mode, reference_answers
 from .records import Record, write_jsonl_atomic
+from .replies import MAX_NEW_TOKENS
 from .stage import run_stage
 
 
@@ -39,49 +39,13 @@ class EvalSettings:
 DEFAULT_SETTINGS = EvalSettings()
 
 
-def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load_options) -> LoadedModel:
-    """The base model, with a distilled LoRA adapter merged in when one is given.
-
-    `load_options` go to `load_model` (`allow_pickle`, `trust_remote_code`).
-    """
-    from .distill import ADAPTER_INFO, base_signature
-
-    loaded = load_model(model_name, dtype=torch.float32, **load_options)
-    if adapter is None:
-        return loaded
-    from peft import PeftModel
-
-    adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise BadInput(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
-    info_path = adapter / ADAPTER_INFO
-    trained_on = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    expected = trained_on.get("base_signature")
-    if expected and expected != base_signature(loaded.model.config):
-        raise BadInput(
-            f"{adapter}: adapter was trained on {trained_on.get('base_model')}, not on a model like {loaded.path}; "
-            "pass the base model it was distilled from as --model"
-        )
-    try:
-        model = PeftModel.from_pretrained(loaded.model, str(adapter))
-    except (RuntimeError, ValueError, KeyError) as err:
-        raise BadInput(
-            f"{adapter}: adapter does not fit {loaded.path}: {str(err).splitlines()[0]}; "
-            "pass the base model it was distilled from as --model"
-        ) from None
-    # Merged weights decode exactly as fast as the base model: the adapter costs nothing at run time.
-    loaded.model = model.merge_and_unload().eval()
-    return loaded
-
-
 def item_metrics(record: Record, generated: Record) -> Record:
     """Per-item figures that need the ground truth: ANLS, VARR, hallucinated attribute words."""
     from .synth import hallucinated_words
 
     item = dict(generated)
-    references = [str(a) for a in (record.get("answers") or [record.get("answer")]) if a is not None]
     if record.get("task") in ("doc", "docvqa"):
-        item["anls"] = metrics.anls(generated.get("prediction") or "", references)
+        item["anls"] = metrics.anls(generated.get("prediction") or "", reference_answers(record))
     if record.get("visual_words"):
         retained = metrics.visual_word_retention(record["visual_words"], generated["cot"])
         item["varr_kept"] = {kind: kept for kind, (kept, _) in retained.items()}

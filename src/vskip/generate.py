@@ -7,19 +7,12 @@ from pathlib import Path
 
 import torch
 
-from .encoding import Example, chat_prompt, encode
-from .metrics import is_correct
+from .encoding import encode, record_example
 from .models import LoadedModel
-from .prompts import Mode, split_response
-from .records import Record, image_paths, load_image
+from .prompts import Mode
+from .records import Record
+from .replies import MAX_NEW_TOKENS, generated_record
 from .stage import run_stage
-
-MAX_NEW_TOKENS = 160
-
-
-def example_for(loaded: LoadedModel, record: Record, base_dir: str | Path, mode: Mode, ratio=None) -> Example:
-    images = [load_image(path) for path in image_paths(record, base_dir)]
-    return Example(images, chat_prompt(loaded.processor, record["question"], mode, ratio, n_images=len(images)))
 
 
 @torch.inference_mode()
@@ -38,7 +31,7 @@ def generate_batch(
     measured by `vskip evaluate`).
     """
     tokenizer = loaded.processor.tokenizer
-    examples = [example_for(loaded, record, base_dir, mode, ratio) for record in records]
+    examples = [record_example(loaded.processor, record, base_dir, mode, ratio=ratio) for record in records]
     inputs = encode(loaded.processor, examples, for_generation=True).inputs
     inputs = {key: value.to(loaded.model.device) for key, value in inputs.items()}
     start = time.perf_counter()
@@ -52,24 +45,6 @@ def generate_batch(
                          elapsed / len(records))
         for record, tokens in zip(records, new_tokens)
     ]
-
-
-def generated_record(record: Record, mode: Mode, text: str, tokenizer, latency_s: float) -> Record:
-    """The output record of one generation: the input's fields (its `cot` kept as `reference_cot`) plus
-    `mode`, `cot`, `prediction`, `correct`, `cot_tokens` and `latency_s`; every backend writes these."""
-    cot, prediction = split_response(text)
-    result = {key: value for key, value in record.items() if key != "cot"}
-    if record.get("cot") is not None:
-        result["reference_cot"] = record["cot"]
-    result.update(
-        mode=mode,
-        cot=cot,
-        prediction=prediction,
-        correct=is_correct(prediction, record),
-        cot_tokens=len(tokenizer(cot, add_special_tokens=False)["input_ids"]) if cot else 0,
-        latency_s=latency_s,
-    )
-    return result
 
 
 def batch_generator(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS):

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import BadInput
+from .prompts import normalize_answer, reference_answers
 
 ANLS_THRESHOLD = 0.5
 MMMU_SEED = 42  # the seed of MMMU's own evaluation scripts
@@ -273,11 +274,9 @@ def is_correct(prediction: str | None, record: Mapping[str, Any]) -> bool:
     after normalisation (`prompts.normalize_answer`) against any reference answer (`answers` or
     `answer`).
     """
-    from .prompts import normalize_answer
-
     if prediction is None:
         return False
-    answers = [str(a) for a in (record.get("answers") or [record.get("answer")]) if a is not None]
+    answers = reference_answers(record)
     if record.get("options"):
         return parse_multiple_choice(prediction, record["options"]) in {a.strip().upper() for a in answers}
     if {normalize_answer(a) for a in answers} <= {"yes", "no"} and answers:

@@ -8,7 +8,8 @@ A distilled model is asked for a compressed chain of thought by a γ marker in t
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from .errors import BadInput
 
@@ -43,10 +44,28 @@ def split_response(text: str) -> tuple[str, str | None]:
     return text[: last.start()].strip(), last.group(1).strip().splitlines()[0].strip() if last.group(1).strip() else ""
 
 
-def require_answer(record_id: str, cot: str, answer: str | None) -> str:
-    if answer is None or not str(answer).strip():
-        raise BadInput(f"record {record_id}: the chain of thought has no answer; generate it again or drop it")
-    return str(answer)
+def cot_answer(record: Mapping[str, Any]) -> str | None:
+    """The answer that ends a record's chain of thought, None when it has none.
+
+    A generated record's CoT goes with the answer the model reached (`prediction`, right or wrong, even
+    when empty): pairing it with the reference `answer` would teach or score a reply no model wrote.
+    A record without `prediction` (a dataset's reference CoT) goes with its `answer`.
+    """
+    answer = record["prediction"] if "prediction" in record else record.get("answer")
+    return str(answer) if answer is not None and str(answer).strip() else None
+
+
+def require_answer(record: Mapping[str, Any]) -> str:
+    """`cot_answer`, or `BadInput` naming the record when there is none."""
+    answer = cot_answer(record)
+    if answer is None:
+        raise BadInput(f"record {record['id']}: the chain of thought has no answer; generate it again or drop it")
+    return answer
+
+
+def reference_answers(record: Mapping[str, Any]) -> list[str]:
+    """Every accepted answer of a record: `answers` (several references) where given, else `answer`."""
+    return [str(a) for a in (record.get("answers") or [record.get("answer")]) if a is not None]
 
 
 def normalize_answer(text: str) -> str:

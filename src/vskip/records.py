@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import BadInput
+from .prompts import cot_answer
 
 Record = dict[str, Any]
 
@@ -155,7 +156,7 @@ def check_records(
     skipped: list[Record] | None = None,
 ) -> list[Record]:
     """The records whose images open (inside `base`; not checked without one) and, with `needs_answer`, whose chain of
-    thought has an answer (`prediction` where the record has one, else `answer`).
+    thought has an answer (`prompts.cot_answer`).
 
     Raises `BadInput` naming the first bad record, or, given a `skipped` list, appends
     `{"id", "reason"}` there for each bad record and returns the good ones.
@@ -165,8 +166,7 @@ def check_records(
         try:
             for path in check_image_paths(record, base, allow_outside=allow_outside_paths) if base else []:
                 load_image(path)
-            answer = record["prediction"] if "prediction" in record else record.get("answer")
-            if needs_answer and (answer is None or not str(answer).strip()):
+            if needs_answer and cot_answer(record) is None:
                 raise BadInput("the chain of thought has no answer; generate it again, or rerun with --skip-bad")
         except BadInput as err:
             if skipped is None:

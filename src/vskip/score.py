@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from .capture import capture_visual_mass, row_blocks
-from .encoding import Example, chat_prompt, encode, token_word_index, word_spans
+from .encoding import encode, record_example, token_word_index, word_spans
 from .errors import BadInput
 from .models.adapters import Adapter
 from .prompts import require_answer, response
-from .records import Record, image_paths, load_image
+from .records import Record
 
 # Share of the layers that see the image, counted from the bottom, whose attention makes the visual
 # path. The key-layer ablation of benchmarks/bench_compression.py chose the lower half: on
@@ -120,10 +120,8 @@ class _Item:
 
 
 def _prepare(record: Record, tokenizer) -> _Item:
-    answer = record["prediction"] if "prediction" in record else record.get("answer")
-    answer = require_answer(record["id"], record.get("cot", ""), answer)
     cot = str(record.get("cot") or "").strip()
-    reply = response(cot, answer)
+    reply = response(cot, require_answer(record))
     word_of_token = token_word_index(tokenizer, reply, cot)
     offsets = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     tokens = [reply[start:end] for (start, end), word in zip(offsets, word_of_token, strict=True) if word >= 0]
@@ -151,7 +149,7 @@ def score_records(
     """Scores records: each input record plus its CoT `tokens`, per-token `text_score` (surprisal) and
     `visual_score` (visual mass), its `words` and their `word_text_score`, `word_visual_score` and
     `word_tokens`; with `blind`, also `gain_score` and `word_gain_score` (NLL without the image minus NLL
-    with it). Records without an answer (`prediction`, else `answer`) raise `BadInput`.
+    with it). Records whose CoT has no answer (`prompts.cot_answer`) raise `BadInput`.
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
@@ -170,24 +168,11 @@ def score_records(
         batches = tqdm(batches, desc="score", unit="batch")
     for start in batches:
         batch = items[start : start + batch_size]
-        examples = [
-            Example(
-                [load_image(path) for path in image_paths(item.record, base_dir)],
-                chat_prompt(
-                    processor,
-                    item.record["question"],
-                    "cot",
-                    n_images=len(image_paths(item.record, base_dir)),
-                ),
-                item.reply,
-            )
-            for item in batch
-        ]
+        examples = [record_example(processor, item.record, base_dir, reply=item.reply) for item in batch]
         scores = _score_examples(model, adapter, processor, examples, batch, key_layers=key_layers, visual=True)
         if blind:
             blind_examples = [
-                Example([], chat_prompt(processor, item.record["question"], "cot", n_images=0), item.reply)
-                for item in batch
+                record_example(processor, item.record, base_dir, reply=item.reply, blind=True) for item in batch
             ]
             blind_scores = _score_examples(model, adapter, processor, blind_examples, batch, visual=False)
         for b, item in enumerate(batch):

@@ -1,7 +1,7 @@
 """vLLM as an optional generation backend (`pip install 'vskip[vllm]'`, GPU only).
 
 `generate_batch_vllm` writes the same records as `generate.generate_batch`: the prompt is built by
-the same `chat_prompt` with the checkpoint's own processor, vLLM decodes greedily, and the reply is
+the same `record_example` with the checkpoint's own processor, vLLM decodes greedily, and the reply is
 split and scored by the same helpers. A distilled adapter is not merged: vLLM serves it as a LoRA
 (`LoRARequest`), which is what `adapter_layout_problems` checks an adapter directory against, without
 vLLM installed. vLLM is imported inside the functions that need it.
@@ -27,10 +27,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .encoding import record_example
 from .errors import BadInput, UnsupportedModel, VSkipError
-from .generate import MAX_NEW_TOKENS, example_for, generated_record
 from .prompts import Mode
 from .records import Record
+from .replies import MAX_NEW_TOKENS, generated_record
 
 VLLM_MISSING = "the vllm backend needs vLLM: pip install 'vskip[vllm]' (GPU only)"
 # vllm/config/lora.py: MaxLoRARanks.
@@ -122,16 +123,9 @@ def load_vllm(
 
 
 def _check_adapter(adapter: str | Path, base_path: str, config, max_lora_rank: int) -> None:
-    from .distill import ADAPTER_INFO, base_signature
+    from .lora import check_adapter
 
-    info_path = Path(adapter) / ADAPTER_INFO
-    trained_on = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    expected = trained_on.get("base_signature")
-    if expected and expected != base_signature(config):
-        raise BadInput(
-            f"{adapter}: adapter was trained on {trained_on.get('base_model')}, not on a model like {base_path}; "
-            "pass the base model it was distilled from as --model"
-        )
+    check_adapter(adapter, config, base_path)
     problems = adapter_layout_problems(adapter, max_lora_rank=max_lora_rank, base_model=base_path)
     if problems:
         raise BadInput(f"{adapter}: vLLM cannot serve this adapter: {'; '.join(problems)}")
@@ -155,7 +149,7 @@ def generate_batch_vllm(
     vllm = _vllm()
     prompts = []
     for record in records:
-        example = example_for(model, record, base_dir, mode, ratio)
+        example = record_example(model.processor, record, base_dir, mode, ratio=ratio)
         if len(example.images) > model.max_images:
             raise BadInput(
                 f"record {record['id']}: {len(example.images)} images, more than the {model.max_images} "

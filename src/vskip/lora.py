@@ -1,0 +1,70 @@
+"""Distilled LoRA adapters at inference: the base-model check, and loading one for either backend.
+
+`vskip distill` writes, beside the PEFT files, `vskip_adapter.json` with the signature of the base
+it trained on. Both generation backends check an adapter here before using it: transformers merges
+it into the base (`load_with_adapter`), vLLM serves it unmerged (`vllm_backend.load_vllm`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .errors import BadInput
+from .models import LoadedModel, load_model
+
+ADAPTER_INFO = "vskip_adapter.json"
+
+
+def base_signature(config) -> dict:
+    """What an adapter must agree with in its base model, whatever directory the base sits in."""
+    text = config.get_text_config()
+    return {
+        "model_type": config.model_type,
+        "hidden_size": text.hidden_size,
+        "num_hidden_layers": text.num_hidden_layers,
+        "vocab_size": text.vocab_size,
+    }
+
+
+def check_adapter(adapter: str | Path, config, base_path: str) -> None:
+    """`BadInput` unless `adapter` is a PEFT adapter directory distilled from a model like `config`.
+
+    An adapter without `vskip_adapter.json` (trained elsewhere) passes on its PEFT files alone.
+    """
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise BadInput(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
+    info_path = adapter / ADAPTER_INFO
+    trained_on = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    expected = trained_on.get("base_signature")
+    if expected and expected != base_signature(config):
+        raise BadInput(
+            f"{adapter}: adapter was trained on {trained_on.get('base_model')}, not on a model like {base_path}; "
+            "pass the base model it was distilled from as --model"
+        )
+
+
+def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load_options) -> LoadedModel:
+    """The base model, with a distilled LoRA adapter merged in when one is given.
+
+    `load_options` go to `load_model` (`allow_pickle`, `trust_remote_code`).
+    """
+    loaded = load_model(model_name, dtype=torch.float32, **load_options)
+    if adapter is None:
+        return loaded
+    check_adapter(adapter, loaded.model.config, loaded.path)
+    from peft import PeftModel
+
+    try:
+        model = PeftModel.from_pretrained(loaded.model, str(adapter))
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise BadInput(
+            f"{adapter}: adapter does not fit {loaded.path}: {str(err).splitlines()[0]}; "
+            "pass the base model it was distilled from as --model"
+        ) from None
+    # Merged weights decode exactly as fast as the base model: the adapter costs nothing at run time.
+    loaded.model = model.merge_and_unload().eval()
+    return loaded

@@ -1,0 +1,27 @@
+"""A generated reply as an output record: what every generation backend (transformers, vLLM) writes."""
+
+from __future__ import annotations
+
+from .metrics import is_correct
+from .prompts import Mode, split_response
+from .records import Record
+
+MAX_NEW_TOKENS = 160
+
+
+def generated_record(record: Record, mode: Mode, text: str, tokenizer, latency_s: float) -> Record:
+    """The output record of one generation: the input's fields (its `cot` kept as `reference_cot`) plus
+    `mode`, `cot`, `prediction`, `correct`, `cot_tokens` and `latency_s`."""
+    cot, prediction = split_response(text)
+    result = {key: value for key, value in record.items() if key != "cot"}
+    if record.get("cot") is not None:
+        result["reference_cot"] = record["cot"]
+    result.update(
+        mode=mode,
+        cot=cot,
+        prediction=prediction,
+        correct=is_correct(prediction, record),
+        cot_tokens=len(tokenizer(cot, add_special_tokens=False)["input_ids"]) if cot else 0,
+        latency_s=latency_s,
+    )
+    return result
