@@ -16,6 +16,7 @@ from pathlib import Path
 from vskip.generate import generate
 from vskip.metrics import summarize
 from vskip.models import load_model
+from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.report import format_table
 
@@ -23,13 +24,14 @@ from vskip.report import format_table
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vskip-tiny")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", default="benchmarks/results/accuracy.json")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
     records = read_records(args.data)
-    loaded = load_model(args.model, device="cpu")
+    loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     work = Path(args.out).with_suffix("")
     summaries, seconds = {}, {}
     for mode in ("cot", "direct"):
@@ -52,8 +54,8 @@ def main() -> None:
             "pope_yes_ratio_cot": block["cot"]["pope_yes_ratio"],
         })
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"model": args.model, "data": args.data, "rows": rows,
-                                          "seconds": seconds}, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps({"model": args.model, "precision": loaded.precision, "data": args.data,
+                                          "rows": rows, "seconds": seconds}, indent=2) + "\n")
     print(format_table(rows, list(rows[0])))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from vskip.compress import compress_records
 from vskip.metrics import varr_from_mask
 from vskip.models import load_model
+from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.report import format_table
 from vskip.score import default_key_layers, score_records
@@ -62,6 +63,7 @@ def quality(compressed: list[dict]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vskip-tiny")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
     parser.add_argument("--data", required=True)
     parser.add_argument("--per-task", type=int, default=300, help="items per task family")
     parser.add_argument("--ablation-per-task", type=int, default=100)
@@ -73,7 +75,7 @@ def main() -> None:
     for record in records:
         by_task.setdefault(record["task"], []).append(record)
     chosen = [r for task in sorted(by_task) for r in by_task[task][: args.per_task]]
-    loaded = load_model(args.model, device="cpu")
+    loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     base = Path(args.data).parent
     methods = ["truncate", "random", "text", "gain", "visual", "vskip"]
     ratios = [0.5, 0.7, 0.9]
@@ -95,7 +97,8 @@ def main() -> None:
             ablation.append({"key_layers": ",".join(map(str, layers)), **row})
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"model": args.model, "data": args.data, "items": len(chosen),
+    Path(args.out).write_text(json.dumps({"model": args.model, "precision": loaded.precision, "data": args.data,
+                                          "items": len(chosen),
                                           "default_key_layers": default, "quality": main_rows,
                                           "key_layer_ablation": ablation}, indent=2) + "\n")
     print(format_table(main_rows, list(main_rows[0])))

@@ -18,6 +18,7 @@ import torch
 
 from vskip.encoding import record_example
 from vskip.models import load_model
+from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
 from vskip.records import read_records
 from vskip.training import IGNORE_INDEX, batch_inputs
@@ -43,6 +44,7 @@ def reply_loss(loaded, records, base_dir: Path, shown: list[dict], batch_size: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vskip-tiny")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
     parser.add_argument("--data", required=True, help="a vskip-synth split the model did not train on")
     parser.add_argument("--items", type=int, help="default: every record")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -51,10 +53,10 @@ def main() -> None:
 
     records = read_records(args.data)[: args.items]  # [:None] is all
     base_dir = Path(args.data).parent
-    loaded = load_model(args.model, device="cpu")
+    loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     right = reply_loss(loaded, records, base_dir, records, args.batch_size)
     shuffled = reply_loss(loaded, records, base_dir, records[1:] + records[:1], args.batch_size)
-    result = {"model": args.model, "data": args.data, "items": len(records),
+    result = {"model": args.model, "precision": loaded.precision, "data": args.data, "items": len(records),
               "loss_right_image": right, "loss_shuffled_image": shuffled}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

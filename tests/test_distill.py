@@ -1,16 +1,20 @@
 import json
+import math
+import random
 
 import pytest
+import torch
 from peft import PeftModel
 from safetensors import safe_open
 
-from vskip.distill import distill, training_pairs
+from vskip.distill import distill, lora_model, training_pairs
+from vskip.encoding import record_example
 from vskip.errors import BadInput
 from vskip.lora import load_with_adapter
 from vskip.models import load_model
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
-from vskip.training import TrainConfig
+from vskip.training import TrainConfig, fit
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +63,7 @@ def test_adapter_is_peft_format_on_language_attention_only(adapter, base_dir):
     assert not (adapter / "checkpoint").exists()
     info = json.loads((adapter / "vskip_adapter.json").read_text())
     assert info["method"] == "vskip" and info["ratios"] == [0.5, 1.0]
+    assert info["precision"] == {"base": "float32", "adapter": "float32", "gradient_checkpointing": False}
 
 
 def test_adapter_loads_with_peft_and_merges_for_inference(adapter, base_dir):
@@ -93,3 +98,48 @@ def test_adapter_refuses_a_base_of_another_shape(adapter, tiny_random, tmp_path)
     save_processor(tiny_random.processor, tmp_path)
     with pytest.raises(BadInput, match="was trained on .* pass the base model it was distilled from"):
         load_with_adapter(str(tmp_path), adapter)
+
+
+def test_a_bfloat16_base_trains_a_float32_adapter(base_dir, image_dataset_module, tmp_path):
+    data = image_dataset_module
+    out = distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "adapter",
+                  training=TrainConfig(steps=3, batch_size=2, warmup_steps=1, log_every=1), dtype="bfloat16")
+    info = json.loads((out / "vskip_adapter.json").read_text())
+    assert info["precision"] == {"base": "bfloat16", "adapter": "float32", "gradient_checkpointing": False}
+    assert all(math.isfinite(row["loss"]) for row in info["log"]) and len(info["log"]) == 3
+    with safe_open(out / "adapter_model.safetensors", "pt") as weights:
+        assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float32}
+    merged = load_with_adapter(str(base_dir), out, dtype="bfloat16")  # merges into the bf16 base
+    assert merged.precision == "bfloat16"
+
+
+def _train(base_dir, data, gradient_checkpointing):
+    """Two LoRA steps; returns the log, the trained adapter and how often decoder layer 0's MLP ran forward."""
+    loaded = load_model(str(base_dir), device="cpu")
+    torch.manual_seed(0)  # the same initial adapter
+    model = lora_model(loaded, gradient_checkpointing=gradient_checkpointing)
+    pairs = training_pairs(compressed(read_records(data)), "vskip")
+    calls = []
+    mlp = model.get_decoder().layers[0].mlp
+    forward = mlp.forward
+
+    def counted(*args, **kwargs):  # not a forward hook: torch's recompute skips module hooks
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    mlp.forward = counted
+
+    def sample(rng: random.Random, n: int):
+        chosen = rng.choices(pairs, k=n)
+        return [record_example(loaded.processor, r, data.parent, ratio=g, reply=y) for r, g, y in chosen]
+
+    log = fit(model, loaded.processor, sample, TrainConfig(steps=2, batch_size=2, warmup_steps=1, log_every=1))
+    return log, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}, len(calls)
+
+
+def test_gradient_checkpointing_recomputes_layers_without_changing_the_step(base_dir, image_dataset_module):
+    log, adapter, calls = _train(base_dir, image_dataset_module, None)  # a small base: off by default
+    checkpointed_log, checkpointed, recomputed = _train(base_dir, image_dataset_module, True)
+    assert (calls, recomputed) == (2, 4)  # each step runs layer 0 again in the backward pass
+    assert [row["loss"] for row in checkpointed_log] == pytest.approx([row["loss"] for row in log], abs=1e-6)
+    assert all(torch.allclose(checkpointed[name], adapter[name], atol=1e-6) for name in adapter)

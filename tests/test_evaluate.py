@@ -22,6 +22,7 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
         assert all(key in block for key in KEYS)
     assert set(short["tasks"]) == {"pope", "count", "doc"}
     assert short["n"] == 3 and full["speedup"] == 1.0
+    assert full["precision"] == "float32"
     items = [json.loads(line) for line in (tmp_path / "short.items.jsonl").read_text().splitlines()]
     assert [item["id"] for item in items] == [record["id"] for record in records]
     assert sum(item["latency_s"] is not None for item in items) == 3

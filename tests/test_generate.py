@@ -1,5 +1,8 @@
+import torch
+
 from vskip.generate import generate
 from vskip.metrics import is_correct
+from vskip.models import load_model
 from vskip.records import read_records
 
 
@@ -14,6 +17,7 @@ def test_generate_writes_one_record_per_input_with_its_fields(tiny_random, image
         assert result["question"] == record["question"]
         assert result["correct"] == is_correct(result["prediction"], record)
         assert 0 <= result["cot_tokens"] <= 6 and result["latency_s"] > 0
+        assert result["precision"] == {"generate": "float32"}
     assert not list(tmp_path.glob("*.partial*"))
 
 
@@ -32,3 +36,12 @@ def test_correctness_accepts_any_reference_answer():
     assert not is_correct(None, {"answer": "yes"})
     assert is_correct("Yes, there is a red star.", {"answer": "yes"})
     assert is_correct("The answer is (B).", {"answer": "B", "options": ["cat", "dog"]})
+
+
+def test_records_say_at_which_precision_they_were_written(saved_tiny, image_dataset, tmp_path):
+    loaded = load_model(str(saved_tiny), device="cpu", dtype="bfloat16")
+    assert loaded.model.dtype == torch.bfloat16 and loaded.precision == "bfloat16"
+    records = [{**record, "precision": {"earlier": "float16"}} for record in read_records(image_dataset)]
+    results = generate(loaded, records, image_dataset.parent, tmp_path / "bf16.jsonl", max_new_tokens=3,
+                       progress=False)
+    assert [r["precision"] for r in results] == [{"earlier": "float16", "generate": "bfloat16"}] * len(records)

@@ -92,14 +92,14 @@ def test_missing_vllm_is_one_line_error(monkeypatch):
         load_vllm("vskip-tiny")
     assert str(raised.value) == VLLM_MISSING == "the vllm backend needs vLLM: pip install 'vskip[vllm]' (GPU only)"
     with pytest.raises(VSkipError, match="needs vLLM"):
-        generate_batch_vllm(VllmModel(None, None, "x"), [], ".", "cot")
+        generate_batch_vllm(VllmModel(None, None, "x", "float32"), [], ".", "cot")
 
 
 @pytest.mark.parametrize("mode, ratio", [("cot", None), ("cot", 0.5), ("direct", None)])
 def test_records_and_prompts_match_the_transformers_path(tiny_random, dataset, fake_vllm, mode, ratio):
     records = read_records(dataset)
     engine = StandInLLM(tiny_random)
-    model = VllmModel(engine, tiny_random.processor, "tiny-random")
+    model = VllmModel(engine, tiny_random.processor, "tiny-random", tiny_random.precision)
     served = generate_batch_vllm(model, records, dataset.parent, mode, ratio=ratio, max_new_tokens=8)
     direct = generate_batch(tiny_random, records, dataset.parent, mode, ratio=ratio, max_new_tokens=8)
     assert [set(r) for r in served] == [set(r) for r in direct]
@@ -116,14 +116,14 @@ def test_records_and_prompts_match_the_transformers_path(tiny_random, dataset, f
 def test_adapter_is_served_as_one_lora_request(tiny_random, dataset, fake_vllm, adapter):
     records = read_records(dataset)[:1]
     engine = StandInLLM(tiny_random)
-    model = VllmModel(engine, tiny_random.processor, "tiny-random", adapter=str(adapter))
+    model = VllmModel(engine, tiny_random.processor, "tiny-random", "float32", adapter=str(adapter))
     generate_batch_vllm(model, records, dataset.parent, "cot", max_new_tokens=2)
     generate_batch_vllm(model, records, dataset.parent, "cot", adapter=adapter, max_new_tokens=2)
     first, second = (call.lora_request for call in engine.calls)
     assert first == second and first.lora_int_id == 1 and first.path == str(adapter.resolve())
     with pytest.raises(BadInput, match="load the model with load_vllm"):
         generate_batch_vllm(
-            VllmModel(engine, tiny_random.processor, "x"), records, dataset.parent, "cot", adapter=adapter
+            VllmModel(engine, tiny_random.processor, "x", "float32"), records, dataset.parent, "cot", adapter=adapter
         )
 
 
@@ -131,7 +131,7 @@ def test_records_with_more_images_than_the_engine_takes_are_refused(tiny_random,
     record = {**read_records(dataset)[0], "image": ["images/0.png", "images/1.png"]}
     with pytest.raises(BadInput, match="2 images, more than the 1"):
         generate_batch_vllm(
-            VllmModel(StandInLLM(tiny_random), tiny_random.processor, "x"), [record], dataset.parent, "cot"
+            VllmModel(StandInLLM(tiny_random), tiny_random.processor, "x", "float32"), [record], dataset.parent, "cot"
         )
 
 
@@ -140,6 +140,7 @@ def test_load_vllm_enables_lora_for_a_checked_adapter(saved_tiny, adapter, fake_
     (options,) = fake_vllm.engines
     assert options == dict(
         model=str(saved_tiny),
+        dtype="float32",  # auto without a bf16 GPU, as the transformers backend decides
         trust_remote_code=False,
         limit_mm_per_prompt={"image": 1},
         enable_lora=True,

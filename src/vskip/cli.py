@@ -96,8 +96,18 @@ def image_root(args, path: str | None = None) -> Path:
     return Path(args.images) if getattr(args, "images", None) else Path(path or args.data).parent
 
 
+def _dtype_arg(parser: argparse.ArgumentParser) -> None:
+    from .precision import DTYPES
+
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="auto",
+        help="precision of the weights (default: auto, bfloat16 on a GPU that supports it, else float32)",
+    )
+
+
 def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="vskip-tiny", help="checkpoint directory, hub id, or vskip-tiny")
+    _dtype_arg(parser)
     parser.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors weights")
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -106,12 +116,16 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 def _load(args):
     from .models import load_model
 
-    return load_model(args.model, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
+    return load_model(args.model, **_load_options(args))
+
+
+def _load_options(args) -> dict:
+    return {"dtype": args.dtype, "allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
 
 
 def _load_backend(args, records, adapter=None):
     """The model to generate with: transformers (adapter merged), or a vLLM engine with `--backend vllm`."""
-    options = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
+    options = _load_options(args)
     if args.backend == "vllm":
         from .records import image_paths
         from .vllm_backend import load_vllm
@@ -190,8 +204,11 @@ def cmd_distill(args) -> None:
         args, args.data, ("id", "image", "question", "cot", "compressed_cot", "method", "ratio"), needs_answer=True,
         unique=("id", "method", "ratio"),
     )
-    training = replace(DEFAULT_TRAINING, steps=args.steps, seed=args.seed)
-    out = distill(args.model, records, image_root(args), args.out, method=args.method, training=training)
+    training = replace(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    out = distill(
+        args.model, records, image_root(args), args.out, method=args.method, training=training,
+        gradient_checkpointing=args.gradient_checkpointing, **_load_options(args),
+    )
     print(f"saved adapter to {out}")
 
 
@@ -215,7 +232,7 @@ def cmd_demo(args) -> None:
 
     from .demo import DEFAULT, QUICK, run_demo
 
-    config = replace(QUICK if args.quick else DEFAULT, model=args.model)
+    config = replace(QUICK if args.quick else DEFAULT, model=args.model, dtype=args.dtype)
     report = run_demo(args.out, config)
     print((report.parent / "results.md").read_text())
     print(f"report: {report}")
@@ -286,7 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     compress.set_defaults(run=cmd_compress)
 
     distill = commands.add_parser("distill", help="train a LoRA adapter that writes compressed CoTs")
-    distill.add_argument("--model", default="vskip-tiny")
+    _model_args(distill)
+    distill.add_argument(
+        "--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+        help="recompute activations in the backward pass (default: on for models of 1B parameters or more)",
+    )
     distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
     distill.add_argument("--method", default="vskip")
     distill.add_argument("--out", required=True)
@@ -311,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole pipeline on the embedded default, with its report")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--model", default="vskip-tiny")
+    _dtype_arg(demo)
     demo.add_argument("--quick", action="store_true", help="a small run (what the tests use)")
     demo.set_defaults(run=cmd_demo)
     return parser

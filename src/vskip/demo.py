@@ -27,6 +27,7 @@ from .score import score_records
 @dataclass(frozen=True)
 class DemoConfig:
     model: str = "vskip-tiny"
+    dtype: str = "auto"  # precision.DTYPES: every model the demo loads, teacher and students
     seed: int = 0
     n_distill: int = 1000  # training items per family whose teacher CoTs are compressed and distilled
     n_test: int = 75  # test items per family
@@ -56,7 +57,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
         build(data, seed=config.seed, n_train=config.n_distill, n_val=0, n_test=config.n_test)
     train = read_records(data / "train.jsonl")
     test = read_records(data / "test.jsonl")
-    teacher = load_model(config.model)
+    teacher = load_model(config.model, dtype=config.dtype)
 
     # 1. Teacher CoTs on the training items; only correct ones are worth compressing.
     generated_path = out / "generated.jsonl"
@@ -88,12 +89,12 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     for method in config.methods:
         adapter = out / "adapters" / method
         if not (adapter / "adapter_model.safetensors").is_file():
-            distill(config.model, compressed, data, adapter, method=method, training=training)
+            distill(config.model, compressed, data, adapter, method=method, training=training, dtype=config.dtype)
         student = None
         for ratio in config.ratios:
             path = evaluations / f"{method}-{ratio}.json"
             if not path.is_file() and student is None:
-                student = load_with_adapter(config.model, adapter)
+                student = load_with_adapter(config.model, adapter, dtype=config.dtype)
             results = _evaluated(student, test, data, path, replace(settings, ratio=ratio), full)
             rows.append(_row(method, ratio, results))
 

@@ -15,14 +15,14 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from peft import LoraConfig, get_peft_model
 
 from .distributed import barrier, is_main_process
 from .encoding import Example, record_example
 from .errors import BadInput
 from .lora import ADAPTER_INFO, base_signature
-from .models import load_model
+from .models import LoadedModel, load_model
+from .precision import dtype_name
 from .prompts import require_answer, response
 from .records import Record
 from .training import TrainConfig, fit
@@ -37,6 +37,9 @@ class LoraSettings:
 
 DEFAULT_LORA = LoraSettings()
 DEFAULT_TRAINING = TrainConfig(steps=600, batch_size=16, learning_rate=1e-3, warmup_steps=30)
+# Bases this large train with gradient checkpointing unless told otherwise: from Qwen2-VL-2B up, the
+# activations of a batch of DocVQA-sized sequences outgrow the weights (benchmarks/gpu.py measures it).
+CHECKPOINTING_FROM_PARAMETERS = 1_000_000_000
 
 
 def training_pairs(records: list[Record], method: str) -> list[tuple[Record, float, str]]:
@@ -55,6 +58,34 @@ def training_pairs(records: list[Record], method: str) -> list[tuple[Record, flo
     return pairs + [pair for item, pair in full.items() if item not in have_full]
 
 
+def lora_model(loaded: LoadedModel, lora: LoraSettings = DEFAULT_LORA, *, gradient_checkpointing: bool | None = None):
+    """`loaded.model` with a fresh trainable LoRA adapter on its language model's attention projections.
+
+    The adapter's weights are float32 whatever the base's dtype (peft's `autocast_adapter_dtype`): in
+    bf16, AdamW's small updates would round away; peft casts each LoRA input up and its output back to
+    the base's dtype, so the frozen base computes in bf16. Gradient checkpointing (default: on for bases
+    of `CHECKPOINTING_FROM_PARAMETERS` parameters or more) keeps only each decoder layer's input and
+    recomputes the rest in the backward pass: about a third more compute for a fraction of the
+    activation memory, which on a 7B base at batch 4 decides whether a step fits one GPU.
+    """
+    model = loaded.model
+    if gradient_checkpointing is None:
+        gradient_checkpointing = sum(p.numel() for p in model.parameters()) >= CHECKPOINTING_FROM_PARAMETERS
+    if gradient_checkpointing:
+        # transformers 5.24 renamed gradient_checkpointing_enable (kept as a deprecated alias until v6);
+        # earlier 5.x releases have only the old name. Non-reentrant checkpointing needs no input grads.
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
+    config = LoraConfig(
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=loaded.adapter.lora_target_regex,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config, autocast_adapter_dtype=True)
+
+
 def distill(
     model_name: str,
     records: list[Record],
@@ -64,25 +95,20 @@ def distill(
     method: str = "vskip",
     training: TrainConfig = DEFAULT_TRAINING,
     lora: LoraSettings = DEFAULT_LORA,
+    gradient_checkpointing: bool | None = None,
+    **load_options,
 ) -> Path:
     """Train a LoRA adapter for `method` on a fresh copy of the base model and save it in PEFT format.
 
-    Rerunning after an interruption continues from the last checkpoint in `out_dir/checkpoint`.
+    `load_options` go to `load_model` (`dtype`, `allow_pickle`, `trust_remote_code`); see `lora_model`
+    for the adapter's precision and `gradient_checkpointing`. Rerunning after an interruption continues
+    from the last checkpoint in `out_dir/checkpoint`.
     """
     out_dir = Path(out_dir)
     pairs = training_pairs(records, method)
-    loaded = load_model(model_name, dtype=torch.float32)
+    loaded = load_model(model_name, **load_options)
     processor = loaded.processor
-    model = get_peft_model(
-        loaded.model,
-        LoraConfig(
-            r=lora.rank,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=loaded.adapter.lora_target_regex,
-            task_type="CAUSAL_LM",
-        ),
-    )
+    model = lora_model(loaded, lora, gradient_checkpointing=gradient_checkpointing)
 
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
         return [
@@ -104,6 +130,11 @@ def distill(
         "examples": len(pairs),
         "training": asdict(training),
         "lora": asdict(lora),
+        "precision": {
+            "base": loaded.precision,
+            "adapter": dtype_name(next(p.dtype for p in model.parameters() if p.requires_grad)),
+            "gradient_checkpointing": any(getattr(m, "gradient_checkpointing", False) for m in model.modules()),
+        },
         "log": log,
     }
     (out_dir / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")

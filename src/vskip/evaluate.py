@@ -121,6 +121,7 @@ def evaluate(
     summary["overall"]["throughput_items_per_s"] = len(items) / batched_seconds if batched_seconds else None
     results = {
         "model": loaded.path,
+        "precision": loaded.precision,
         "mode": settings.mode,
         "ratio": settings.ratio if settings.ratio is not None else 1.0,
         **summary["overall"],

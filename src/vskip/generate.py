@@ -42,7 +42,7 @@ def generate_batch(
     new_tokens = output[:, inputs["input_ids"].shape[1] :]
     return [
         generated_record(record, mode, tokenizer.decode(tokens, skip_special_tokens=True), tokenizer,
-                         elapsed / len(records))
+                         elapsed / len(records), loaded.precision)
         for record, tokens in zip(records, new_tokens)
     ]
 

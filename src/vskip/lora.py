@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from .errors import BadInput
 from .models import LoadedModel, load_model
 
@@ -50,9 +48,9 @@ def check_adapter(adapter: str | Path, config, base_path: str) -> None:
 def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load_options) -> LoadedModel:
     """The base model, with a distilled LoRA adapter merged in when one is given.
 
-    `load_options` go to `load_model` (`allow_pickle`, `trust_remote_code`).
+    `load_options` go to `load_model` (`dtype`, `allow_pickle`, `trust_remote_code`).
     """
-    loaded = load_model(model_name, dtype=torch.float32, **load_options)
+    loaded = load_model(model_name, **load_options)
     if adapter is None:
         return loaded
     check_adapter(adapter, loaded.model.config, loaded.path)

@@ -27,6 +27,7 @@ from .capture import capture_visual_mass, row_blocks
 from .encoding import encode, record_example, token_word_index, word_spans
 from .errors import BadInput
 from .models.adapters import Adapter
+from .precision import stage_precision
 from .prompts import require_answer, response
 from .records import Record
 
@@ -149,7 +150,8 @@ def score_records(
     """Scores records: each input record plus its CoT `tokens`, per-token `text_score` (surprisal) and
     `visual_score` (visual mass), its `words` and their `word_text_score`, `word_visual_score` and
     `word_tokens`; with `blind`, also `gain_score` and `word_gain_score` (NLL without the image minus NLL
-    with it). Records whose CoT has no answer (`prompts.cot_answer`) raise `BadInput`.
+    with it); and the model's precision under `precision["score"]`. Records whose CoT has no answer
+    (`prompts.cot_answer`) raise `BadInput`.
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
@@ -180,6 +182,7 @@ def score_records(
             words = [item.cot[s:e] for s, e in word_spans(item.cot)]
             out = {
                 **{k: v for k, v in item.record.items() if k not in TOKEN_FIELDS},
+                "precision": stage_precision(item.record, "score", loaded_model.precision),
                 "tokens": item.tokens,
                 "text_score": scores.surprisal[b],
                 "visual_score": scores.visual_mass[b],

@@ -106,7 +106,8 @@ def fit(
     )
     for step in bar:
         batch = batch_inputs(processor, sample_examples(rng, config.batch_size))
-        loss = forward(**{key: value.to(model.device) for key, value in batch.items()}).loss
+        # No KV cache: a training forward never decodes, and the cache would hold every layer's keys and values.
+        loss = forward(**{key: value.to(model.device) for key, value in batch.items()}, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
         optimizer.step()

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .encoding import record_example
 from .errors import BadInput, UnsupportedModel, VSkipError
+from .precision import dtype_name, resolve_dtype
 from .prompts import Mode
 from .records import Record
 from .replies import MAX_NEW_TOKENS, generated_record
@@ -65,6 +66,7 @@ class VllmModel:
     llm: object
     processor: object
     path: str
+    precision: str  # the dtype the engine was started with, as `LoadedModel.precision` names it
     max_images: int = 1
     # The adapter the engine was started for: `generate_batch_vllm` uses it when given none.
     adapter: str | None = None
@@ -90,14 +92,16 @@ def load_vllm(
     adapter: str | Path | None = None,
     max_lora_rank: int = 16,
     max_images: int = 1,
+    dtype: str = "auto",
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
     **engine_args,
 ) -> VllmModel:
     """A vLLM engine for `model_path` (a directory, hub id or `vskip-tiny`), LoRA enabled when `adapter` is given.
 
-    The adapter is checked first (`adapter_layout_problems`, and the base it was distilled from);
-    `engine_args` go to `vllm.LLM` (e.g. `gpu_memory_utilization`, `max_model_len`, `dtype`).
+    The adapter is checked first (`lora.check_adapter`, then `adapter_layout_problems`); `dtype` follows
+    the same policy as the transformers backend (`precision.resolve_dtype` on the GPU); `engine_args`
+    go to `vllm.LLM` (e.g. `gpu_memory_utilization`, `max_model_len`).
     """
     vllm = _vllm()
     from transformers import AutoConfig
@@ -113,13 +117,16 @@ def load_vllm(
         raise UnsupportedModel(f"{path}: {NOT_SERVED[config.model_type]}; use the transformers backend")
     if not allow_pickle:
         refuse_pickle(path)
-    options = dict(model=path, trust_remote_code=trust_remote_code, limit_mm_per_prompt={"image": max_images})
+    precision = dtype_name(resolve_dtype(dtype, "cuda"))
+    options = dict(
+        model=path, dtype=precision, trust_remote_code=trust_remote_code, limit_mm_per_prompt={"image": max_images}
+    )
     if adapter is not None:
         _check_adapter(adapter, path, config, max_lora_rank)
         options.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
     processor = load_processor(path, trust_remote_code=trust_remote_code)
     llm = vllm.LLM(**options, **engine_args)
-    return VllmModel(llm, processor, path, max_images, adapter=str(adapter) if adapter is not None else None)
+    return VllmModel(llm, processor, path, precision, max_images, adapter=str(adapter) if adapter is not None else None)
 
 
 def _check_adapter(adapter: str | Path, base_path: str, config, max_lora_rank: int) -> None:
@@ -166,7 +173,7 @@ def generate_batch_vllm(
     elapsed = time.perf_counter() - start
     tokenizer = model.processor.tokenizer
     return [
-        generated_record(record, mode, output.outputs[0].text, tokenizer, elapsed / len(records))
+        generated_record(record, mode, output.outputs[0].text, tokenizer, elapsed / len(records), model.precision)
         for record, output in zip(records, outputs)
     ]
 

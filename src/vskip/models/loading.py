@@ -11,6 +11,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import is_torchvision_available
 
 from ..errors import UnsupportedModel
+from ..precision import dtype_name, resolve_dtype
 from .adapters import Adapter, adapter_for
 
 TINY_NAME = "vskip-tiny"
@@ -23,6 +24,11 @@ class LoadedModel:
     processor: object
     adapter: Adapter
     path: str
+
+    @property
+    def precision(self) -> str:
+        """The weights' dtype ("bfloat16", "float32", …): what every stage's output records."""
+        return dtype_name(self.model.dtype)
 
 
 def resolve(name_or_path: str) -> str:
@@ -38,8 +44,14 @@ def load_model(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Model (eval mode) and processor of a supported image-text checkpoint."""
+    """Model (eval mode) and processor of a supported image-text checkpoint.
+
+    `dtype` is a torch dtype or one of `precision.DTYPES`; `auto` follows the project's policy
+    (bfloat16 on a GPU that supports it, else float32), not the checkpoint's own dtype.
+    """
     path = resolve(name_or_path)
+    device = torch.device(device) if device is not None else default_device()
+    dtype = resolve_dtype(dtype, device) if isinstance(dtype, str) else dtype
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
@@ -61,7 +73,7 @@ def load_model(
         )
     except OSError as err:
         raise UnsupportedModel(f"{path}: weights could not be loaded ({_first_line(err)})") from None
-    model.to(device or default_device()).eval()
+    model.to(device).eval()
     return LoadedModel(model, processor, adapter, path)
 
 
