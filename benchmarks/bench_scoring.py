@@ -69,13 +69,12 @@ VARIANTS = ("forward", "text_path", "vskip", "eager")
 IMAGE, VIDEO, START, END = 5, 6, 3, 4  # special token ids of the hand-built vocabulary
 
 
-def build(size: str):
-    import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+def qwen2_vl_config(s: dict):
+    """A Qwen2-VL config of the hand-built sizes `s` (a value of `SIZES`)."""
+    from transformers import Qwen2VLConfig
 
-    s = SIZES[size]
     half = s["hidden"] // s["heads"] // 2
-    config = Qwen2VLConfig(
+    return Qwen2VLConfig(
         text_config=dict(
             vocab_size=s["vocab"],
             hidden_size=s["hidden"],
@@ -99,30 +98,59 @@ def build(size: str):
         vision_start_token_id=START,
         vision_end_token_id=END,
     )
+
+
+def build_model(config, device="cpu", dtype=None):
+    """A Qwen2-VL of `config` with seeded random weights, created directly on `device` in `dtype` (fp32)."""
+    import torch
+    from transformers import Qwen2VLForConditionalGeneration
+
     torch.manual_seed(0)
-    model = Qwen2VLForConditionalGeneration(config).eval()
-    n_image = s["grid"] ** 2 // 4  # 2x2 patches merge into one image token
+    with torch.device(device):
+        model = Qwen2VLForConditionalGeneration._from_config(config, dtype=dtype or torch.float32)
+    return model.eval()
+
+
+def build_inputs(config, grid: int, prompt: int, cot: int, batch: int = 1):
+    """Hand-built inputs of `batch` identical sequences, and the positions of their CoT tokens.
+
+    A sequence is half the prompt, one image of `grid` x `grid` patches (grid² / 4 image tokens), the
+    rest of the prompt, then `cot` tokens (none: the input of generation). Text tokens are drawn below
+    the config's special token ids, so none of them is read as an image token.
+    """
+    import torch
+
+    vision = config.vision_config
+    special = (config.image_token_id, config.video_token_id, config.vision_start_token_id, config.vision_end_token_id)
+    high = min([config.get_text_config().vocab_size] + [token for token in special if token >= 10])
     generator = torch.Generator().manual_seed(0)
-    text = lambda n: torch.randint(10, s["vocab"], (n,), generator=generator)  # noqa: E731
+    text = lambda n: torch.randint(10, high, (n,), generator=generator)  # noqa: E731
     ids = torch.cat(
         [
-            text(s["prompt"] // 2),
-            torch.tensor([START]),
-            torch.full((n_image,), IMAGE),
-            torch.tensor([END]),
-            text(s["prompt"] - s["prompt"] // 2),
-            text(s["cot"]),
+            text(prompt // 2),
+            torch.tensor([config.vision_start_token_id]),
+            torch.full((grid**2 // vision.spatial_merge_size**2,), config.image_token_id),
+            torch.tensor([config.vision_end_token_id]),
+            text(prompt - prompt // 2),
+            text(cot),
         ]
-    )[None]
+    )[None].repeat(batch, 1)
+    patch = vision.in_channels * vision.temporal_patch_size * vision.patch_size**2
     inputs = dict(
         input_ids=ids,
         attention_mask=torch.ones_like(ids),
-        mm_token_type_ids=(ids == IMAGE).long(),
-        pixel_values=torch.randn(s["grid"] ** 2, 3 * 2 * 14 * 14, generator=generator),
-        image_grid_thw=torch.tensor([[1, s["grid"], s["grid"]]]),
+        mm_token_type_ids=(ids == config.image_token_id).long(),
+        pixel_values=torch.randn(batch * grid**2, patch, generator=generator),
+        image_grid_thw=torch.tensor([[1, grid, grid]] * batch),
     )
-    positions = [list(range(ids.shape[1] - s["cot"], ids.shape[1]))]
-    return model, inputs, positions
+    positions = [list(range(ids.shape[1] - cot, ids.shape[1]))] * batch
+    return inputs, positions
+
+
+def build(size: str):
+    s = SIZES[size]
+    config = qwen2_vl_config(s)
+    return (build_model(config), *build_inputs(config, s["grid"], s["prompt"], s["cot"]))
 
 
 def _rss_kb(field: str) -> int:
@@ -130,6 +158,32 @@ def _rss_kb(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def peak_memory_mib(call, device="cpu") -> tuple[float, float]:
+    """(peak extra memory of `call()` over the memory before it, the peak in all), MiB.
+
+    On a GPU: the CUDA allocator's counters (tensors only). On the CPU: the resident set, its peak
+    (VmHWM) reset first; it tracks live memory where glibc serves large allocations by mmap
+    (`memory_worker`'s process is started with MALLOC_MMAP_THRESHOLD_), else allocator caches add noise.
+    """
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        result = call()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+        del result
+        return (peak - before) / 2**20, peak / 2**20
+    before = _rss_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident set
+    result = call()
+    peak = _rss_kb("VmHWM")
+    del result
+    return (peak - before) / 1024, peak / 1024
 
 
 def _call(variant: str, model, adapter, inputs, positions, key_layers):
@@ -159,23 +213,36 @@ def _setup(size: str):
     return model, adapter, inputs, positions, default_key_layers(adapter, model.config)
 
 
+def interleaved_times(model, adapter, inputs, positions, key_layers, repeats: int) -> dict[str, list[float]]:
+    """Seconds of every call of each variant over `repeats` rounds, after a warm-up round.
+
+    Each round starts at a different variant, so none always follows eager's large allocations; on a
+    GPU each call is timed to the end of its kernels.
+    """
+    import torch
+
+    cuda = next(model.parameters()).device.type == "cuda"
+    times = {variant: [] for variant in VARIANTS}
+    for round_ in range(repeats + 1):
+        for variant in VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]:
+            started = time.perf_counter()
+            _call(variant, model, adapter, inputs, positions, key_layers)
+            if cuda:
+                torch.cuda.synchronize()
+            if round_:  # round 0 is the warm-up
+                times[variant].append(time.perf_counter() - started)
+    return times
+
+
 def time_worker(size: str, repeats: int) -> dict:
     """Seconds per variant: the fastest of `repeats` interleaved rounds."""
     import torch
 
     model, adapter, inputs, positions, key_layers = _setup(size)
-    times = {variant: [] for variant in VARIANTS}
-    for round_ in range(repeats + 1):
-        # Each round starts at a different variant, so none always follows eager's large allocations.
-        for variant in VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]:
-            started = time.perf_counter()
-            _call(variant, model, adapter, inputs, positions, key_layers)
-            if round_:  # round 0 is the warm-up
-                times[variant].append(time.perf_counter() - started)
     return {
-        "times": times,
+        "times": interleaved_times(model, adapter, inputs, positions, key_layers, repeats),
         "tokens": int(inputs["input_ids"].shape[1]),
-        "image_tokens": int((inputs["input_ids"] == IMAGE).sum()),
+        "image_tokens": int((inputs["input_ids"] == model.config.image_token_id).sum()),
         "cot_tokens": len(positions[0]),
         "key_layers": key_layers,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -190,12 +257,8 @@ def memory_worker(size: str, variant: str) -> dict:
     model, adapter, inputs, positions, key_layers = _setup(size)
     _call(variant, model, adapter, inputs, positions, key_layers)  # warm-up
     gc.collect()
-    baseline = _rss_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident set
-    result = _call(variant, model, adapter, inputs, positions, key_layers)
-    peak = _rss_kb("VmHWM")
-    del result
-    return {"peak_extra_mib": (peak - baseline) / 1024}
+    extra, _ = peak_memory_mib(lambda: _call(variant, model, adapter, inputs, positions, key_layers))
+    return {"peak_extra_mib": extra}
 
 
 def _run_worker(*args: str, env: dict | None = None) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,7 +84,10 @@ def lora_model(loaded: LoadedModel, lora: LoraSettings = DEFAULT_LORA, *, gradie
         target_modules=loaded.adapter.lora_target_regex,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config, autocast_adapter_dtype=True)
+    with warnings.catch_warnings():
+        # peft asks the model for `is_gradient_checkpointing`, which transformers 5.24 deprecated.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        return get_peft_model(model, config, autocast_adapter_dtype=True)
 
 
 def distill(

@@ -106,14 +106,8 @@ def fit(
     )
     for step in bar:
         batch = batch_inputs(processor, sample_examples(rng, config.batch_size))
-        # No KV cache: a training forward never decodes, and the cache would hold every layer's keys and values.
-        loss = forward(**{key: value.to(model.device) for key, value in batch.items()}, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        optimizer.step()
+        running += train_step(forward, batch, trainable, optimizer, config.max_grad_norm)
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        running += loss.item()
         if (step + 1) % config.log_every == 0:
             loss_mean = mean_over_processes(running / config.log_every)
             log.append({"step": step + 1, "loss": loss_mean, "lr": scheduler.get_last_lr()[0]})
@@ -127,6 +121,19 @@ def fit(
             barrier()
     model.eval()
     return log
+
+
+def train_step(forward, batch: dict[str, torch.Tensor], trainable: list, optimizer, max_grad_norm: float) -> float:
+    """One optimizer step of `forward` (the model, or its data-parallel wrapper) on a batch with `labels`;
+    gradients of the `trainable` parameters are clipped to `max_grad_norm`. Returns the loss."""
+    device = next(iter(trainable)).device
+    # No KV cache: a training forward never decodes, and the cache would hold every layer's keys and values.
+    loss = forward(**{key: value.to(device) for key, value in batch.items()}, use_cache=False).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
 
 
 def _data_parallel(model: torch.nn.Module) -> torch.nn.Module:
