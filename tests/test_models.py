@@ -26,7 +26,10 @@ def test_save_and_load_give_the_same_model_and_processor(tiny_random, saved_tiny
     before = encode(tiny_random.processor, [example]).inputs
     after = encode(loaded.processor, [example]).inputs
     assert before.keys() == after.keys()
-    assert all(torch.equal(before[key], after[key]) for key in before)
+    # With torchvision the saved processor loads the torchvision image processor, whose resize and
+    # normalisation round differently in the last bit (1.2e-7 here); the tokens are the same.
+    assert all(torch.allclose(before[key].float(), after[key].float(), atol=1e-6) for key in before)
+    assert all(torch.equal(before[key], after[key]) for key in before if key != "pixel_values")
     with torch.no_grad():
         assert torch.allclose(tiny_random.model(**before).logits, loaded.model(**after).logits, atol=1e-5)
 
