@@ -16,7 +16,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 
 from .distributed import barrier, is_main_process
 from .encoding import Example, record_example
@@ -38,8 +38,10 @@ class LoraSettings:
 
 DEFAULT_LORA = LoraSettings()
 DEFAULT_TRAINING = TrainConfig(steps=600, batch_size=16, learning_rate=1e-3, warmup_steps=30)
-# Bases this large train with gradient checkpointing unless told otherwise: from Qwen2-VL-2B up, the
-# activations of a batch of DocVQA-sized sequences outgrow the weights (benchmarks/gpu.py measures it).
+# Bases this large train with gradient checkpointing unless told otherwise. From Qwen2-VL-2B up, the
+# activations a step keeps outgrow the weights: by a rough estimate (about 50 k values per token and
+# layer) some 19 GB for the 2B model at batch 4 of DocVQA-sized sequences, against 4.4 GB of bf16
+# weights. benchmarks/gpu.py measures it on a GPU.
 CHECKPOINTING_FROM_PARAMETERS = 1_000_000_000
 
 
@@ -59,15 +61,17 @@ def training_pairs(records: list[Record], method: str) -> list[tuple[Record, flo
     return pairs + [pair for item, pair in full.items() if item not in have_full]
 
 
-def lora_model(loaded: LoadedModel, lora: LoraSettings = DEFAULT_LORA, *, gradient_checkpointing: bool | None = None):
+def lora_model(
+    loaded: LoadedModel, lora: LoraSettings = DEFAULT_LORA, *, gradient_checkpointing: bool | None = None
+) -> PeftModel:
     """`loaded.model` with a fresh trainable LoRA adapter on its language model's attention projections.
 
     The adapter's weights are float32 whatever the base's dtype (peft's `autocast_adapter_dtype`): in
     bf16, AdamW's small updates would round away; peft casts each LoRA input up and its output back to
     the base's dtype, so the frozen base computes in bf16. Gradient checkpointing (default: on for bases
     of `CHECKPOINTING_FROM_PARAMETERS` parameters or more) keeps only each decoder layer's input and
-    recomputes the rest in the backward pass: about a third more compute for a fraction of the
-    activation memory, which on a 7B base at batch 4 decides whether a step fits one GPU.
+    recomputes the rest in the backward pass: one more forward's compute for a fraction of the
+    activation memory.
     """
     model = loaded.model
     if gradient_checkpointing is None:
