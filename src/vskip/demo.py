@@ -117,12 +117,15 @@ def _row(method: str, ratio: float, results: dict) -> dict:
 
 
 def _examples(teacher, test: list[Record], data: Path, evaluations: Path, config: DemoConfig) -> list[dict]:
-    """Test items the teacher got right, each shown with every method's keep mask over its CoT."""
+    """Test items of every family (those the teacher got right first), each shown with every method's keep mask
+    over the teacher's CoT and the CoT its distilled student wrote."""
     full_items = {item["id"]: item for item in iter_jsonl(evaluations / "full.items.jsonl")}
     chosen: list[Record] = []
     for task in sorted({record["task"] for record in test}):
-        right = [full_items[r["id"]] for r in test if r["task"] == task and full_items[r["id"]]["correct"]]
-        chosen += right[: config.examples_per_task]
+        # A CoT with an answer is all scoring needs; a family the teacher always gets wrong still shows one.
+        usable = [full_items[r["id"]] for r in test if r["task"] == task and full_items[r["id"]]["cot"]
+                  and full_items[r["id"]]["prediction"]]  # fmt: skip
+        chosen += sorted(usable, key=lambda item: not item["correct"])[: config.examples_per_task]
     if not chosen:
         return []
     scored = score_records(teacher, chosen, data, progress=False)
