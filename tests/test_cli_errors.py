@@ -252,7 +252,7 @@ def test_skip_bad_sets_bad_records_aside_and_keeps_the_good(saved_tiny, tmp_path
     code, err = run_cli(argv, capsys)
     assert code == 0, err
     assert [json.loads(line)["id"] for line in (tmp_path / "gen.jsonl").read_text().splitlines()] == ["a", "f"]
-    skipped = [json.loads(line) for line in (tmp_path / "gen.skipped.jsonl").read_text().splitlines()]
+    skipped = [json.loads(line) for line in (tmp_path / "gen.jsonl.skipped.jsonl").read_text().splitlines()]
     assert [(s.get("line"), s.get("id")) for s in skipped] == [(3, None), (5, "a"), (None, "b"), (None, "d"),
                                                                (None, "e")]
     assert "duplicate id" in skipped[1]["reason"] and "image not found" in skipped[2]["reason"]

@@ -14,6 +14,7 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
     settings = EvalSettings(batch_size=2, latency_items=2, max_new_tokens=5)
     full = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "full.json", settings=settings,
                     progress=False)
+    assert full["adapter"] is None and full["ratio"] == 1.0
     short = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "short.json",
                      settings=EvalSettings(batch_size=3, latency_items=3, max_new_tokens=2), baseline=full,
                      progress=False)
@@ -22,7 +23,7 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
         assert all(key in block for key in KEYS)
     assert set(short["tasks"]) == {"pope", "count", "doc"}
     assert short["n"] == 3 and full["speedup"] == 1.0
-    items = [json.loads(line) for line in (tmp_path / "short.items.jsonl").read_text().splitlines()]
+    items = [json.loads(line) for line in (tmp_path / "short.json.items.jsonl").read_text().splitlines()]
     assert [item["id"] for item in items] == [record["id"] for record in records]
     assert sum(item["latency_s"] is not None for item in items) == 3
     assert "anls" in items[2] and "anls" not in items[0]

@@ -52,7 +52,8 @@ def _layer_list(text: str) -> list[int]:
 
 def _dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--images", help="directory the records' image paths are relative to (default: the data file's directory)"
+        "--images", help="directory every record's image paths are relative to (default: where the data file says: "
+        "each record's image_root seen from the file, else the file's directory)"
     )
     parser.add_argument("--skip-bad", action="store_true", help="set bad records aside in OUT.skipped.jsonl")
     parser.add_argument(
@@ -71,29 +72,28 @@ def _read(
 ) -> list:
     """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason)."""
     from .distributed import is_main_process
-    from .records import check_records, read_records, write_jsonl_atomic
+    from .records import IMAGE_ROOT, check_records, read_records, write_jsonl_atomic
+    from .stage import side_path
 
     skipped: list | None = [] if args.skip_bad else None
     records = read_records(path, required, unique=unique, skipped=skipped)
+    if args.images:  # the override: every record's images are relative to --images
+        records = [{key: value for key, value in record.items() if key != IMAGE_ROOT} for record in records]
     records = check_records(
-        records, image_root(args, path) if images else None, needs_answer=needs_answer,
+        records, _base_dir(args, path) if images else None, needs_answer=needs_answer,
         allow_outside_paths=args.allow_outside_paths, skipped=skipped,
     )
     if skipped is not None and is_main_process():
-        side = Path(args.out).with_suffix(".skipped.jsonl")
+        side = side_path(args.out, ".skipped.jsonl")
         write_jsonl_atomic(side, skipped)
         if skipped:
             print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
     return records
 
 
-def image_root(args, path: str | None = None) -> Path:
-    """Where image paths resolve: --images, else the directory of the data file.
-
-    Stages keep each record's `image` as it was, so a file written elsewhere (runs/scores.jsonl)
-    still names images relative to the original dataset: pass that dataset's directory as --images.
-    """
-    return Path(args.images) if getattr(args, "images", None) else Path(path or args.data).parent
+def _base_dir(args, path: str) -> Path:
+    """Where image paths resolve from: --images, else the directory of the data file (and each record's image_root)."""
+    return Path(args.images) if getattr(args, "images", None) else Path(path).parent
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +116,7 @@ def _load_backend(args, records, adapter=None):
         from .records import image_paths
         from .vllm_backend import load_vllm
 
-        most = max((len(image_paths(record, image_root(args))) for record in records), default=1)
+        most = max((len(image_paths(record, _base_dir(args, args.data))) for record in records), default=1)
         return load_vllm(args.model, adapter=adapter, max_images=most, **options)
     from .evaluate import load_with_adapter
 
@@ -153,7 +153,8 @@ def cmd_generate(args) -> None:
 
     records = _read(args, args.data, ("id", "image", "question"))
     results = generate(
-        _load_backend(args, records), records, image_root(args), args.out, mode=args.mode, batch_size=args.batch_size,
+        _load_backend(args, records), records, _base_dir(args, args.data), args.out, mode=args.mode,
+        batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
     )
     correct = sum(r["correct"] for r in results)
@@ -165,7 +166,7 @@ def cmd_score(args) -> None:
 
     records = _read(args, args.data, ("id", "image", "question", "cot"), needs_answer=True)
     results = score(
-        _load(args), records, image_root(args), args.out, key_layers=args.key_layers, blind=args.blind,
+        _load(args), records, _base_dir(args, args.data), args.out, key_layers=args.key_layers, blind=args.blind,
         batch_size=args.batch_size,
     )
     print(f"wrote scores of {len(results)} records to {args.out}")
@@ -173,11 +174,11 @@ def cmd_score(args) -> None:
 
 def cmd_compress(args) -> None:
     from .compress import compress_records
-    from .records import write_jsonl_atomic
+    from .records import relocate, write_jsonl_atomic
 
     records = _read(args, args.scores, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
     results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed)
-    write_jsonl_atomic(args.out, results)
+    write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.scores), Path(args.out).parent))
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
 
 
@@ -191,7 +192,7 @@ def cmd_distill(args) -> None:
         unique=("id", "method", "ratio"),
     )
     training = replace(DEFAULT_TRAINING, steps=args.steps, seed=args.seed)
-    out = distill(args.model, records, image_root(args), args.out, method=args.method, training=training)
+    out = distill(args.model, records, _base_dir(args, args.data), args.out, method=args.method, training=training)
     print(f"saved adapter to {out}")
 
 
@@ -204,8 +205,8 @@ def cmd_evaluate(args) -> None:
     baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size)
     results = evaluate(
-        _load_backend(args, records, args.adapter), records, image_root(args), args.out,
-        settings=settings, baseline=baseline,
+        _load_backend(args, records, args.adapter), records, _base_dir(args, args.data), args.out,
+        settings=settings, baseline=baseline, adapter=args.adapter,
     )
     print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
 

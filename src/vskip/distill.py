@@ -9,6 +9,7 @@ adapter serves every γ. The γ marker is the instruction's last sentence,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -21,7 +22,7 @@ from peft import LoraConfig, get_peft_model
 from .distributed import barrier, is_main_process
 from .encoding import Example, chat_prompt
 from .errors import BadInput
-from .models import load_model
+from .models import load_model, model_identity
 from .prompts import require_answer, response
 from .records import Record, image_paths, load_image
 from .training import TrainConfig, fit
@@ -68,7 +69,8 @@ def distill(
 ) -> Path:
     """Train a LoRA adapter for `method` on a fresh copy of the base model and save it in PEFT format.
 
-    Rerunning after an interruption continues from the last checkpoint in `out_dir/checkpoint`.
+    Rerunning after an interruption continues from the last checkpoint in `out_dir/checkpoint`, if that was
+    made with the same settings.
     """
     out_dir = Path(out_dir)
     pairs = training_pairs(records, method)
@@ -93,8 +95,10 @@ def distill(
             examples.append(Example(images, prompt, reply))
         return examples
 
+    settings = {"model": model_identity(loaded.path), "method": method, "training": asdict(training),
+                "lora": asdict(lora), "data": _digest(pairs)}
     log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
-              description=f"distill {method}")
+              description=f"distill {method}", settings=settings)
     if not is_main_process():
         barrier()
         return out_dir
@@ -113,6 +117,12 @@ def distill(
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     barrier()
     return out_dir
+
+
+def _digest(pairs: list[tuple[Record, float, str]]) -> str:
+    """A short fingerprint of the training pairs: a checkpoint made on other data is not resumed."""
+    text = json.dumps([(record["id"], record["question"], ratio, reply) for record, ratio, reply in pairs])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def base_signature(config) -> dict:

@@ -19,11 +19,11 @@ import torch
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
 from .errors import BadInput
-from .generate import MAX_NEW_TOKENS, batch_generator
+from .generate import MAX_NEW_TOKENS, batch_generator, generation_settings
 from .models import LoadedModel, load_model
 from .prompts import Mode
 from .records import Record, write_jsonl_atomic
-from .stage import run_stage
+from .stage import run_stage, side_path
 
 
 @dataclass
@@ -119,20 +119,24 @@ def evaluate(
     *,
     settings: EvalSettings = DEFAULT_SETTINGS,
     baseline: dict | None = None,
+    adapter: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Evaluate and write `out` (results JSON) and `out` with `.items.jsonl` (per-item predictions).
+    """Evaluate and write `out` (results JSON) and `OUT.items.jsonl` (per-item predictions).
 
     `baseline` is the results of the uncompressed run on the same items: it gives ActRatio
     (CoT tokens over the baseline's, per item) and the speed-up (baseline latency over this one).
+    `adapter` names the adapter merged into `loaded`, for the results and the journal.
     """
     out = Path(out)
-    items_path = out.with_suffix(".items.jsonl")
+    items_path = side_path(out, ".items.jsonl")
     by_id = {record["id"]: record for record in records}
     generated = run_stage(
         records,
         batch_generator(loaded, base_dir, settings.mode, ratio=settings.ratio, max_new_tokens=settings.max_new_tokens),
         items_path,
+        base_dir=base_dir,
+        settings=generation_settings(loaded, settings.mode, settings.ratio, settings.max_new_tokens, adapter),
         batch_size=settings.batch_size,
         description=f"evaluate {settings.mode} γ={settings.ratio or 1.0}",
         progress=progress,
@@ -157,6 +161,7 @@ def evaluate(
     summary["overall"]["throughput_items_per_s"] = len(items) / batched_seconds if batched_seconds else None
     results = {
         "model": loaded.path,
+        "adapter": str(adapter) if adapter is not None else None,
         "mode": settings.mode,
         "ratio": settings.ratio if settings.ratio is not None else 1.0,
         **summary["overall"],

@@ -72,6 +72,22 @@ def generated_record(record: Record, mode: Mode, text: str, tokenizer, latency_s
     return result
 
 
+def generation_settings(model, mode: Mode, ratio: float | None, max_new_tokens: int, adapter=None) -> dict:
+    """What a generated record depends on besides its input: the journal of a run records it (`stage.run_stage`)."""
+    from .models import model_identity
+
+    if adapter is None and not isinstance(model, LoadedModel):
+        adapter = model.adapter  # a vLLM engine serves its adapter unmerged
+    return {
+        "model": model_identity(model.path),
+        "adapter": model_identity(str(adapter)) if adapter is not None else None,
+        "backend": "transformers" if isinstance(model, LoadedModel) else "vllm",
+        "mode": mode,
+        "ratio": ratio,
+        "max_new_tokens": max_new_tokens,
+    }
+
+
 def batch_generator(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS):
     """One batch of records -> generated records, with a transformers `LoadedModel` or a vLLM model."""
     if isinstance(model, LoadedModel):
@@ -93,11 +109,16 @@ def generate(
     max_new_tokens: int = MAX_NEW_TOKENS,
     progress: bool = True,
 ) -> list[Record]:
-    """Generate for every record and write them to `out` (resumable; see `stage.run_stage`)."""
+    """Generate for every record and write them to `out` (resumable; see `stage.run_stage`).
+
+    The written (and returned) records' images resolve from `out`'s directory.
+    """
     return run_stage(
         records,
         batch_generator(loaded, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens),
         out,
+        base_dir=base_dir,
+        settings=generation_settings(loaded, mode, ratio, max_new_tokens),
         batch_size=batch_size,
         description=f"generate ({mode})",
         progress=progress,

@@ -374,7 +374,11 @@ def score(
     batch_size: int = 8,
     progress: bool = True,
 ) -> list[dict]:
-    """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`)."""
+    """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`).
+
+    The written (and returned) records' images resolve from `out`'s directory.
+    """
+    from .models import model_identity
     from .stage import run_stage
 
     return run_stage(
@@ -383,6 +387,8 @@ def score(
             loaded_model, batch, base_dir, key_layers=key_layers, blind=blind, batch_size=batch_size, progress=False
         ),
         out,
+        base_dir=base_dir,
+        settings={"model": model_identity(loaded_model.path), "key_layers": key_layers, "blind": blind},
         batch_size=batch_size,
         description="score",
         progress=progress,

@@ -1,7 +1,7 @@
 """Model loading and the per-architecture adapters."""
 
 from .adapters import ADAPTERS, Adapter, adapter_for, supported_model_types
-from .loading import TINY_DIR, TINY_NAME, LoadedModel, load_model, load_processor, resolve
+from .loading import TINY_DIR, TINY_NAME, LoadedModel, load_model, load_processor, model_identity, resolve
 
 __all__ = [
     "ADAPTERS",
@@ -12,6 +12,7 @@ __all__ = [
     "adapter_for",
     "load_model",
     "load_processor",
+    "model_identity",
     "resolve",
     "supported_model_types",
 ]

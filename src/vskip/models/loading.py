@@ -30,6 +30,13 @@ def resolve(name_or_path: str) -> str:
     return str(TINY_DIR) if name_or_path == TINY_NAME else str(name_or_path)
 
 
+def model_identity(name_or_path: str) -> str:
+    """The model as a journal records it: a local directory by its absolute path (however it was written),
+    a hub id as it is."""
+    path = Path(resolve(name_or_path))
+    return str(path.resolve()) if path.exists() else str(name_or_path)
+
+
 def load_model(
     name_or_path: str = TINY_NAME,
     *,
