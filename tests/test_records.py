@@ -17,6 +17,7 @@ from vskip.records import (
     load_image,
     read_records,
     relocate,
+    require_fields,
     write_jsonl_atomic,
 )
 
@@ -191,6 +192,13 @@ def test_a_moved_record_may_not_leave_its_dataset_nor_name_an_absolute_root(tmp_
     with pytest.raises(BadInput, match="image_root '/' is not a relative path"):
         check_image_paths({**GOOD, "image_root": "/", "image": "etc/passwd"}, tmp_path / "runs")
     assert check_image_paths({**GOOD, "image_root": "/"}, tmp_path, allow_outside=True) == [Path("/a.png")]
+
+
+def test_the_api_refuses_a_missing_field_naming_the_record():
+    with pytest.raises(BadInput, match="record 'a' has no 'cot'"):
+        require_fields(GOOD, ("id", "cot"), named=True)
+    with pytest.raises(BadInput, match="^record has no 'cot'"):
+        require_fields({**GOOD, "cot": " "}, ("cot",))
 
 
 def test_check_records_names_the_record_or_sets_it_aside(tmp_path):

@@ -162,9 +162,9 @@ def cmd_generate(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from .score import score
+    from .score import SCORE_FIELDS, score
 
-    records = _read(args, args.data, ("id", "image", "question", "cot"), needs_answer=True)
+    records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
     results = score(
         _load(args), records, _base_dir(args, args.data), args.out, key_layers=args.key_layers, blind=args.blind,
         batch_size=args.batch_size,
@@ -185,14 +185,19 @@ def cmd_compress(args) -> None:
 def cmd_distill(args) -> None:
     from dataclasses import replace
 
-    from .distill import DEFAULT_TRAINING, distill
+    from .distill import DEFAULT_TRAINING, DISTILL_FIELDS, distill, incorrect_items
+    from .distributed import is_main_process
 
-    records = _read(
-        args, args.data, ("id", "image", "question", "cot", "compressed_cot", "method", "ratio"), needs_answer=True,
-        unique=("id", "method", "ratio"),
-    )
+    records = _read(args, args.data, DISTILL_FIELDS, needs_answer=True, unique=("id", "method", "ratio"))
+    wrong = incorrect_items(records, args.method)
+    if wrong and not args.include_incorrect and is_main_process():
+        print(f"vskip: left out {len(wrong)} item(s) whose CoT led to a wrong answer (--include-incorrect keeps them)",
+              file=sys.stderr)
     training = replace(DEFAULT_TRAINING, steps=args.steps, seed=args.seed)
-    out = distill(args.model, records, _base_dir(args, args.data), args.out, method=args.method, training=training)
+    out = distill(
+        args.model, records, _base_dir(args, args.data), args.out, method=args.method, training=training,
+        include_incorrect=args.include_incorrect,
+    )
     print(f"saved adapter to {out}")
 
 
@@ -293,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--out", required=True)
     distill.add_argument("--steps", type=int, default=600)
     distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--include-incorrect", action="store_true",
+                         help="learn from CoTs that led to a wrong answer too")
     _dataset_args(distill)
     distill.set_defaults(run=cmd_distill)
 

@@ -5,6 +5,9 @@ is trained on `prompt(image, question, γ) → compressed_γ(CoT) + answer`, wit
 ratios present in the compressed file and 1.0 (the uncompressed CoT) always among them, so one
 adapter serves every γ. The γ marker is the instruction's last sentence,
 "Compress the reasoning to ratio 0.5." (`prompts.instruction`); γ = 1.0 has no marker.
+
+Only CoTs that led the teacher to the right answer are learned (records `generate` marked
+`correct: false` are left out) unless asked to include the rest: a student copies its targets.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from .encoding import Example, chat_prompt
 from .errors import BadInput
 from .models import load_model, model_identity
 from .prompts import require_answer, response
-from .records import Record, image_paths, load_image
+from .records import Record, image_paths, load_image, require_fields
 from .training import TrainConfig, fit
 
 ADAPTER_INFO = "vskip_adapter.json"
+# What a record needs to be learned from (the CLI asks the same of the file it reads).
+DISTILL_FIELDS = ("id", "image", "question", "cot", "compressed_cot", "method", "ratio")
 
 
 @dataclass
@@ -41,15 +46,28 @@ DEFAULT_LORA = LoraSettings()
 DEFAULT_TRAINING = TrainConfig(steps=600, batch_size=16, learning_rate=1e-3, warmup_steps=30)
 
 
-def training_pairs(records: list[Record], method: str) -> list[tuple[Record, float, str]]:
-    """(record, γ, CoT to learn) for the given method, plus each item's uncompressed CoT at γ = 1."""
+def incorrect_items(records: list[Record], method: str) -> set[str]:
+    """Ids of the method's records whose CoT led the teacher to a wrong answer (`correct: false`)."""
+    return {record["id"] for record in records if record.get("method") == method and record.get("correct") is False}
+
+
+def training_pairs(
+    records: list[Record], method: str, *, include_incorrect: bool = False
+) -> list[tuple[Record, float, str]]:
+    """(record, γ, CoT to learn) for the given method, plus each item's uncompressed CoT at γ = 1; without
+    `include_incorrect`, none of the `incorrect_items`."""
+    wrong = set() if include_incorrect else incorrect_items(records, method)
     pairs, full = [], {}
     for record in records:
-        if record.get("method") != method:
+        if record.get("method") != method or record["id"] in wrong:
             continue
+        require_fields(record, DISTILL_FIELDS, named=True)
         answer = require_answer(record["id"], record["cot"], record.get("prediction") or record.get("answer"))
         pairs.append((record, float(record["ratio"]), response(record["compressed_cot"], answer)))
         full.setdefault(record["id"], (record, 1.0, response(record["cot"], answer)))
+    if not pairs and wrong:
+        raise BadInput(f"every CoT of method {method!r} led to a wrong answer ({len(wrong)} items); "
+                       "include them with --include-incorrect")
     if not pairs:
         methods = sorted({str(record.get("method")) for record in records})
         raise BadInput(f"no compressed records for method {method!r}; the file has: {', '.join(methods)}")
@@ -66,14 +84,16 @@ def distill(
     method: str = "vskip",
     training: TrainConfig = DEFAULT_TRAINING,
     lora: LoraSettings = DEFAULT_LORA,
+    include_incorrect: bool = False,
 ) -> Path:
     """Train a LoRA adapter for `method` on a fresh copy of the base model and save it in PEFT format.
 
-    Rerunning after an interruption continues from the last checkpoint in `out_dir/checkpoint`, if that was
-    made with the same settings.
+    Learns from the correct CoTs only unless `include_incorrect` (see `training_pairs`). Rerunning after an
+    interruption continues from the last checkpoint in `out_dir/checkpoint`, if that was made with the same
+    settings.
     """
     out_dir = Path(out_dir)
-    pairs = training_pairs(records, method)
+    pairs = training_pairs(records, method, include_incorrect=include_incorrect)
     loaded = load_model(model_name, dtype=torch.float32)
     processor = loaded.processor
     model = get_peft_model(

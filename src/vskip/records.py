@@ -97,10 +97,7 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
         raise BadInput(f"invalid JSON (nested too deeply); {SKIP_HINT}") from None
     if not isinstance(record, dict):
         raise BadInput(f"a record must be a JSON object; {SKIP_HINT}")
-    for field in required:
-        value = record.get(field)
-        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
-            raise BadInput(f"record has no '{field}' (or it is empty); {SKIP_HINT}")
+    require_fields(record, required)
     for field, types in FIELD_TYPES.items():
         if record.get(field) is not None and (not isinstance(record[field], types) or isinstance(record[field], bool)):
             names = " or ".join(dict.fromkeys({str: "string", int: "number", float: "number"}.get(t, t.__name__)
@@ -114,6 +111,16 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
         what = ", ".join(f"{field} {record.get(field)!r}" for field in unique)
         raise BadInput(f"duplicate {what}; give every record its own {' and '.join(unique)}")
     return record
+
+
+def require_fields(record: Record, fields: Iterable[str], *, named: bool = False) -> None:
+    """Raise `BadInput` for the first of `fields` the record lacks or has empty: what the CLI refuses when
+    reading a file, the API refuses in the records it is handed (`named`: the message names the record)."""
+    for field in fields:
+        value = record.get(field)
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
+            subject = f"record {record.get('id')!r}" if named else "record"
+            raise BadInput(f"{subject} has no '{field}' (or it is empty); {SKIP_HINT}")
 
 
 def _key(record: Record, unique: tuple[str, ...]) -> tuple:

@@ -33,7 +33,7 @@ from .encoding import Example, chat_prompt, encode, token_word_index, word_spans
 from .errors import BadInput
 from .models.adapters import Adapter
 from .prompts import require_answer, response
-from .records import Record, image_paths, load_image
+from .records import Record, image_paths, load_image, require_fields
 
 CAPTURE_ATTENTION = "vskip_visual_mass"
 # Share of the layers that see the image, counted from the bottom, whose attention makes the visual
@@ -45,6 +45,8 @@ DEFAULT_KEY_LAYER_SHARE = 0.5
 # so the capture's transient memory stays small whatever the sequence length.
 ROW_BLOCK_ELEMENTS = 1 << 22
 TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score")
+# What a record needs to be scored (the CLI asks the same of the file it reads).
+SCORE_FIELDS = ("id", "image", "question", "cot")
 
 
 def default_key_layers(adapter: Adapter, config) -> list[int]:
@@ -261,6 +263,7 @@ class _Item:
 
 
 def _prepare(record: Record, tokenizer) -> _Item:
+    require_fields(record, SCORE_FIELDS, named=True)
     answer = record["prediction"] if "prediction" in record else record.get("answer")
     answer = require_answer(record["id"], record.get("cot", ""), answer)
     cot = str(record.get("cot") or "").strip()
@@ -292,7 +295,7 @@ def score_records(
     """Scores records: each input record plus its CoT `tokens`, per-token `text_score` (surprisal) and
     `visual_score` (visual mass), its `words` and their `word_text_score`, `word_visual_score` and
     `word_tokens`; with `blind`, also `gain_score` and `word_gain_score` (NLL without the image minus NLL
-    with it). Records without an answer (`prediction`, else `answer`) raise `BadInput`.
+    with it). Records without a CoT or without an answer (`prediction`, else `answer`) raise `BadInput`.
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
