@@ -95,6 +95,14 @@ def test_a_record_without_a_cot_is_refused_as_the_cli_refuses_it(image_dataset_m
         training_pairs(records, "vskip")
 
 
+def test_no_steps_is_refused_before_the_model_loads(image_dataset_module, tmp_path):
+    records = compressed(read_records(image_dataset_module))
+    with pytest.raises(BadInput, match="steps 0 must be at least 1"):
+        distill("./no-model-here", records, image_dataset_module.parent, tmp_path / "adapter",
+                training=TrainConfig(steps=0))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_method_missing_from_the_file_is_named(image_dataset_module):
     with pytest.raises(BadInput, match="no compressed records for method 'text'"):
         training_pairs(compressed(read_records(image_dataset_module)), "text")

@@ -1,6 +1,9 @@
 import json
 
-from vskip.evaluate import EvalSettings, evaluate
+import pytest
+
+from vskip.errors import BadInput
+from vskip.evaluate import EvalSettings, check_baseline, evaluate, read_baseline
 from vskip.records import read_records
 
 KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
@@ -34,3 +37,24 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
     else:
         assert short["act_ratio"] is None
     assert short["speedup"] == full["latency_s_mean"] / short["latency_s_mean"]
+
+
+def test_a_baseline_must_be_results_of_the_same_items(image_dataset, tmp_path):
+    records = read_records(image_dataset)
+    results = {"cot_tokens_by_id": {record["id"]: 3 for record in records}}
+    assert check_baseline(results, records[:2]) is results  # a subset of the baseline's items is fine
+    with pytest.raises(BadInput, match=r"measured on other items \(1 of the 3 ids .* e.g. 'r2'\)"):
+        check_baseline({"cot_tokens_by_id": {"r0": 1, "r1": 1}}, records)
+    with pytest.raises(BadInput, match="not the results of `vskip evaluate`"):
+        check_baseline([1, 2], records)
+    files = {"missing.json": None, "broken.json": "{", "records.jsonl": '{"id": "r0"}\n{"id": "r1"}\n',
+             "other.json": json.dumps({"accuracy": 1})}
+    expected = {"missing.json": "no such file", "broken.json": "not JSON", "records.jsonl": "a JSONL file of records",
+                "other.json": "not the results"}
+    for name, text in files.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(BadInput, match=expected[name]):
+            read_baseline(tmp_path / name, records)
+    (tmp_path / "good.json").write_text(json.dumps(results))
+    assert read_baseline(tmp_path / "good.json", records) == results

@@ -10,8 +10,9 @@ import pytest
 from conftest import without_timing
 from PIL import Image
 
+from vskip.errors import BadInput
 from vskip.records import iter_jsonl, read_records
-from vskip.stage import SETTINGS_KEY, partial_path, read_journal, run_stage, side_path
+from vskip.stage import SETTINGS_KEY, check_output, partial_path, read_journal, run_stage, side_path
 
 RECORDS = [{"id": f"r{i}", "x": i} for i in range(10)]
 # The first line of a journal written by a run with no settings.
@@ -122,6 +123,26 @@ def test_side_files_keep_the_whole_output_name():
     assert names == {"vskip-0.5.items.jsonl", "vskip-0.7.items.jsonl"}
     assert side_path("runs/full.json", ".items.jsonl") == Path("runs/full.json.items.jsonl")
     assert partial_path(Path("runs/vskip-0.5")) == Path("runs/vskip-0.5.partial")
+
+
+def test_an_output_that_cannot_be_written_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    assert check_output(tmp_path / "new" / "deeper" / "out.jsonl") == tmp_path / "new" / "deeper" / "out.jsonl"
+    assert check_output(tmp_path / "folder", directory=True) == tmp_path / "folder"
+    with pytest.raises(BadInput, match="is a directory; --out names a file"):
+        check_output(tmp_path / "folder")
+    with pytest.raises(BadInput, match="is a file; --out names a directory"):
+        check_output(tmp_path / "file", directory=True)
+    with pytest.raises(BadInput, match=r"cannot be written \(.*file is not a directory\)"):
+        check_output(tmp_path / "file" / "out.jsonl")
+    assert not (tmp_path / "new").exists()  # checking touches nothing
+
+
+def test_a_batch_size_below_one_is_refused(tmp_path):
+    with pytest.raises(BadInput, match="batch size 0"):
+        run_stage(RECORDS, Squares(), tmp_path / "out.jsonl", batch_size=0, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,35 @@ def _layer_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer indices") from None
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {minimum}")
+        return value
+
+    return parse
+
+
+_positive, _count = _at_least(1), _at_least(0)
+
+
+def _check(args, *, directory: bool = False) -> None:
+    """What can be checked before any work: that `--out` can be written and `--model` is where it is said to be."""
+    from .stage import check_output
+
+    check_output(args.out, directory=directory)
+    if getattr(args, "model", None) is not None:
+        from .models import check_model_source
+
+        check_model_source(args.model)
+
+
 def _dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--images", help="directory every record's image paths are relative to (default: where the data file says: "
@@ -70,9 +99,12 @@ def _read(
     images: bool = True,
     unique: tuple[str, ...] = ("id",),
 ) -> list:
-    """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason)."""
+    """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason).
+
+    A file with no record left to work on is refused, as every other bad input, before any work.
+    """
     from .distributed import is_main_process
-    from .records import IMAGE_ROOT, check_records, read_records, write_jsonl_atomic
+    from .records import IMAGE_ROOT, SKIP_HINT, check_records, read_records, write_jsonl_atomic
     from .stage import side_path
 
     skipped: list | None = [] if args.skip_bad else None
@@ -83,6 +115,10 @@ def _read(
         records, _base_dir(args, path) if images else None, needs_answer=needs_answer,
         allow_outside_paths=args.allow_outside_paths, skipped=skipped,
     )
+    if not records:
+        first = skipped[0]["reason"].removesuffix(f"; {SKIP_HINT}") if skipped else ""
+        why = f"all {len(skipped)} were set aside as bad, the first: {first}" if skipped else "the file is empty"
+        raise BadInput(f"{path}: no records to work on ({why})")
     if skipped is not None and is_main_process():
         side = side_path(args.out, ".skipped.jsonl")
         write_jsonl_atomic(side, skipped)
@@ -100,7 +136,7 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="vskip-tiny", help="checkpoint directory, hub id, or vskip-tiny")
     parser.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors weights")
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=_positive, default=16)
 
 
 def _load(args):
@@ -126,6 +162,7 @@ def _load_backend(args, records, adapter=None):
 def cmd_synth(args) -> None:
     from .synth import build
 
+    _check(args, directory=True)
     paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
     for split, path in paths.items():
         print(f"{split}: {path}")
@@ -134,6 +171,7 @@ def cmd_synth(args) -> None:
 def cmd_data_import(args) -> None:
     from .datasets import import_dataset
 
+    _check(args, directory=True)
     path = import_dataset(args.source, args.out, kind=args.kind, split=args.split, limit=args.limit, config=args.config)
     print(f"wrote {path}")
 
@@ -143,6 +181,7 @@ def cmd_tiny_train(args) -> None:
 
     from .models.train_tiny import DEFAULT_TRAINING, train_tiny
 
+    _check(args, directory=True)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
     training = replace(DEFAULT_TRAINING, **{key: value for key, value in overrides.items() if value is not None})
     print(f"saved {train_tiny(args.data, args.out, training=training)}")
@@ -151,6 +190,7 @@ def cmd_tiny_train(args) -> None:
 def cmd_generate(args) -> None:
     from .generate import generate
 
+    _check(args)
     records = _read(args, args.data, ("id", "image", "question"))
     results = generate(
         _load_backend(args, records), records, _base_dir(args, args.data), args.out, mode=args.mode,
@@ -164,6 +204,7 @@ def cmd_generate(args) -> None:
 def cmd_score(args) -> None:
     from .score import SCORE_FIELDS, score
 
+    _check(args)
     records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
     results = score(
         _load(args), records, _base_dir(args, args.data), args.out, key_layers=args.key_layers, blind=args.blind,
@@ -176,6 +217,7 @@ def cmd_compress(args) -> None:
     from .compress import compress_records
     from .records import relocate, write_jsonl_atomic
 
+    _check(args)
     records = _read(args, args.scores, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
     results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed)
     write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.scores), Path(args.out).parent))
@@ -188,6 +230,7 @@ def cmd_distill(args) -> None:
     from .distill import DEFAULT_TRAINING, DISTILL_FIELDS, distill, incorrect_items
     from .distributed import is_main_process
 
+    _check(args, directory=True)
     records = _read(args, args.data, DISTILL_FIELDS, needs_answer=True, unique=("id", "method", "ratio"))
     wrong = incorrect_items(records, args.method)
     if wrong and not args.include_incorrect and is_main_process():
@@ -202,12 +245,11 @@ def cmd_distill(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    import json
+    from .evaluate import EvalSettings, evaluate, read_baseline
 
-    from .evaluate import EvalSettings, evaluate
-
+    _check(args)
     records = _read(args, args.data, ("id", "image", "question"))
-    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    baseline = read_baseline(args.baseline, records) if args.baseline else None
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size)
     results = evaluate(
         _load_backend(args, records, args.adapter), records, _base_dir(args, args.data), args.out,
@@ -221,6 +263,7 @@ def cmd_demo(args) -> None:
 
     from .demo import DEFAULT, QUICK, run_demo
 
+    _check(args, directory=True)
     config = replace(QUICK if args.quick else DEFAULT, model=args.model)
     report = run_demo(args.out, config)
     print((report.parent / "results.md").read_text())
@@ -235,9 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="write the vskip-synth benchmark")
     synth.add_argument("--out", required=True)
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--n-train", type=int, default=2000, help="records per family")
-    synth.add_argument("--n-val", type=int, default=100, help="records per family")
-    synth.add_argument("--n-test", type=int, default=300, help="records per family")
+    synth.add_argument("--n-train", type=_count, default=2000, help="records per family")
+    synth.add_argument("--n-val", type=_count, default=100, help="records per family")
+    synth.add_argument("--n-test", type=_count, default=300, help="records per family")
     synth.set_defaults(run=cmd_synth)
 
     data = commands.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
@@ -247,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("--kind", choices=["docvqa", "mmmu", "pope"], help="default: detected from the columns")
     imported.add_argument("--split")
     imported.add_argument("--config", help="dataset config name (hub)")
-    imported.add_argument("--limit", type=int)
+    imported.add_argument("--limit", type=_count)
     imported.set_defaults(run=cmd_data_import)
 
     tiny = commands.add_parser("tiny", help="the embedded vskip-tiny model").add_subparsers(
@@ -257,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
     train.add_argument("--out", required=True)
     # Defaults: the recipe of the shipped weights (vskip.models.train_tiny.DEFAULT_TRAINING).
-    train.add_argument("--steps", type=int)
-    train.add_argument("--batch-size", type=int)
+    train.add_argument("--steps", type=_positive)
+    train.add_argument("--batch-size", type=_positive)
     train.add_argument("--seed", type=int)
     train.set_defaults(run=cmd_tiny_train)
 
@@ -269,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--data", required=True, help="JSONL dataset")
     gen.add_argument("--out", required=True)
     gen.add_argument("--mode", choices=["cot", "direct"], default="cot")
-    gen.add_argument("--max-new-tokens", type=int, default=160)
+    gen.add_argument("--max-new-tokens", type=_positive, default=160)
     _dataset_args(gen)
     gen.set_defaults(run=cmd_generate)
 
@@ -296,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
     distill.add_argument("--method", default="vskip")
     distill.add_argument("--out", required=True)
-    distill.add_argument("--steps", type=int, default=600)
+    distill.add_argument("--steps", type=_positive, default=600)
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")

@@ -16,15 +16,16 @@ import hashlib
 import json
 import random
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
 
 from .distributed import barrier, is_main_process
-from .encoding import Example, chat_prompt
+from .encoding import Example, chat_prompt, check_context
 from .errors import BadInput
+from .generate import example_for
 from .models import load_model, model_identity
 from .prompts import require_answer, response
 from .records import Record, image_paths, load_image, require_fields
@@ -88,14 +89,20 @@ def distill(
 ) -> Path:
     """Train a LoRA adapter for `method` on a fresh copy of the base model and save it in PEFT format.
 
-    Learns from the correct CoTs only unless `include_incorrect` (see `training_pairs`). Rerunning after an
-    interruption continues from the last checkpoint in `out_dir/checkpoint`, if that was made with the same
-    settings.
+    Learns from the correct CoTs only unless `include_incorrect` (see `training_pairs`). Every training
+    sequence is checked against the model's context before training. Rerunning after an interruption
+    continues from the last checkpoint in `out_dir/checkpoint`, if that was made with the same settings.
     """
     out_dir = Path(out_dir)
+    if training.steps < 1:
+        raise BadInput(f"steps {training.steps} must be at least 1")
     pairs = training_pairs(records, method, include_incorrect=include_incorrect)
     loaded = load_model(model_name, dtype=torch.float32)
     processor = loaded.processor
+    check_context(processor, loaded.model.config, (
+        (record["id"], replace(example_for(loaded, record, base_dir, "cot", ratio), reply=reply))
+        for record, ratio, reply in pairs
+    ))
     model = get_peft_model(
         loaded.model,
         LoraConfig(

@@ -19,7 +19,7 @@ import torch
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
 from .errors import BadInput
-from .generate import MAX_NEW_TOKENS, batch_generator, generation_settings
+from .generate import MAX_NEW_TOKENS, batch_generator, check_prompts, generation_settings
 from .models import LoadedModel, load_model
 from .prompts import Mode
 from .records import Record, write_jsonl_atomic
@@ -72,6 +72,42 @@ def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load
     # Merged weights decode exactly as fast as the base model: the adapter costs nothing at run time.
     loaded.model = model.merge_and_unload().eval()
     return loaded
+
+
+def check_baseline(baseline: dict, records: list[Record], name: str = "the baseline") -> dict:
+    """`baseline`, if it is the results of `evaluate` on (at least) these records; else `BadInput`."""
+    by_id = baseline.get("cot_tokens_by_id") if isinstance(baseline, dict) else None
+    if not isinstance(by_id, dict):
+        raise BadInput(f"{name}: not the results of `vskip evaluate` (no cot_tokens_by_id); pass the --out of one")
+    missing = [record["id"] for record in records if record["id"] not in by_id]
+    if missing:
+        raise BadInput(
+            f"{name}: measured on other items ({len(missing)} of the {len(records)} ids here are not in it, "
+            f"e.g. {missing[0]!r}); pass the results of the uncompressed run on this dataset"
+        )
+    return baseline
+
+
+def read_baseline(path: str | Path, records: list[Record]) -> dict:
+    """The results JSON at `path`, checked against `records` (`check_baseline`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        baseline = json.loads(data)
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        what = "a JSONL file of records" if _is_jsonl(data) else f"not JSON ({getattr(err, 'msg', err)})"
+        raise BadInput(f"{path}: {what}; pass the results JSON that `vskip evaluate` wrote to --out") from None
+    return check_baseline(baseline, records, str(path))
+
+
+def _is_jsonl(data: bytes) -> bool:
+    lines = data.splitlines()
+    try:
+        return len(lines) > 1 and isinstance(json.loads(lines[0]), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def item_metrics(record: Record, generated: Record) -> Record:
@@ -130,6 +166,9 @@ def evaluate(
     """
     out = Path(out)
     items_path = side_path(out, ".items.jsonl")
+    if baseline is not None:
+        check_baseline(baseline, records)
+    check_prompts(loaded, records, base_dir, settings.mode, settings.ratio)
     by_id = {record["id"]: record for record in records}
     generated = run_stage(
         records,

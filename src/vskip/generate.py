@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .encoding import Example, chat_prompt, encode
+from .encoding import Example, chat_prompt, check_context, encode
 from .metrics import is_correct
 from .models import LoadedModel
 from .prompts import Mode, split_response
@@ -88,6 +88,16 @@ def generation_settings(model, mode: Mode, ratio: float | None, max_new_tokens: 
     }
 
 
+def check_prompts(model, records: list[Record], base_dir: str | Path, mode: Mode, ratio: float | None = None) -> None:
+    """Refuse, before any generation, a record whose prompt does not fit the model's context (`encoding.check_context`).
+
+    vLLM checks its own `max_model_len`.
+    """
+    if isinstance(model, LoadedModel):
+        examples = ((record["id"], example_for(model, record, base_dir, mode, ratio)) for record in records)
+        check_context(model.processor, model.model.config, examples)
+
+
 def batch_generator(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS):
     """One batch of records -> generated records, with a transformers `LoadedModel` or a vLLM model."""
     if isinstance(model, LoadedModel):
@@ -113,6 +123,7 @@ def generate(
 
     The written (and returned) records' images resolve from `out`'s directory.
     """
+    check_prompts(loaded, records, base_dir, mode, ratio)
     return run_stage(
         records,
         batch_generator(loaded, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens),

@@ -379,11 +379,21 @@ def score(
 ) -> list[dict]:
     """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`).
 
-    The written (and returned) records' images resolve from `out`'s directory.
+    Every record is checked first: its fields, and that prompt and CoT fit the model's context. The written
+    (and returned) records' images resolve from `out`'s directory.
     """
+    from dataclasses import replace
+
+    from .encoding import check_context
+    from .generate import example_for
     from .models import model_identity
     from .stage import run_stage
 
+    prepared = [(record, _prepare(record, loaded_model.processor.tokenizer)) for record in records]
+    check_context(
+        loaded_model.processor, loaded_model.model.config,
+        ((r["id"], replace(example_for(loaded_model, r, base_dir, "cot"), reply=item.reply)) for r, item in prepared),
+    )
     return run_stage(
         records,
         lambda batch: score_records(

@@ -26,6 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .errors import BadInput
 from .records import Record, relocate, write_jsonl_atomic
 
 # The key of a journal's first line, which holds the settings of the run that wrote it.
@@ -38,6 +39,22 @@ def side_path(out: str | Path, suffix: str) -> Path:
     `vskip-0.7`) never share one, as they would with `with_suffix`."""
     out = Path(out)
     return out.with_name(out.name + suffix)
+
+
+def check_output(out: str | Path, *, directory: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: a directory where a file is wanted (or the
+    reverse), or a place where the nearest existing folder is a file or forbids writing."""
+    out = Path(out)
+    if out.exists() and out.is_dir() != directory:
+        wanted, found = ("a directory", "a file") if directory else ("a file", "a directory")
+        raise BadInput(f"{out}: is {found}; --out names {wanted}")
+    folder = out if directory else out.parent
+    existing = next(path for path in [folder, *folder.parents] if path.exists())
+    if not existing.is_dir():
+        raise BadInput(f"{out}: cannot be written ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"{out}: cannot be written (no permission to write in {existing})")
+    return out
 
 
 def partial_path(out: Path, rank: int = 0, world: int = 1) -> Path:
@@ -115,6 +132,8 @@ def run_stage(
     """
     from .distributed import barrier, process_count, process_index
 
+    if batch_size < 1:
+        raise BadInput(f"batch size {batch_size} must be at least 1")
     # Compared as they come back from the journal: tuples are lists there.
     settings = json.loads(json.dumps(dict(settings or {})))
     out = Path(out)
