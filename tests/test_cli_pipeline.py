@@ -21,7 +21,7 @@ def test_outputs_written_elsewhere_find_their_images_without_images_flags(saved_
     rows = [{**r, "cot": r["reference_cot"], "prediction": r["answer"], "image_root": "../.."} for r in generated]
     teacher.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["score", *model, "--data", str(teacher), "--out", str(runs / "scores" / "scores.jsonl")]) == 0
-    assert main(["compress", "--scores", str(runs / "scores" / "scores.jsonl"), "--methods", "vskip,text",
+    assert main(["compress", "--data", str(runs / "scores" / "scores.jsonl"), "--methods", "vskip,text",
                  "--ratios", "0.5", "--out", str(runs / "compressed.jsonl")]) == 0
     compressed = read_records(runs / "compressed.jsonl", unique=("id", "method", "ratio"))
     assert len(compressed) == 2 * len(generated) and {r["image_root"] for r in compressed} == {".."}

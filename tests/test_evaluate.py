@@ -3,7 +3,7 @@ import json
 import pytest
 
 from vskip.errors import BadInput
-from vskip.evaluate import EvalSettings, check_baseline, evaluate, read_baseline
+from vskip.evaluate import EvalSettings, check_baseline, evaluate, ratio_warning, read_baseline
 from vskip.records import read_records
 
 KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
@@ -58,3 +58,11 @@ def test_a_baseline_must_be_results_of_the_same_items(image_dataset, tmp_path):
             read_baseline(tmp_path / name, records)
     (tmp_path / "good.json").write_text(json.dumps(results))
     assert read_baseline(tmp_path / "good.json", records) == results
+
+
+def test_a_ratio_the_model_never_learned_is_warned_of(tmp_path):
+    (tmp_path / "vskip_adapter.json").write_text(json.dumps({"ratios": [0.5, 0.7, 1.0]}))
+    assert ratio_warning(tmp_path, 0.5) is None and ratio_warning(tmp_path, None) is None
+    assert "trained on γ 0.5, 0.7, 1.0 only" in ratio_warning(tmp_path, 0.6)
+    assert "without an adapter" in ratio_warning(None, 0.5)
+    assert ratio_warning(None, 1.0) is None

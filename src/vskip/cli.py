@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 from .errors import BadInput, VSkipError
@@ -27,6 +29,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, except where there is none to show (a flag, or no value)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _ratio(text: str) -> float:
@@ -79,15 +90,9 @@ def _check(args, *, directory: bool = False) -> None:
         check_model_source(args.model)
 
 
-def _dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--images", help="directory every record's image paths are relative to (default: where the data file says: "
-        "each record's image_root seen from the file, else the file's directory)"
-    )
-    parser.add_argument("--skip-bad", action="store_true", help="set bad records aside in OUT.skipped.jsonl")
-    parser.add_argument(
-        "--allow-outside-paths", action="store_true", help="let image paths leave the dataset's directory"
-    )
+def _base_dir(args, path: str) -> Path:
+    """Where image paths resolve from: --images, else the directory of the data file (and each record's image_root)."""
+    return Path(args.images) if getattr(args, "images", None) else Path(path).parent
 
 
 def _read(
@@ -109,11 +114,11 @@ def _read(
 
     skipped: list | None = [] if args.skip_bad else None
     records = read_records(path, required, unique=unique, skipped=skipped)
-    if args.images:  # the override: every record's images are relative to --images
+    if getattr(args, "images", None):  # the override: every record's images are relative to --images
         records = [{key: value for key, value in record.items() if key != IMAGE_ROOT} for record in records]
     records = check_records(
         records, _base_dir(args, path) if images else None, needs_answer=needs_answer,
-        allow_outside_paths=args.allow_outside_paths, skipped=skipped,
+        allow_outside_paths=getattr(args, "allow_outside_paths", False), skipped=skipped,
     )
     if not records:
         first = skipped[0]["reason"].removesuffix(f"; {SKIP_HINT}") if skipped else ""
@@ -125,18 +130,6 @@ def _read(
         if skipped:
             print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
     return records
-
-
-def _base_dir(args, path: str) -> Path:
-    """Where image paths resolve from: --images, else the directory of the data file (and each record's image_root)."""
-    return Path(args.images) if getattr(args, "images", None) else Path(path).parent
-
-
-def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="vskip-tiny", help="checkpoint directory, hub id, or vskip-tiny")
-    parser.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors weights")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
-    parser.add_argument("--batch-size", type=_positive, default=16)
 
 
 def _load(args):
@@ -189,13 +182,13 @@ def cmd_tiny_train(args) -> None:
 
 def cmd_generate(args) -> None:
     from .generate import generate
+    from .records import REQUIRED_FIELDS
 
     _check(args)
-    records = _read(args, args.data, ("id", "image", "question"))
+    records = _read(args, args.data, REQUIRED_FIELDS)
     results = generate(
         _load_backend(args, records), records, _base_dir(args, args.data), args.out, mode=args.mode,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
     )
     correct = sum(r["correct"] for r in results)
     print(f"wrote {len(results)} records to {args.out}; accuracy {correct / max(1, len(results)):.3f}")
@@ -218,9 +211,9 @@ def cmd_compress(args) -> None:
     from .records import relocate, write_jsonl_atomic
 
     _check(args)
-    records = _read(args, args.scores, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
+    records = _read(args, args.data, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
     results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed)
-    write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.scores), Path(args.out).parent))
+    write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.data), Path(args.out).parent))
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
 
 
@@ -239,18 +232,24 @@ def cmd_distill(args) -> None:
     training = replace(DEFAULT_TRAINING, steps=args.steps, seed=args.seed)
     out = distill(
         args.model, records, _base_dir(args, args.data), args.out, method=args.method, training=training,
-        include_incorrect=args.include_incorrect,
+        include_incorrect=args.include_incorrect, allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code,
     )
     print(f"saved adapter to {out}")
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import EvalSettings, evaluate, read_baseline
+    from .evaluate import EvalSettings, evaluate, ratio_warning, read_baseline
+    from .records import REQUIRED_FIELDS
 
     _check(args)
-    records = _read(args, args.data, ("id", "image", "question"))
+    records = _read(args, args.data, REQUIRED_FIELDS)
     baseline = read_baseline(args.baseline, records) if args.baseline else None
-    settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size)
+    warning = ratio_warning(args.adapter, args.ratio)
+    if warning:
+        print(f"vskip: warning: {warning}", file=sys.stderr)
+    settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
+                            max_new_tokens=args.max_new_tokens)
     results = evaluate(
         _load_backend(args, records, args.adapter), records, _base_dir(args, args.data), args.out,
         settings=settings, baseline=baseline, adapter=args.adapter,
@@ -270,98 +269,121 @@ def cmd_demo(args) -> None:
     print(f"report: {report}")
 
 
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """The options several commands share, each defined once."""
+    parents = {name: _Parser(add_help=False) for name in ("common", "model", "batch", "backend", "records", "images")}
+    # SUPPRESS: given before the command, `--debug` is not reset by the command's own default.
+    parents["common"].add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    model = parents["model"]
+    model.add_argument("--model", default="vskip-tiny",
+                       help="checkpoint directory, hub id (name or org/name), or vskip-tiny, the shipped model; "
+                            "a name that starts with ., / or ~ or has two / is always a directory")
+    model.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors weights")
+    model.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    parents["batch"].add_argument("--batch-size", type=_positive, default=16, help="records per forward pass")
+    parents["backend"].add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                                    help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
+    parents["records"].add_argument("--skip-bad", action="store_true",
+                                    help="set bad records aside in OUT.skipped.jsonl and go on with the rest")
+    images = parents["images"]
+    images.add_argument("--images", metavar="DIR",
+                        help="directory every record's image paths are relative to (default: where the data file "
+                             "says: each record's image_root seen from the file, else the file's directory)")
+    images.add_argument("--allow-outside-paths", action="store_true",
+                        help="let image paths leave the dataset's directory")
+    return parents
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="vskip", description=__doc__)
+    parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('vskip')}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    shared = _parents()
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="write the vskip-synth benchmark")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--n-train", type=_count, default=2000, help="records per family")
-    synth.add_argument("--n-val", type=_count, default=100, help="records per family")
-    synth.add_argument("--n-test", type=_count, default=300, help="records per family")
+    def command(group, name: str, help: str, *uses: str) -> argparse.ArgumentParser:
+        parents = [shared["common"], *(shared[use] for use in uses)]
+        return group.add_parser(name, help=help, description=help, parents=parents, formatter_class=_HelpFormatter)
+
+    synth = command(commands, "synth", "write the vskip-synth benchmark: four families (count, relate, doc, pope), "
+                                       "so each split has 4 × its count records")
+    synth.add_argument("--out", required=True, help="directory for train.jsonl, val.jsonl, test.jsonl and images/")
+    synth.add_argument("--seed", type=int, default=0, help="the benchmark is a function of the seed")
+    synth.add_argument("--n-train", type=_count, default=2000, help="training items per family")
+    synth.add_argument("--n-val", type=_count, default=100, help="validation items per family")
+    synth.add_argument("--n-test", type=_count, default=300, help="test items per family")
     synth.set_defaults(run=cmd_synth)
 
-    data = commands.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
-    imported = data.add_parser("import", help="a Hugging Face dataset (hub id or local parquet/arrow) to vskip JSONL")
+    data = command(commands, "data", "datasets").add_subparsers(dest="data_command", required=True)
+    imported = command(data, "import", "a Hugging Face dataset (hub id or local parquet/arrow) to vskip JSONL")
     imported.add_argument("source", help="hub id (lmms-lab/DocVQA, MMMU/MMMU, lmms-lab/POPE) or local directory")
-    imported.add_argument("--out", required=True)
-    imported.add_argument("--kind", choices=["docvqa", "mmmu", "pope"], help="default: detected from the columns")
-    imported.add_argument("--split")
-    imported.add_argument("--config", help="dataset config name (hub)")
-    imported.add_argument("--limit", type=_count)
+    imported.add_argument("--out", required=True, help="directory for SPLIT.jsonl and images/")
+    imported.add_argument("--kind", choices=["docvqa", "mmmu", "pope"], help="layout (default: found from the columns)")
+    imported.add_argument("--split", help="split (default: validation, else test, else train, else the only one)")
+    imported.add_argument("--config", help="hub dataset config (default: DocVQA's, or every MMMU subject)")
+    imported.add_argument("--limit", type=_count, help="keep the first LIMIT rows (default: all)")
     imported.set_defaults(run=cmd_data_import)
 
-    tiny = commands.add_parser("tiny", help="the embedded vskip-tiny model").add_subparsers(
-        dest="tiny_command", required=True
-    )
-    train = tiny.add_parser("train", help="train vskip-tiny from scratch on vskip-synth")
+    tiny = command(commands, "tiny", "the embedded vskip-tiny model").add_subparsers(dest="tiny_command", required=True)
+    train = command(tiny, "train", "train vskip-tiny from scratch on vskip-synth")
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
-    train.add_argument("--out", required=True)
-    # Defaults: the recipe of the shipped weights (vskip.models.train_tiny.DEFAULT_TRAINING).
-    train.add_argument("--steps", type=_positive)
-    train.add_argument("--batch-size", type=_positive)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--out", required=True, help="directory for the model, saved like a hub checkpoint")
+    recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_TRAINING)"
+    train.add_argument("--steps", type=_positive, help=f"training steps {recipe}")
+    train.add_argument("--batch-size", type=_positive, help=f"sequences per step {recipe}")
+    train.add_argument("--seed", type=int, help=f"seed of initialisation and sampling {recipe}")
     train.set_defaults(run=cmd_tiny_train)
 
-    gen = commands.add_parser("generate", help="teacher generation of chains of thought")
-    _model_args(gen)
-    gen.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
-                        help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
+    gen = command(commands, "generate", "teacher generation of chains of thought",
+                  "model", "batch", "backend", "records", "images")
     gen.add_argument("--data", required=True, help="JSONL dataset")
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--mode", choices=["cot", "direct"], default="cot")
-    gen.add_argument("--max-new-tokens", type=_positive, default=160)
-    _dataset_args(gen)
+    gen.add_argument("--out", required=True, help="JSONL of the records with cot, prediction and correct")
+    gen.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer directly")
+    gen.add_argument("--max-new-tokens", type=_positive, default=160, help="longest reply")
     gen.set_defaults(run=cmd_generate)
 
-    score = commands.add_parser("score", help="text and visual scores of every CoT token and word")
-    _model_args(score)
+    score = command(commands, "score", "text and visual scores of every CoT token and word",
+                    "model", "batch", "records", "images")
     score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
-    score.add_argument("--out", required=True)
-    score.add_argument("--key-layers", type=_layer_list, help="comma-separated layer indices (default: lower half)")
+    score.add_argument("--out", required=True, help="JSONL of the records with their scores")
+    score.add_argument("--key-layers", type=_layer_list,
+                       help="comma-separated layer indices (default: the lower half of the layers that see the image)")
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
-    _dataset_args(score)
     score.set_defaults(run=cmd_score)
 
-    compress = commands.add_parser("compress", help="keep masks and compressed CoTs per method and ratio")
-    compress.add_argument("--scores", required=True)
-    compress.add_argument("--methods", default="vskip,text,visual,random,truncate")
-    compress.add_argument("--ratios", type=_ratio_list, default=[0.5, 0.7, 0.9])
-    compress.add_argument("--seed", type=int, default=0)
-    compress.add_argument("--out", required=True)
-    _dataset_args(compress)
+    compress = command(commands, "compress", "keep masks and compressed CoTs per method and ratio", "records")
+    compress.add_argument("--data", "--scores", dest="data", required=True, help="JSONL written by `vskip score`")
+    compress.add_argument("--methods", default="vskip,text,visual,random,truncate", help="comma-separated")
+    compress.add_argument("--ratios", type=_ratio_list, default="0.5,0.7,0.9", help="comma-separated γ values")
+    compress.add_argument("--seed", type=int, default=0, help="seed of the random method")
+    compress.add_argument("--out", required=True, help="JSONL: one record per item, method and ratio")
     compress.set_defaults(run=cmd_compress)
 
-    distill = commands.add_parser("distill", help="train a LoRA adapter that writes compressed CoTs")
-    distill.add_argument("--model", default="vskip-tiny")
+    distill = command(commands, "distill", "train a LoRA adapter that writes compressed CoTs",
+                      "model", "records", "images")
     distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
-    distill.add_argument("--method", default="vskip")
-    distill.add_argument("--out", required=True)
-    distill.add_argument("--steps", type=_positive, default=600)
-    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--method", default="vskip", help="whose compressed CoTs to learn")
+    distill.add_argument("--out", required=True, help="directory for the adapter (PEFT format)")
+    distill.add_argument("--steps", type=_positive, default=600, help="training steps")
+    distill.add_argument("--seed", type=int, default=0, help="seed of initialisation and sampling")
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")
-    _dataset_args(distill)
     distill.set_defaults(run=cmd_distill)
 
-    evaluate = commands.add_parser("evaluate", help="accuracy, CoT length, latency, VARR, hallucination")
-    _model_args(evaluate)
-    evaluate.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
-                        help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
+    evaluate = command(commands, "evaluate", "accuracy, CoT length, latency, VARR, hallucination",
+                       "model", "batch", "backend", "records", "images")
     evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill`")
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model")
-    evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot")
-    evaluate.add_argument("--baseline", help="results.json of the uncompressed run, for ActRatio and speed-up")
-    evaluate.add_argument("--out", required=True)
-    _dataset_args(evaluate)
+    evaluate.add_argument("--data", required=True, help="JSONL dataset with answers")
+    evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model (default: none, the full CoT)")
+    evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer")
+    evaluate.add_argument("--max-new-tokens", type=_positive, default=160, help="longest reply")
+    evaluate.add_argument("--baseline", help="results JSON of the uncompressed run, for ActRatio and speed-up")
+    evaluate.add_argument("--out", required=True, help="results JSON; per-item records go to OUT.items.jsonl")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    demo = commands.add_parser("demo", help="the whole pipeline on the embedded default, with its report")
-    demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--model", default="vskip-tiny")
+    demo = command(commands, "demo", "the whole pipeline on the embedded default, with its report")
+    demo.add_argument("--out", default="runs/demo", help="directory for every file of the run")
+    demo.add_argument("--model", default="vskip-tiny", help="the teacher, and the base of every student")
     demo.add_argument("--quick", action="store_true", help="a small run (what the tests use)")
     demo.set_defaults(run=cmd_demo)
     return parser
@@ -371,7 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            # Deprecations inside transformers, peft or torch are for their callers' authors, not for users.
+            for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+                warnings.simplefilter("ignore", category)
+            args.run(args)
     except VSkipError as err:
         if args.debug:
             raise

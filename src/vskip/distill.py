@@ -86,6 +86,8 @@ def distill(
     training: TrainConfig = DEFAULT_TRAINING,
     lora: LoraSettings = DEFAULT_LORA,
     include_incorrect: bool = False,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
 ) -> Path:
     """Train a LoRA adapter for `method` on a fresh copy of the base model and save it in PEFT format.
 
@@ -97,7 +99,7 @@ def distill(
     if training.steps < 1:
         raise BadInput(f"steps {training.steps} must be at least 1")
     pairs = training_pairs(records, method, include_incorrect=include_incorrect)
-    loaded = load_model(model_name, dtype=torch.float32)
+    loaded = load_model(model_name, dtype=torch.float32, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     processor = loaded.processor
     check_context(processor, loaded.model.config, (
         (record["id"], replace(example_for(loaded, record, base_dir, "cot", ratio), reply=reply))

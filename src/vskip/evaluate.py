@@ -74,6 +74,22 @@ def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load
     return loaded
 
 
+def ratio_warning(adapter: str | Path | None, ratio: float | None) -> str | None:
+    """Why asking for γ = `ratio` of this model may mean little, if it does: the model was never taught that γ
+    (the ratios in the adapter's `vskip_adapter.json`), or has no adapter to be taught one."""
+    from .distill import ADAPTER_INFO
+
+    if ratio is None or ratio >= 1.0:
+        return None
+    if adapter is None:
+        return f"γ {ratio} asked of a model without an adapter: only a distilled model has learned the γ marker"
+    info = Path(adapter) / ADAPTER_INFO
+    trained = json.loads(info.read_text()).get("ratios", []) if info.is_file() else []
+    if trained and not any(abs(ratio - seen) < 1e-9 for seen in trained):
+        return f"γ {ratio} asked of {adapter}, which was trained on γ {', '.join(map(str, trained))} only"
+    return None
+
+
 def check_baseline(baseline: dict, records: list[Record], name: str = "the baseline") -> dict:
     """`baseline`, if it is the results of `evaluate` on (at least) these records; else `BadInput`."""
     by_id = baseline.get("cot_tokens_by_id") if isinstance(baseline, dict) else None
