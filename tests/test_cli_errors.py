@@ -1,12 +1,12 @@
 """Every bad input through the CLI: one line naming the file or record and what to do, exit code 2,
-no traceback, and an earlier output file left as it was. Writes benchmarks/results/bad_inputs.md."""
+no traceback, an earlier output file left as it was and no stray temporary or partial file.
+Writes benchmarks/results/bad_inputs.md."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -101,14 +101,43 @@ def foreign_adapter(ws: Workspace) -> list[str]:
             "--out", ws.out("results.json")]
 
 
+def evaluate(ws: Workspace, *extra: str) -> list[str]:
+    return ["evaluate", "--data", ws.dataset(), "--out", ws.out("results.json"), *extra]
+
+
+def baseline(ws: Workspace, text: str) -> list[str]:
+    (ws.root / "baseline.json").write_text(text)
+    return evaluate(ws, "--baseline", str(ws.root / "baseline.json"))
+
+
+def distill(ws: Workspace, *extra: str, **changes) -> list[str]:
+    record = {**COT, "compressed_cot": "red circle", "method": "vskip", "ratio": 0.5, **changes}
+    return ["distill", "--data", ws.dataset(records=[record]), "--out", str(ws.root / "adapter"), *extra]
+
+
+def offline(patch) -> None:
+    from huggingface_hub import constants
+
+    patch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def no_network(patch) -> None:
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    patch.setattr(socket, "create_connection", refuse)
+
+
 def outside(ws: Workspace, image: str) -> list[str]:
     png().save(ws.root / "outside.png")
     (ws.data / "images" / "link.png").symlink_to(ws.root / "outside.png")
     return ws.generate(records=[{**GOOD, "image": image.format(root=ws.root)}])
 
 
-# (what was tried, argv for a Workspace, part of the expected message)
-BAD_INPUTS: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
+# (what was tried, argv for a Workspace, part of the expected message[, what to patch while it runs])
+BAD_INPUTS: list[tuple] = [
     ("dataset file missing", lambda ws: ["generate", "--data", str(ws.root / "none.jsonl"), "--out", ws.out()],
      "no such file"),
     ("image missing", lambda ws: ws.generate(records=[{**GOOD, "image": "images/none.png"}]), "image not found"),
@@ -136,10 +165,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("compress: CoT with no answer",
      lambda ws: ["compress", "--scores", ws.dataset(records=[{**COT, "prediction": None, "words": ["I"]}]),
                  "--out", ws.out()], "has no answer"),
-    ("distill: CoT with no answer",
-     lambda ws: ["distill", "--data", ws.dataset(records=[{
-         **COT, "prediction": None, "answer": None, "compressed_cot": "red circle", "method": "vskip", "ratio": 0.5}]),
-         "--out", ws.out("adapter")], "has no answer"),
+    ("distill: CoT with no answer", lambda ws: distill(ws, prediction=None, answer=None), "has no answer"),
     ("--ratios 0,0.5", lambda ws: ["compress", "--scores", ws.dataset(), "--ratios", "0,0.5", "--out", ws.out()],
      "ratio 0.0 is outside (0, 1]"),
     ("--ratios nan", lambda ws: ["compress", "--scores", ws.dataset(), "--ratios", "nan", "--out", ws.out()],
@@ -163,6 +189,34 @@ BAD_INPUTS: list[tuple[str, Callable[[Workspace], list[str]], str]] = [
     ("adapter directory without adapter_config.json",
      lambda ws: ["evaluate", "--model", str(ws.model), "--adapter", str(ws.root), "--data", ws.dataset(),
                  "--out", ws.out("results.json")], "not a PEFT adapter directory"),
+    ("empty dataset", lambda ws: ws.generate(raw=b""), "no records to work on (the file is empty)"),
+    ("every record bad, with --skip-bad", lambda ws: ws.generate("--skip-bad", records=[{**GOOD, "image": "none.png"}]),
+     "no records to work on (all 1 were set aside as bad, the first: DIR/data/none.png: image not found)"),
+    ("--out is a directory", lambda ws: ["generate", "--data", ws.dataset(), "--out", str(ws.data)],
+     "is a directory; --out names a file"),
+    ("--out under a file (cannot be written)",
+     lambda ws: ["evaluate", "--data", ws.dataset(), "--out", str(Path(ws.out()) / "results.json")],
+     "cannot be written (DIR/out.jsonl is not a directory)"),
+    ("distill --out is a file", lambda ws: distill(ws)[:-1] + [ws.out()], "is a file; --out names a directory"),
+    ("--baseline missing", lambda ws: evaluate(ws, "--baseline", str(ws.root / "none.json")),
+     "DIR/none.json: no such file"),
+    ("--baseline not JSON", lambda ws: baseline(ws, '{"accuracy": '), "not JSON"),
+    ("--baseline a JSONL file", lambda ws: baseline(ws, json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "b"})),
+     "a JSONL file of records"),
+    ("--baseline from another dataset", lambda ws: baseline(ws, json.dumps({"cot_tokens_by_id": {"zz": 3}})),
+     "measured on other items (1 of the 1 ids here are not in it, e.g. 'a')"),
+    ("--batch-size 0", lambda ws: ws.generate("--batch-size", "0"), "'0' is not a whole number of at least 1"),
+    ("--steps 0", lambda ws: distill(ws, "--steps", "0"), "'0' is not a whole number of at least 1"),
+    ("--steps -3", lambda ws: distill(ws, "--steps", "-3"), "'-3' is not a whole number of at least 1"),
+    ("prompt longer than the model's context",
+     lambda ws: ws.generate("--model", str(ws.model), records=[{**GOOD, "question": "Is there a red star? " * 300}]),
+     "record 'a': its prompt is"),
+    ("--model ./missing (a path)", lambda ws: ws.generate("--model", "./missing"), "no such model directory"),
+    ("--model org/name/extra (a path)", lambda ws: ws.generate("--model", "org/name/extra"), "no such model directory"),
+    ("--model hub id, HF_HUB_OFFLINE=1", lambda ws: ws.generate("--model", "someone/some-vlm"),
+     "nor in the hub cache, and HF_HUB_OFFLINE is set", offline),
+    ("--model hub id, no network", lambda ws: ws.generate("--model", "someone/some-vlm"),
+     "the hub (huggingface.co) cannot be reached", no_network),
 ]
 
 
@@ -179,7 +233,7 @@ def test_every_bad_input_gives_one_line_and_exit_code_2(saved_tiny, tmp_path, ca
 
     logging.disable_progress_bar()
     rows, failures = [], []
-    for number, (what, build, expected) in enumerate(BAD_INPUTS):
+    for number, (what, build, expected, *patches) in enumerate(BAD_INPUTS):
         root = tmp_path / str(number)
         ws = Workspace(root, saved_tiny)
         argv = build(ws)
@@ -187,6 +241,8 @@ def test_every_bad_input_gives_one_line_and_exit_code_2(saved_tiny, tmp_path, ca
         with monkeypatch.context() as patch:
             if "decompression" in what:
                 patch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+            for apply in patches:
+                apply(patch)
             code, err = run_cli(argv, capsys)
         lines = [line for line in err.splitlines() if line.strip()]
         message = lines[-1] if lines else ""
@@ -195,10 +251,13 @@ def test_every_bad_input_gives_one_line_and_exit_code_2(saved_tiny, tmp_path, ca
         problems = []
         if code != 2:
             problems.append(f"exit code {code}")
-        if expected not in message or "Traceback" in err or sum("error:" in line for line in lines) != 1:
+        if expected not in shown or "Traceback" in err or sum("error:" in line for line in lines) != 1:
             problems.append(f"message {err!r}")
         if out.is_file() and out.read_text() != EARLIER:
             problems.append("earlier output changed")
+        stray = [path.name for path in root.rglob("*") if ".tmp" in path.name or ".partial" in path.name]
+        if stray:
+            problems.append(f"stray files {stray}")
         if problems:
             failures.append(f"{what}: {'; '.join(problems)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +311,7 @@ def test_skip_bad_sets_bad_records_aside_and_keeps_the_good(saved_tiny, tmp_path
     code, err = run_cli(argv, capsys)
     assert code == 0, err
     assert [json.loads(line)["id"] for line in (tmp_path / "gen.jsonl").read_text().splitlines()] == ["a", "f"]
-    skipped = [json.loads(line) for line in (tmp_path / "gen.skipped.jsonl").read_text().splitlines()]
+    skipped = [json.loads(line) for line in (tmp_path / "gen.jsonl.skipped.jsonl").read_text().splitlines()]
     assert [(s.get("line"), s.get("id")) for s in skipped] == [(3, None), (5, "a"), (None, "b"), (None, "d"),
                                                                (None, "e")]
     assert "duplicate id" in skipped[1]["reason"] and "image not found" in skipped[2]["reason"]

@@ -31,6 +31,10 @@ def test_quick_demo_writes_every_artifact_and_resumes(tmp_path, capsys):
         assert (out / "adapters" / method / "adapter_model.safetensors").is_file()
     html = (out / "report.html").read_text()
     assert "<s" in html and "http://" not in html and "https://" not in html
+    for task in ("count", "doc", "pope", "relate"):  # an example of every family, right or wrong
+        assert f'<span class="muted">· {task}</span>' in html
+    full = next(line for line in (out / "results.md").read_text().splitlines() if line.startswith("| full |"))
+    assert full.split(" | ")[4] == "1.000"  # ActRatio of the uncompressed CoT, also on the plot
     # A second run finds every stage done and only rewrites the report.
     before = (out / "eval" / "vskip-0.5.json").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--quick"]) == 0

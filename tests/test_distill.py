@@ -7,7 +7,7 @@ import torch
 from peft import PeftModel
 from safetensors import safe_open
 
-from vskip.distill import distill, lora_model, training_pairs
+from vskip.distill import distill, incorrect_items, lora_model, training_pairs
 from vskip.encoding import record_example
 from vskip.errors import BadInput
 from vskip.lora import load_with_adapter
@@ -79,6 +79,33 @@ def test_uncompressed_cot_is_always_among_the_targets(image_dataset_module):
     pairs = training_pairs(half, "vskip")
     assert sorted({ratio for _, ratio, _ in pairs}) == [0.5, 1.0]
     assert len(pairs) == 2 * len(records)
+
+
+def test_only_cots_that_led_to_the_right_answer_are_learned_by_default(image_dataset_module):
+    records = compressed(read_records(image_dataset_module))
+    for record in records:
+        record["correct"] = record["id"] != "r1"
+    assert incorrect_items(records, "vskip") == {"r1"} and incorrect_items(records, "text") == set()
+    assert {record["id"] for record, _, _ in training_pairs(records, "vskip")} == {"r0", "r2"}
+    everything = training_pairs(records, "vskip", include_incorrect=True)
+    assert {record["id"] for record, _, _ in everything} == {"r0", "r1", "r2"}
+    with pytest.raises(BadInput, match="every CoT of method 'vskip' led to a wrong answer .* --include-incorrect"):
+        training_pairs([{**record, "correct": False} for record in records], "vskip")
+
+
+def test_a_record_without_a_cot_is_refused_as_the_cli_refuses_it(image_dataset_module):
+    records = compressed(read_records(image_dataset_module))
+    records[2]["cot"] = ""
+    with pytest.raises(BadInput, match=f"record {records[2]['id']!r} has no 'cot'"):
+        training_pairs(records, "vskip")
+
+
+def test_no_steps_is_refused_before_the_model_loads(image_dataset_module, tmp_path):
+    records = compressed(read_records(image_dataset_module))
+    with pytest.raises(BadInput, match="steps 0 must be at least 1"):
+        distill("./no-model-here", records, image_dataset_module.parent, tmp_path / "adapter",
+                training=TrainConfig(steps=0))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_method_missing_from_the_file_is_named(image_dataset_module):

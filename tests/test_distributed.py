@@ -55,13 +55,13 @@ def test_a_stage_on_two_processes_writes_what_one_process_writes(stage, dataset,
         result = run(*args, "--out", str(tmp_path / f"{name}{suffix}"))
         assert result.returncode == 0, result.stderr
         assert name == "one" or "0/4" in result.stderr  # the main process's shard: every other record of seven
-    per_item = ".items.jsonl" if stage == "evaluate" else ".jsonl"  # evaluate's results come beside them
+    per_item = ".json.items.jsonl" if stage == "evaluate" else ".jsonl"  # evaluate's results come beside them
     records = {name: list(iter_jsonl(tmp_path / f"{name}{per_item}")) for name in ("one", "two")}
     expected = {"one.jsonl", "two.jsonl"}
     if stage == "evaluate":
         results = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two")}
         assert without_timing(results["two"]) == without_timing(results["one"]) and results["one"]["n"] == 7
-        expected = {"one.json", "two.json", "one.items.jsonl", "two.items.jsonl"}
+        expected = {"one.json", "two.json", "one.json.items.jsonl", "two.json.items.jsonl"}
     assert len(records["one"]) == 7 and [r["id"] for r in records["two"]] == [r["id"] for r in records["one"]]
     for one, two in zip(map(without_timing, records["one"]), map(without_timing, records["two"])):
         assert two.keys() == one.keys()
@@ -110,7 +110,7 @@ class Stop(Exception):
     pass
 
 
-def train(tiny_processor, dataset, config: TrainConfig, checkpoint_dir, stop_at: int | None = None):
+def train(tiny_processor, dataset, config: TrainConfig, checkpoint_dir, stop_at: int | None = None, settings=None):
     """Train a fresh tiny model; `stop_at`: raise when drawing that step's batch, as a kill would."""
     from conftest import SMALL
 
@@ -131,7 +131,7 @@ def train(tiny_processor, dataset, config: TrainConfig, checkpoint_dir, stop_at:
             for r in chosen
         ]
 
-    log = fit(model, tiny_processor, sample_examples, config, checkpoint_dir=checkpoint_dir)
+    log = fit(model, tiny_processor, sample_examples, config, checkpoint_dir=checkpoint_dir, settings=settings)
     return model, log, len(draws)
 
 
@@ -145,6 +145,19 @@ def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(tiny_
     assert resumed_log == whole_log
     whole_state, resumed_state = whole.state_dict(), resumed.state_dict()
     assert all(torch.equal(whole_state[name], resumed_state[name]) for name in whole_state)
+
+
+def test_a_checkpoint_made_with_other_settings_is_trained_over_afresh(tiny_processor, dataset, tmp_path, capsys):
+    config = TrainConfig(steps=4, batch_size=1, warmup_steps=1, log_every=1, checkpoint_every=2)
+    whole, whole_log, _ = train(tiny_processor, dataset, config, tmp_path / "whole", settings={"data": "b"})
+    with pytest.raises(Stop):
+        train(tiny_processor, dataset, config, tmp_path / "parts", stop_at=3, settings={"data": "a"})
+    capsys.readouterr()
+    model, log, draws = train(tiny_processor, dataset, config, tmp_path / "parts", settings={"data": "b"})
+    assert draws == 4 and log == whole_log  # all four steps again, as a fresh run on data b
+    assert "comes from a run with other settings; starting afresh" in capsys.readouterr().err
+    _, _, draws = train(tiny_processor, dataset, config, tmp_path / "parts", settings={"data": "b"})
+    assert draws == 0  # the same settings resume (here: from the end)
 
 
 def test_a_checkpoint_of_another_process_count_is_refused(tiny_processor, dataset, tmp_path):

@@ -1,7 +1,9 @@
+import pytest
 from PIL import Image
 
 from vskip import prompts
-from vskip.encoding import Example, chat_prompt, encode, record_example, token_word_index, word_spans
+from vskip.encoding import Example, chat_prompt, check_context, encode, record_example, token_word_index, word_spans
+from vskip.errors import BadInput
 
 
 def test_reply_span_holds_exactly_the_reply_tokens(tiny_processor):
@@ -57,3 +59,26 @@ def test_a_record_becomes_its_images_and_the_prompt_of_its_question(tiny_process
     assert seen.reply == "Answer: no"
     blind = record_example(tiny_processor, record, image_dataset.parent, "direct", blind=True)
     assert blind.images == [] and blind.prompt == chat_prompt(tiny_processor, record["question"], "direct", n_images=0)
+
+
+def test_an_example_longer_than_the_context_is_named_with_its_length(tiny_random):
+    processor, config = tiny_random.processor, tiny_random.model.config
+    image = Image.new("RGB", (112, 112), "white")
+    prompt = chat_prompt(processor, "Is there a red star?", "cot")
+    short = encode(processor, [Example([image], prompt)], for_generation=True).inputs["input_ids"].shape[1]
+    reply = prompts.response("The star is red. " * 40, "yes")
+    whole = encode(processor, [Example([image], prompt, reply)]).inputs["input_ids"].shape[1]
+    examples = [(f"r{i}", Example([image], prompt)) for i in range(40)] + [("long", Example([image], prompt, reply))]
+    text_config = config.get_text_config()
+    limit = text_config.max_position_embeddings
+    try:
+        text_config.max_position_embeddings = whole
+        check_context(processor, config, examples)  # exactly the context fits
+        text_config.max_position_embeddings = whole - 1
+        with pytest.raises(BadInput, match=f"record 'long': its prompt is {whole} tokens, .* context of {whole - 1}"):
+            check_context(processor, config, examples)
+        text_config.max_position_embeddings = short - 1
+        with pytest.raises(BadInput, match="record 'r0'"):
+            check_context(processor, config, examples)
+    finally:
+        text_config.max_position_embeddings = limit

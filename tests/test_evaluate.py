@@ -1,6 +1,9 @@
 import json
 
-from vskip.evaluate import EvalSettings, evaluate
+import pytest
+
+from vskip.errors import BadInput
+from vskip.evaluate import EvalSettings, check_baseline, evaluate, ratio_warning, read_baseline
 from vskip.records import read_records
 
 KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
@@ -14,6 +17,7 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
     settings = EvalSettings(batch_size=2, latency_items=2, max_new_tokens=5)
     full = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "full.json", settings=settings,
                     progress=False)
+    assert full["adapter"] is None and full["ratio"] == 1.0
     short = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "short.json",
                      settings=EvalSettings(batch_size=3, latency_items=3, max_new_tokens=2), baseline=full,
                      progress=False)
@@ -23,7 +27,7 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
     assert set(short["tasks"]) == {"pope", "count", "doc"}
     assert short["n"] == 3 and full["speedup"] == 1.0
     assert full["precision"] == "float32"
-    items = [json.loads(line) for line in (tmp_path / "short.items.jsonl").read_text().splitlines()]
+    items = [json.loads(line) for line in (tmp_path / "short.json.items.jsonl").read_text().splitlines()]
     assert [item["id"] for item in items] == [record["id"] for record in records]
     assert sum(item["latency_s"] is not None for item in items) == 3
     assert "anls" in items[2] and "anls" not in items[0]
@@ -34,3 +38,32 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
     else:
         assert short["act_ratio"] is None
     assert short["speedup"] == full["latency_s_mean"] / short["latency_s_mean"]
+
+
+def test_a_baseline_must_be_results_of_the_same_items(image_dataset, tmp_path):
+    records = read_records(image_dataset)
+    results = {"cot_tokens_by_id": {record["id"]: 3 for record in records}}
+    assert check_baseline(results, records[:2]) is results  # a subset of the baseline's items is fine
+    with pytest.raises(BadInput, match=r"measured on other items \(1 of the 3 ids .* e.g. 'r2'\)"):
+        check_baseline({"cot_tokens_by_id": {"r0": 1, "r1": 1}}, records)
+    with pytest.raises(BadInput, match="not the results of `vskip evaluate`"):
+        check_baseline([1, 2], records)
+    files = {"missing.json": None, "broken.json": "{", "records.jsonl": '{"id": "r0"}\n{"id": "r1"}\n',
+             "other.json": json.dumps({"accuracy": 1})}
+    expected = {"missing.json": "no such file", "broken.json": "not JSON", "records.jsonl": "a JSONL file of records",
+                "other.json": "not the results"}
+    for name, text in files.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(BadInput, match=expected[name]):
+            read_baseline(tmp_path / name, records)
+    (tmp_path / "good.json").write_text(json.dumps(results))
+    assert read_baseline(tmp_path / "good.json", records) == results
+
+
+def test_a_ratio_the_model_never_learned_is_warned_of(tmp_path):
+    (tmp_path / "vskip_adapter.json").write_text(json.dumps({"ratios": [0.5, 0.7, 1.0]}))
+    assert ratio_warning(tmp_path, 0.5) is None and ratio_warning(tmp_path, None) is None
+    assert "trained on γ 0.5, 0.7, 1.0 only" in ratio_warning(tmp_path, 0.6)
+    assert "without an adapter" in ratio_warning(None, 0.5)
+    assert ratio_warning(None, 1.0) is None

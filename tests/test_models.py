@@ -7,8 +7,9 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import is_torchvision_available
 
 from vskip.encoding import Example, chat_prompt, encode
-from vskip.errors import UnsupportedModel
-from vskip.models import load_model, load_processor
+from vskip.errors import BadInput, UnsupportedModel
+from vskip.models import check_model_source, load_model, load_processor, model_identity
+from vskip.models.loading import HUB_PROBE_TIMEOUT, is_hub_id
 
 
 def test_tokenizer_round_trips_text(tiny_processor):
@@ -53,3 +54,52 @@ def test_unsupported_architecture_names_the_supported_ones(tmp_path):
 def test_directory_without_a_model_is_refused(tmp_path):
     with pytest.raises(UnsupportedModel, match="not a loadable model"):
         load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "hub"),
+    [("Qwen/Qwen2-VL-2B-Instruct", True), ("gpt2", True), ("HuggingFaceTB/SmolVLM-256M-Instruct", True),
+     ("./model", False), ("../model", False), ("/models/qwen", False), ("~/models/qwen", False),
+     ("runs/adapters/vskip", False), ("org/../name", False), (".hidden", False), ("org\\name", False)],
+)
+def test_a_name_that_looks_like_a_path_is_never_a_hub_id(name, hub):
+    assert is_hub_id(name) is hub
+
+
+def test_a_missing_local_model_fails_before_the_hub_is_asked(monkeypatch, tmp_path):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.chdir(tmp_path)
+    for name in ("./model", "runs/a/model", str(tmp_path / "model")):
+        with pytest.raises(BadInput, match="no such model directory"):
+            check_model_source(name)
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    check_model_source("org/name")  # a directory named like a hub id is that directory
+    check_model_source("vskip-tiny")
+
+
+def test_an_unreachable_hub_is_one_fast_error(monkeypatch):
+    import socket
+    import time
+
+    timeouts = []
+
+    def unreachable(address, timeout=None):
+        timeouts.append(timeout)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    started = time.perf_counter()
+    with pytest.raises(BadInput, match="cannot be reached"):
+        load_model("someone/some-vlm")
+    assert time.perf_counter() - started < 5 and timeouts == [HUB_PROBE_TIMEOUT]
+
+
+def test_a_model_is_recorded_by_its_absolute_directory(saved_tiny, monkeypatch):
+    monkeypatch.chdir(saved_tiny.parent)
+    assert model_identity(saved_tiny.name) == model_identity(str(saved_tiny)) == str(saved_tiny.resolve())
+    assert model_identity("Qwen/Qwen2-VL-2B-Instruct") == "Qwen/Qwen2-VL-2B-Instruct"

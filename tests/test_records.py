@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +13,11 @@ from vskip.records import (
     check_image_paths,
     check_ratio,
     check_records,
+    image_paths,
     load_image,
     read_records,
+    relocate,
+    require_fields,
     write_jsonl_atomic,
 )
 
@@ -164,6 +168,37 @@ def test_image_paths_inside_the_dataset_are_fine_symlinks_included(tmp_path):
     os.symlink(tmp_path / "raw" / "a.png", tmp_path / "link.png")
     record = {**GOOD, "image": ["raw/a.png", "./raw/../link.png"]}
     assert len(check_image_paths(record, tmp_path)) == 2
+
+
+def test_a_record_moved_to_another_directory_still_finds_its_images(tmp_path):
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "data" / "images" / "a.png")
+    record = {**GOOD, "image": ["images/a.png"]}
+    for out_dir in (tmp_path / "runs", tmp_path / "runs" / "eval", tmp_path / "data", tmp_path / "data" / "sub"):
+        (moved,) = relocate([record], tmp_path / "data", out_dir)
+        assert moved["image"] == record["image"]  # paths stay relative to the dataset
+        (path,) = check_image_paths(moved, out_dir)
+        assert path.resolve() == (tmp_path / "data" / "images" / "a.png").resolve()
+        (again,) = relocate([moved], out_dir, tmp_path)
+        assert again["image_root"] == "data" and image_paths(again, tmp_path) == [tmp_path / "data" / "images/a.png"]
+    assert relocate([{"id": "no image"}], tmp_path, tmp_path / "runs") == [{"id": "no image"}]
+
+
+def test_a_moved_record_may_not_leave_its_dataset_nor_name_an_absolute_root(tmp_path):
+    (tmp_path / "data").mkdir()
+    record = {**GOOD, "image_root": "../data", "image": "../secret.png"}
+    with pytest.raises(BadInput, match="leads outside the dataset's directory"):
+        check_image_paths(record, tmp_path / "runs")
+    with pytest.raises(BadInput, match="image_root '/' is not a relative path"):
+        check_image_paths({**GOOD, "image_root": "/", "image": "etc/passwd"}, tmp_path / "runs")
+    assert check_image_paths({**GOOD, "image_root": "/"}, tmp_path, allow_outside=True) == [Path("/a.png")]
+
+
+def test_the_api_refuses_a_missing_field_naming_the_record():
+    with pytest.raises(BadInput, match="record 'a' has no 'cot'"):
+        require_fields(GOOD, ("id", "cot"), named=True)
+    with pytest.raises(BadInput, match="^record has no 'cot'"):
+        require_fields({**GOOD, "cot": " "}, ("cot",))
 
 
 def test_check_records_names_the_record_or_sets_it_aside(tmp_path):

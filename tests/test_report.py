@@ -8,7 +8,7 @@ import pytest
 from chromium import find_chromium, screenshot
 from PIL import Image, ImageDraw
 
-from vskip.report import format_table, pareto_front, write_report
+from vskip.report import _series, format_table, pareto_front, with_reference_act_ratio, write_report
 
 METHODS = ("truncate", "random", "text", "visual", "vskip")
 RATIOS = (0.5, 0.7)
@@ -55,7 +55,8 @@ def examples(tmp_path) -> list[dict]:
         for method in METHODS:
             keep = [rng.random() < ratio for _ in WORDS]
             prediction = rng.choice(["green", "red"])
-            runs.append({"method": method, "ratio": ratio, "keep": keep, "generated_cot": None,
+            runs.append({"method": method, "ratio": ratio, "keep": keep,
+                         "generated_cot": f"{method} at {ratio} wrote <this>" if method != "random" else None,
                          "prediction": prediction, "correct": prediction == "green"})  # fmt: skip
     return [
         {"id": "synth-7", "image_path": str(image_path), "answer": "green",
@@ -141,6 +142,36 @@ def test_html_tooltips_anchors_and_escaping(report, examples):
     assert len(anchor_words) == len(ANCHORS) * len(example["methods"])
     assert "What colour is the &lt;b&gt;circle&lt;/b&gt; &amp; star?" in page
     assert "<b>circle</b>" not in page
+
+
+def test_full_is_a_point_of_the_accuracy_act_ratio_plot(tmp_path, rows, examples):
+    rows[0]["act_ratio"] = None  # `full` evaluated without a baseline, as the demo does
+    assert rows[0]["method"] == "full"
+    filled = with_reference_act_ratio(rows)
+    assert filled[0]["act_ratio"] == 1.0 and filled[1:] == rows[1:]
+    assert _series(filled, "act_ratio", "accuracy")["full"] == [(1.0, rows[0]["accuracy"])]
+    report = write_report(tmp_path, rows, examples)
+    assert "| full | 1.00 | 40 | " + f"{rows[0]['accuracy']:.3f} | 1.000 |" in report["results.md"].read_text()
+
+
+def test_tables_scroll_inside_their_own_box(report):
+    page = report["report.html"].read_text()
+    assert page.count('<table class="results">') == 2  # results and per task
+    assert page.count('<div class="table-box"><table class="results">') == 2
+    assert re.search(r"\.table-box \{[^}]*overflow-x: auto", page)
+
+
+def test_each_run_shows_the_students_own_cot_beside_its_mask(report, examples):
+    page = report["report.html"].read_text()
+    students = re.findall(r'<td class="student">(.*?)</td>', page)
+    runs = examples[0]["methods"]
+    assert len(students) == len(runs)
+    for run in runs[1:]:
+        text = run["generated_cot"]
+        assert (html.escape(text) if text else "–") in "".join(students)
+    assert "teacher&#x27;s own CoT" in students[0] or "teacher's own CoT" in students[0]
+    for phrase in ("learned from", "the student", "keep mask", "visual anchors", "✓ right or ✗ wrong"):
+        assert phrase in page
 
 
 def test_bad_keep_mask_is_rejected(tmp_path, rows, examples):

@@ -85,6 +85,13 @@ def test_the_prediction_is_scored_and_a_missing_answer_refused(tiny_random, imag
         score_records(tiny_random, [dict(record, prediction=None)], image_dataset.parent, progress=False)
 
 
+@pytest.mark.parametrize("cot", [None, "", "  "])
+def test_a_record_without_a_cot_is_refused_as_the_cli_refuses_it(tiny_random, image_dataset, cot):
+    record = {**read_records(image_dataset)[0], "cot": cot}
+    with pytest.raises(BadInput, match="record 'r0' has no 'cot'"):
+        score_records(tiny_random, [record], image_dataset.parent, progress=False)
+
+
 def test_word_score_is_the_max_over_its_tokens():
     assert aggregate_words([0.1, 0.7, 0.3, 0.2], [0, 0, 1, 2], 4) == [0.7, 0.3, 0.2, 0.0]
 

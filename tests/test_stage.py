@@ -10,10 +10,13 @@ import pytest
 from conftest import without_timing
 from PIL import Image
 
+from vskip.errors import BadInput
 from vskip.records import iter_jsonl, read_records
-from vskip.stage import partial_path, read_journal, run_stage
+from vskip.stage import SETTINGS_KEY, check_output, partial_path, read_journal, run_stage, side_path
 
 RECORDS = [{"id": f"r{i}", "x": i} for i in range(10)]
+# The first line of a journal written by a run with no settings.
+HEADER = json.dumps({SETTINGS_KEY: {}}).encode() + b"\n"
 
 
 class Squares:
@@ -59,7 +62,7 @@ def test_a_line_cut_short_by_a_kill_is_dropped_and_redone(tmp_path, tail):
     out = tmp_path / "out.jsonl"
     journal = partial_path(out)
     done = b"".join(json.dumps(r).encode() + b"\n" for r in expected()[:3])
-    journal.write_bytes(done + tail)
+    journal.write_bytes(HEADER + done + tail)
     stage = Squares()
     assert run_stage(RECORDS, stage, out, batch_size=4, progress=False) == expected()
     assert stage.seen == [f"r{i}" for i in range(3, 10)]
@@ -71,11 +74,75 @@ def test_journals_of_a_run_with_another_process_count_are_reused(tmp_path):
     out = tmp_path / "out.jsonl"
     for rank in range(2):
         shard = expected()[rank::2][:2]
-        partial_path(out, rank, 2).write_text("".join(json.dumps(r) + "\n" for r in shard) + '{"id": "r9", ')
+        partial_path(out, rank, 2).write_bytes(HEADER + "".join(json.dumps(r) + "\n" for r in shard).encode()
+                                               + b'{"id": "r9", ')
     stage = Squares()
     assert run_stage(RECORDS, stage, out, batch_size=4, progress=False) == expected()
     assert stage.seen == ["r4", "r5", "r6", "r7", "r8", "r9"]
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_a_journal_of_other_settings_is_not_resumed(tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(RuntimeError):
+        run_stage(RECORDS, Squares(fail_on="r7"), out, settings={"model": "a", "ratio": 0.5}, batch_size=3,
+                  progress=False)
+    assert capsys.readouterr().err == ""
+    stage = Squares()
+    assert run_stage(RECORDS, stage, out, settings={"model": "a", "ratio": 0.7}, batch_size=3,
+                     progress=False) == expected()
+    assert stage.seen == [record["id"] for record in RECORDS]  # nothing of the γ 0.5 run was reused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vskip: {partial_path(out)} comes from a run with other settings (ratio 0.5 → 0.7); "
+                   "starting afresh"]
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_a_journal_of_the_same_settings_is_resumed_whatever_their_order(tmp_path):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(RuntimeError):
+        run_stage(RECORDS, Squares(fail_on="r7"), out, settings={"a": (1, 2), "b": None}, batch_size=3,
+                  progress=False)
+    stage = Squares()
+    run_stage(RECORDS, stage, out, settings={"b": None, "a": [1, 2]}, batch_size=3, progress=False)
+    assert stage.seen == ["r6", "r7", "r8", "r9"]
+
+
+def test_outputs_get_image_roots_that_resolve_from_their_own_directory(tmp_path):
+    data = tmp_path / "data"
+    records = [{"id": "a", "image": "images/a.png"}, {"id": "b", "image": "images/b.png", "image_root": "sub"},
+               {"id": "c"}]
+    results = run_stage(records, lambda batch: batch, tmp_path / "runs" / "deep" / "out.jsonl", base_dir=data,
+                        progress=False)
+    assert [r.get("image_root") for r in results] == ["../../data", "../../data/sub", None]
+    assert list(iter_jsonl(tmp_path / "runs" / "deep" / "out.jsonl")) == results
+
+
+def test_side_files_keep_the_whole_output_name():
+    names = {side_path(Path(f"runs/eval/vskip-{ratio}"), ".items.jsonl").name for ratio in ("0.5", "0.7")}
+    assert names == {"vskip-0.5.items.jsonl", "vskip-0.7.items.jsonl"}
+    assert side_path("runs/full.json", ".items.jsonl") == Path("runs/full.json.items.jsonl")
+    assert partial_path(Path("runs/vskip-0.5")) == Path("runs/vskip-0.5.partial")
+
+
+def test_an_output_that_cannot_be_written_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    assert check_output(tmp_path / "new" / "deeper" / "out.jsonl") == tmp_path / "new" / "deeper" / "out.jsonl"
+    assert check_output(tmp_path / "folder", directory=True) == tmp_path / "folder"
+    with pytest.raises(BadInput, match="is a directory; --out names a file"):
+        check_output(tmp_path / "folder")
+    with pytest.raises(BadInput, match="is a file; --out names a directory"):
+        check_output(tmp_path / "file", directory=True)
+    with pytest.raises(BadInput, match=r"cannot be written \(.*file is not a directory\)"):
+        check_output(tmp_path / "file" / "out.jsonl")
+    assert not (tmp_path / "new").exists()  # checking touches nothing
+
+
+def test_a_batch_size_below_one_is_refused(tmp_path):
+    with pytest.raises(BadInput, match="batch size 0"):
+        run_stage(RECORDS, Squares(), tmp_path / "out.jsonl", batch_size=0, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,7 +179,7 @@ def test_generate_killed_and_rerun_loses_and_repeats_nothing(tiny_random, saved_
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         journal = partial_path(out)
         deadline = time.monotonic() + 120
-        while not (journal.is_file() and journal.read_bytes().count(b"\n") >= 3) and process.poll() is None:
+        while not (journal.is_file() and len(read_journal(journal)) >= 3) and process.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         process.send_signal(signum)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 from .errors import BadInput, VSkipError
@@ -29,6 +31,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, except where there is none to show (a flag, or no value)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _ratio(text: str) -> float:
     from .records import check_ratio
 
@@ -50,14 +61,38 @@ def _layer_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer indices") from None
 
 
-def _dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--images", help="directory the records' image paths are relative to (default: the data file's directory)"
-    )
-    parser.add_argument("--skip-bad", action="store_true", help="set bad records aside in OUT.skipped.jsonl")
-    parser.add_argument(
-        "--allow-outside-paths", action="store_true", help="let image paths leave the dataset's directory"
-    )
+def _at_least(minimum: int):
+    """An argparse type: a whole number no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {minimum}")
+        return value
+
+    return parse
+
+
+_positive, _count = _at_least(1), _at_least(0)
+
+
+def _check(args, *, directory: bool = False) -> None:
+    """What can be checked before any work: that `--out` can be written and `--model` is where it is said to be."""
+    from .stage import check_output
+
+    check_output(args.out, directory=directory)
+    if getattr(args, "model", None) is not None:
+        from .models import check_model_source
+
+        check_model_source(args.model)
+
+
+def _base_dir(args, path: str) -> Path:
+    """Where image paths resolve from: --images, else the directory of the data file (and each record's image_root)."""
+    return Path(args.images) if getattr(args, "images", None) else Path(path).parent
 
 
 def _read(
@@ -69,31 +104,32 @@ def _read(
     images: bool = True,
     unique: tuple[str, ...] = ("id",),
 ) -> list:
-    """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason)."""
+    """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason).
+
+    A file with no record left to work on is refused, as every other bad input, before any work.
+    """
     from .distributed import is_main_process
-    from .records import check_records, read_records, write_jsonl_atomic
+    from .records import IMAGE_ROOT, SKIP_HINT, check_records, read_records, write_jsonl_atomic
+    from .stage import side_path
 
     skipped: list | None = [] if args.skip_bad else None
     records = read_records(path, required, unique=unique, skipped=skipped)
+    if getattr(args, "images", None):  # the override: every record's images are relative to --images
+        records = [{key: value for key, value in record.items() if key != IMAGE_ROOT} for record in records]
     records = check_records(
-        records, image_root(args, path) if images else None, needs_answer=needs_answer,
-        allow_outside_paths=args.allow_outside_paths, skipped=skipped,
+        records, _base_dir(args, path) if images else None, needs_answer=needs_answer,
+        allow_outside_paths=getattr(args, "allow_outside_paths", False), skipped=skipped,
     )
+    if not records:
+        first = skipped[0]["reason"].removesuffix(f"; {SKIP_HINT}") if skipped else ""
+        why = f"all {len(skipped)} were set aside as bad, the first: {first}" if skipped else "the file is empty"
+        raise BadInput(f"{path}: no records to work on ({why})")
     if skipped is not None and is_main_process():
-        side = Path(args.out).with_suffix(".skipped.jsonl")
+        side = side_path(args.out, ".skipped.jsonl")
         write_jsonl_atomic(side, skipped)
         if skipped:
             print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
     return records
-
-
-def image_root(args, path: str | None = None) -> Path:
-    """Where image paths resolve: --images, else the directory of the data file.
-
-    Stages keep each record's `image` as it was, so a file written elsewhere (runs/scores.jsonl)
-    still names images relative to the original dataset: pass that dataset's directory as --images.
-    """
-    return Path(args.images) if getattr(args, "images", None) else Path(path or args.data).parent
 
 
 def _dtype_arg(parser: argparse.ArgumentParser) -> None:
@@ -101,16 +137,8 @@ def _dtype_arg(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--dtype", choices=DTYPES, default="auto",
-        help="precision of the weights (default: auto, bfloat16 on a GPU that supports it, else float32)",
+        help="precision of the weights: auto is bfloat16 on a GPU that supports it, else float32",
     )
-
-
-def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="vskip-tiny", help="checkpoint directory, hub id, or vskip-tiny")
-    _dtype_arg(parser)
-    parser.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors weights")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
-    parser.add_argument("--batch-size", type=int, default=16)
 
 
 def _load(args):
@@ -130,7 +158,7 @@ def _load_backend(args, records, adapter=None):
         from .records import image_paths
         from .vllm_backend import load_vllm
 
-        most = max((len(image_paths(record, image_root(args))) for record in records), default=1)
+        most = max((len(image_paths(record, _base_dir(args, args.data))) for record in records), default=1)
         return load_vllm(args.model, adapter=adapter, max_images=most, **options)
     from .lora import load_with_adapter
 
@@ -140,6 +168,7 @@ def _load_backend(args, records, adapter=None):
 def cmd_synth(args) -> None:
     from .synth import build
 
+    _check(args, directory=True)
     paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
     for split, path in paths.items():
         print(f"{split}: {path}")
@@ -148,6 +177,7 @@ def cmd_synth(args) -> None:
 def cmd_data_import(args) -> None:
     from .datasets import import_dataset
 
+    _check(args, directory=True)
     path = import_dataset(args.source, args.out, kind=args.kind, split=args.split, limit=args.limit, config=args.config)
     print(f"wrote {path}")
 
@@ -157,6 +187,7 @@ def cmd_tiny_train(args) -> None:
 
     from .models.train_tiny import DEFAULT_TRAINING, train_tiny
 
+    _check(args, directory=True)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
     training = replace(DEFAULT_TRAINING, **{key: value for key, value in overrides.items() if value is not None})
     print(f"saved {train_tiny(args.data, args.out, training=training)}")
@@ -164,22 +195,25 @@ def cmd_tiny_train(args) -> None:
 
 def cmd_generate(args) -> None:
     from .generate import generate
+    from .records import REQUIRED_FIELDS
 
-    records = _read(args, args.data, ("id", "image", "question"))
+    _check(args)
+    records = _read(args, args.data, REQUIRED_FIELDS)
     results = generate(
-        _load_backend(args, records), records, image_root(args), args.out, mode=args.mode, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
+        _load_backend(args, records), records, _base_dir(args, args.data), args.out, mode=args.mode,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
     )
     correct = sum(r["correct"] for r in results)
     print(f"wrote {len(results)} records to {args.out}; accuracy {correct / max(1, len(results)):.3f}")
 
 
 def cmd_score(args) -> None:
-    from .score import score
+    from .score import SCORE_FIELDS, score
 
-    records = _read(args, args.data, ("id", "image", "question", "cot"), needs_answer=True)
+    _check(args)
+    records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
     results = score(
-        _load(args), records, image_root(args), args.out, key_layers=args.key_layers, blind=args.blind,
+        _load(args), records, _base_dir(args, args.data), args.out, key_layers=args.key_layers, blind=args.blind,
         batch_size=args.batch_size,
     )
     print(f"wrote scores of {len(results)} records to {args.out}")
@@ -187,42 +221,51 @@ def cmd_score(args) -> None:
 
 def cmd_compress(args) -> None:
     from .compress import compress_records
-    from .records import write_jsonl_atomic
+    from .records import relocate, write_jsonl_atomic
 
-    records = _read(args, args.scores, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
+    _check(args)
+    records = _read(args, args.data, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
     results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed)
-    write_jsonl_atomic(args.out, results)
+    write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.data), Path(args.out).parent))
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
 
 
 def cmd_distill(args) -> None:
     from dataclasses import replace
 
-    from .distill import DEFAULT_TRAINING, distill
+    from .distill import DEFAULT_TRAINING, DISTILL_FIELDS, distill, incorrect_items
+    from .distributed import is_main_process
 
-    records = _read(
-        args, args.data, ("id", "image", "question", "cot", "compressed_cot", "method", "ratio"), needs_answer=True,
-        unique=("id", "method", "ratio"),
-    )
+    _check(args, directory=True)
+    records = _read(args, args.data, DISTILL_FIELDS, needs_answer=True, unique=("id", "method", "ratio"))
+    wrong = incorrect_items(records, args.method)
+    if wrong and not args.include_incorrect and is_main_process():
+        print(f"vskip: left out {len(wrong)} item(s) whose CoT led to a wrong answer (--include-incorrect keeps them)",
+              file=sys.stderr)
     training = replace(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     out = distill(
-        args.model, records, image_root(args), args.out, method=args.method, training=training,
-        gradient_checkpointing=args.gradient_checkpointing, **_load_options(args),
+        args.model, records, _base_dir(args, args.data), args.out, method=args.method, training=training,
+        include_incorrect=args.include_incorrect, gradient_checkpointing=args.gradient_checkpointing,
+        **_load_options(args),
     )
     print(f"saved adapter to {out}")
 
 
 def cmd_evaluate(args) -> None:
-    import json
+    from .evaluate import EvalSettings, evaluate, ratio_warning, read_baseline
+    from .records import REQUIRED_FIELDS
 
-    from .evaluate import EvalSettings, evaluate
-
-    records = _read(args, args.data, ("id", "image", "question"))
-    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
-    settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size)
+    _check(args)
+    records = _read(args, args.data, REQUIRED_FIELDS)
+    baseline = read_baseline(args.baseline, records) if args.baseline else None
+    warning = ratio_warning(args.adapter, args.ratio)
+    if warning:
+        print(f"vskip: warning: {warning}", file=sys.stderr)
+    settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
+                            max_new_tokens=args.max_new_tokens)
     results = evaluate(
-        _load_backend(args, records, args.adapter), records, image_root(args), args.out,
-        settings=settings, baseline=baseline,
+        _load_backend(args, records, args.adapter), records, _base_dir(args, args.data), args.out,
+        settings=settings, baseline=baseline, adapter=args.adapter,
     )
     print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
 
@@ -232,106 +275,133 @@ def cmd_demo(args) -> None:
 
     from .demo import DEFAULT, QUICK, run_demo
 
+    _check(args, directory=True)
     config = replace(QUICK if args.quick else DEFAULT, model=args.model, dtype=args.dtype)
     report = run_demo(args.out, config)
     print((report.parent / "results.md").read_text())
     print(f"report: {report}")
 
 
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """The options several commands share, each defined once."""
+    parents = {name: _Parser(add_help=False) for name in ("common", "model", "batch", "backend", "records", "images")}
+    # SUPPRESS: given before the command, `--debug` is not reset by the command's own default.
+    parents["common"].add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    model = parents["model"]
+    model.add_argument("--model", default="vskip-tiny",
+                       help="checkpoint directory, hub id (name or org/name), or vskip-tiny, the shipped model; "
+                            "a name that starts with ., / or ~ or has two / is always a directory")
+    _dtype_arg(model)
+    model.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors weights")
+    model.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    parents["batch"].add_argument("--batch-size", type=_positive, default=16, help="records per forward pass")
+    parents["backend"].add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                                    help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
+    parents["records"].add_argument("--skip-bad", action="store_true",
+                                    help="set bad records aside in OUT.skipped.jsonl and go on with the rest")
+    images = parents["images"]
+    images.add_argument("--images", metavar="DIR",
+                        help="directory every record's image paths are relative to (default: where the data file "
+                             "says: each record's image_root seen from the file, else the file's directory)")
+    images.add_argument("--allow-outside-paths", action="store_true",
+                        help="let image paths leave the dataset's directory")
+    return parents
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="vskip", description=__doc__)
+    parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('vskip')}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    shared = _parents()
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="write the vskip-synth benchmark")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--n-train", type=int, default=2000, help="records per family")
-    synth.add_argument("--n-val", type=int, default=100, help="records per family")
-    synth.add_argument("--n-test", type=int, default=300, help="records per family")
+    def command(group, name: str, help: str, *uses: str) -> argparse.ArgumentParser:
+        parents = [shared["common"], *(shared[use] for use in uses)]
+        return group.add_parser(name, help=help, description=help, parents=parents, formatter_class=_HelpFormatter)
+
+    synth = command(commands, "synth", "write the vskip-synth benchmark: four families (count, relate, doc, pope), "
+                                       "so each split has 4 × its count records")
+    synth.add_argument("--out", required=True, help="directory for train.jsonl, val.jsonl, test.jsonl and images/")
+    synth.add_argument("--seed", type=int, default=0, help="the benchmark is a function of the seed")
+    synth.add_argument("--n-train", type=_count, default=2000, help="training items per family")
+    synth.add_argument("--n-val", type=_count, default=100, help="validation items per family")
+    synth.add_argument("--n-test", type=_count, default=300, help="test items per family")
     synth.set_defaults(run=cmd_synth)
 
-    data = commands.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
-    imported = data.add_parser("import", help="a Hugging Face dataset (hub id or local parquet/arrow) to vskip JSONL")
+    data = command(commands, "data", "datasets").add_subparsers(dest="data_command", required=True)
+    imported = command(data, "import", "a Hugging Face dataset (hub id or local parquet/arrow) to vskip JSONL")
     imported.add_argument("source", help="hub id (lmms-lab/DocVQA, MMMU/MMMU, lmms-lab/POPE) or local directory")
-    imported.add_argument("--out", required=True)
-    imported.add_argument("--kind", choices=["docvqa", "mmmu", "pope"], help="default: detected from the columns")
-    imported.add_argument("--split")
-    imported.add_argument("--config", help="dataset config name (hub)")
-    imported.add_argument("--limit", type=int)
+    imported.add_argument("--out", required=True, help="directory for SPLIT.jsonl and images/")
+    imported.add_argument("--kind", choices=["docvqa", "mmmu", "pope"], help="layout (default: found from the columns)")
+    imported.add_argument("--split", help="split (default: validation, else test, else train, else the only one)")
+    imported.add_argument("--config", help="hub dataset config (default: DocVQA's, or every MMMU subject)")
+    imported.add_argument("--limit", type=_count, help="keep the first LIMIT rows (default: all)")
     imported.set_defaults(run=cmd_data_import)
 
-    tiny = commands.add_parser("tiny", help="the embedded vskip-tiny model").add_subparsers(
-        dest="tiny_command", required=True
-    )
-    train = tiny.add_parser("train", help="train vskip-tiny from scratch on vskip-synth")
+    tiny = command(commands, "tiny", "the embedded vskip-tiny model").add_subparsers(dest="tiny_command", required=True)
+    train = command(tiny, "train", "train vskip-tiny from scratch on vskip-synth")
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
-    train.add_argument("--out", required=True)
-    # Defaults: the recipe of the shipped weights (vskip.models.train_tiny.DEFAULT_TRAINING).
-    train.add_argument("--steps", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--out", required=True, help="directory for the model, saved like a hub checkpoint")
+    recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_TRAINING)"
+    train.add_argument("--steps", type=_positive, help=f"training steps {recipe}")
+    train.add_argument("--batch-size", type=_positive, help=f"sequences per step {recipe}")
+    train.add_argument("--seed", type=int, help=f"seed of initialisation and sampling {recipe}")
     train.set_defaults(run=cmd_tiny_train)
 
-    gen = commands.add_parser("generate", help="teacher generation of chains of thought")
-    _model_args(gen)
-    gen.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
-                        help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
+    gen = command(commands, "generate", "teacher generation of chains of thought",
+                  "model", "batch", "backend", "records", "images")
     gen.add_argument("--data", required=True, help="JSONL dataset")
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--mode", choices=["cot", "direct"], default="cot")
-    gen.add_argument("--max-new-tokens", type=int, default=160)
-    _dataset_args(gen)
+    gen.add_argument("--out", required=True, help="JSONL of the records with cot, prediction and correct")
+    gen.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer directly")
+    gen.add_argument("--max-new-tokens", type=_positive, default=160, help="longest reply")
     gen.set_defaults(run=cmd_generate)
 
-    score = commands.add_parser("score", help="text and visual scores of every CoT token and word")
-    _model_args(score)
+    score = command(commands, "score", "text and visual scores of every CoT token and word",
+                    "model", "batch", "records", "images")
     score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
-    score.add_argument("--out", required=True)
-    score.add_argument("--key-layers", type=_layer_list, help="comma-separated layer indices (default: lower half)")
+    score.add_argument("--out", required=True, help="JSONL of the records with their scores")
+    score.add_argument("--key-layers", type=_layer_list,
+                       help="comma-separated layer indices (default: the lower half of the layers that see the image)")
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
-    _dataset_args(score)
     score.set_defaults(run=cmd_score)
 
-    compress = commands.add_parser("compress", help="keep masks and compressed CoTs per method and ratio")
-    compress.add_argument("--scores", required=True)
-    compress.add_argument("--methods", default="vskip,text,visual,random,truncate")
-    compress.add_argument("--ratios", type=_ratio_list, default=[0.5, 0.7, 0.9])
-    compress.add_argument("--seed", type=int, default=0)
-    compress.add_argument("--out", required=True)
-    _dataset_args(compress)
+    compress = command(commands, "compress", "keep masks and compressed CoTs per method and ratio", "records")
+    compress.add_argument("--data", "--scores", dest="data", required=True, help="JSONL written by `vskip score`")
+    compress.add_argument("--methods", default="vskip,text,visual,random,truncate", help="comma-separated")
+    compress.add_argument("--ratios", type=_ratio_list, default="0.5,0.7,0.9", help="comma-separated γ values")
+    compress.add_argument("--seed", type=int, default=0, help="seed of the random method")
+    compress.add_argument("--out", required=True, help="JSONL: one record per item, method and ratio")
     compress.set_defaults(run=cmd_compress)
 
-    distill = commands.add_parser("distill", help="train a LoRA adapter that writes compressed CoTs")
-    _model_args(distill)
+    distill = command(commands, "distill", "train a LoRA adapter that writes compressed CoTs",
+                      "model", "batch", "records", "images")
     distill.add_argument(
         "--gradient-checkpointing", action=argparse.BooleanOptionalAction,
         help="recompute activations in the backward pass (default: on for models of 1B parameters or more)",
     )
     distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
-    distill.add_argument("--method", default="vskip")
-    distill.add_argument("--out", required=True)
-    distill.add_argument("--steps", type=int, default=600)
-    distill.add_argument("--seed", type=int, default=0)
-    _dataset_args(distill)
+    distill.add_argument("--method", default="vskip", help="whose compressed CoTs to learn")
+    distill.add_argument("--out", required=True, help="directory for the adapter (PEFT format)")
+    distill.add_argument("--steps", type=_positive, default=600, help="training steps")
+    distill.add_argument("--seed", type=int, default=0, help="seed of initialisation and sampling")
+    distill.add_argument("--include-incorrect", action="store_true",
+                         help="learn from CoTs that led to a wrong answer too")
     distill.set_defaults(run=cmd_distill)
 
-    evaluate = commands.add_parser("evaluate", help="accuracy, CoT length, latency, VARR, hallucination")
-    _model_args(evaluate)
-    evaluate.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
-                        help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
+    evaluate = command(commands, "evaluate", "accuracy, CoT length, latency, VARR, hallucination",
+                       "model", "batch", "backend", "records", "images")
     evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill`")
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model")
-    evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot")
-    evaluate.add_argument("--baseline", help="results.json of the uncompressed run, for ActRatio and speed-up")
-    evaluate.add_argument("--out", required=True)
-    _dataset_args(evaluate)
+    evaluate.add_argument("--data", required=True, help="JSONL dataset with answers")
+    evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model (default: none, the full CoT)")
+    evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer")
+    evaluate.add_argument("--max-new-tokens", type=_positive, default=160, help="longest reply")
+    evaluate.add_argument("--baseline", help="results JSON of the uncompressed run, for ActRatio and speed-up")
+    evaluate.add_argument("--out", required=True, help="results JSON; per-item records go to OUT.items.jsonl")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    demo = commands.add_parser("demo", help="the whole pipeline on the embedded default, with its report")
-    demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--model", default="vskip-tiny")
+    demo = command(commands, "demo", "the whole pipeline on the embedded default, with its report")
+    demo.add_argument("--out", default="runs/demo", help="directory for every file of the run")
+    demo.add_argument("--model", default="vskip-tiny", help="the teacher, and the base of every student")
     _dtype_arg(demo)
     demo.add_argument("--quick", action="store_true", help="a small run (what the tests use)")
     demo.set_defaults(run=cmd_demo)
@@ -342,7 +412,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            # Deprecations inside transformers, peft or torch are for their callers' authors, not for users.
+            for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+                warnings.simplefilter("ignore", category)
+            args.run(args)
     except VSkipError as err:
         if args.debug:
             raise

@@ -19,9 +19,11 @@ from .distill import DEFAULT_TRAINING, distill
 from .evaluate import EvalSettings, evaluate
 from .generate import generate
 from .lora import load_with_adapter
-from .records import Record, iter_jsonl, read_records, write_jsonl_atomic
+from .prompts import cot_answer
+from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
 from .report import write_report
 from .score import score_records
+from .stage import side_path
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     test = read_records(data / "test.jsonl")
     teacher = load_model(config.model, dtype=config.dtype)
 
-    # 1. Teacher CoTs on the training items; only correct ones are worth compressing.
+    # 1. Teacher CoTs on the training items; only correct ones are worth compressing (distill would leave the
+    # others out anyway). The generated records, and the files made from them, sit in `out`: their images
+    # resolve from there.
     generated_path = out / "generated.jsonl"
     if generated_path.is_file():
         generated = list(iter_jsonl(generated_path))
@@ -70,7 +74,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     # 2. Both saliency paths (and the blind pass, for the information-gain ablation), then every gate.
     scores_path = out / "scores.jsonl"
     if not scores_path.is_file():
-        write_jsonl_atomic(scores_path, score_records(teacher, correct, data, blind=True))
+        write_jsonl_atomic(scores_path, score_records(teacher, correct, out, blind=True))
     compressed_path = out / "compressed.jsonl"
     if not compressed_path.is_file():
         scored = list(iter_jsonl(scores_path))
@@ -80,8 +84,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     # 3. References: the teacher with its full CoT, and answering directly.
     settings = EvalSettings(batch_size=config.batch_size, latency_items=config.latency_items, seed=config.seed)
     evaluations = out / "eval"
-    full = _evaluated(teacher, test, data, evaluations / "full.json", settings, None)
-    direct = _evaluated(teacher, test, data, evaluations / "direct.json", replace(settings, mode="direct"), full)
+    full = _evaluated(teacher, test, data, evaluations / "full.json", settings, None, None)
+    direct = _evaluated(teacher, test, data, evaluations / "direct.json", replace(settings, mode="direct"), full, None)
     rows = [_row("full", 1.0, full), _row("direct", 1.0, direct)]
 
     # 4. One adapter per method serves every γ.
@@ -89,48 +93,52 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     for method in config.methods:
         adapter = out / "adapters" / method
         if not (adapter / "adapter_model.safetensors").is_file():
-            distill(config.model, compressed, data, adapter, method=method, training=training, dtype=config.dtype)
+            distill(config.model, compressed, out, adapter, method=method, training=training, dtype=config.dtype)
         student = None
         for ratio in config.ratios:
             path = evaluations / f"{method}-{ratio}.json"
             if not path.is_file() and student is None:
                 student = load_with_adapter(config.model, adapter, dtype=config.dtype)
-            results = _evaluated(student, test, data, path, replace(settings, ratio=ratio), full)
+            results = _evaluated(student, test, data, path, replace(settings, ratio=ratio), full, adapter)
             rows.append(_row(method, ratio, results))
 
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "demo_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    examples = _examples(teacher, test, data, evaluations, config)
+    examples = _examples(teacher, test, evaluations, config)
     return write_report(out, rows, examples, title="vskip demo: V-Skip on vskip-synth with vskip-tiny")["report.html"]
 
 
-def _evaluated(loaded, records, data, path: Path, settings: EvalSettings, baseline: dict | None) -> dict:
+def _evaluated(loaded, records, data, path: Path, settings: EvalSettings, baseline: dict | None, adapter) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
-    return evaluate(loaded, records, data, path, settings=settings, baseline=baseline)
+    return evaluate(loaded, records, data, path, settings=settings, baseline=baseline, adapter=adapter)
 
 
 def _row(method: str, ratio: float, results: dict) -> dict:
     return {
         "method": method,
         "ratio": ratio,
-        **{key: value for key, value in results.items() if key not in ("cot_tokens_by_id", "model", "mode")},
+        **{key: value for key, value in results.items() if key not in ("cot_tokens_by_id", "model", "adapter", "mode")},
     }
 
 
-def _examples(teacher, test: list[Record], data: Path, evaluations: Path, config: DemoConfig) -> list[dict]:
-    """Test items the teacher got right, each shown with every method's keep mask over its CoT."""
-    full_items = {item["id"]: item for item in iter_jsonl(evaluations / "full.items.jsonl")}
+def _examples(teacher, test: list[Record], evaluations: Path, config: DemoConfig) -> list[dict]:
+    """Test items of every family (those the teacher got right first), each shown with every method's keep mask
+    over the teacher's CoT and the CoT its distilled student wrote."""
+    full_items = {item["id"]: item for item in iter_jsonl(side_path(evaluations / "full.json", ".items.jsonl"))}
     chosen: list[Record] = []
     for task in sorted({record["task"] for record in test}):
-        right = [full_items[r["id"]] for r in test if r["task"] == task and full_items[r["id"]]["correct"]]
-        chosen += right[: config.examples_per_task]
+        # A CoT with an answer is all scoring needs; a family the teacher always gets wrong still shows one.
+        usable = [full_items[r["id"]] for r in test if r["task"] == task and full_items[r["id"]]["cot"]
+                  and cot_answer(full_items[r["id"]]) is not None]  # fmt: skip
+        chosen += sorted(usable, key=lambda item: not item["correct"])[: config.examples_per_task]
     if not chosen:
         return []
-    scored = score_records(teacher, chosen, data, progress=False)
+    scored = score_records(teacher, chosen, evaluations, progress=False)
     masks = compress_records(scored, config.methods, config.ratios, config.seed)
     runs = {
-        (method, ratio): {item["id"]: item for item in iter_jsonl(evaluations / f"{method}-{ratio}.items.jsonl")}
+        (method, ratio): {item["id"]: item
+                          for item in iter_jsonl(side_path(evaluations / f"{method}-{ratio}.json", ".items.jsonl"))}
         for method in config.methods
         for ratio in config.ratios
     }
@@ -148,7 +156,7 @@ def _examples(teacher, test: list[Record], data: Path, evaluations: Path, config
                             "correct": generated.get("correct")})
         examples.append({
             "id": record["id"],
-            "image_path": str(data / record["image"]),
+            "image_path": str(image_paths(record, evaluations)[0]),
             "question": record["question"],
             "answer": record["answer"],
             "task": record["task"],

@@ -9,15 +9,21 @@ appended after the generation prompt, and `encode` returns where its tokens lie.
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from .errors import BadInput
 from .prompts import Mode, instruction
 from .records import Record, image_paths, load_image
+
+# Examples encoded at once when checking their lengths: the processor is much faster on a batch.
+CONTEXT_CHECK_BATCH = 32
 
 
 @dataclass
@@ -90,6 +96,32 @@ def encode(processor, examples: list[Example], *, for_generation: bool = False, 
             )
         spans.append(span)
     return Encoded(dict(inputs), spans)
+
+
+def context_length(config) -> int | None:
+    """The most positions the language model was built for (`max_position_embeddings`), where its config says."""
+    return getattr(config.get_text_config(), "max_position_embeddings", None)
+
+
+def check_context(processor, config, examples: Iterable[tuple[str, Example]]) -> None:
+    """Raise `BadInput` naming the first (record id, example) whose tokens (prompt with its image tokens, and the
+    reply where it has one) outnumber the model's context: past it a model reads positions it never learned.
+
+    Examples with replies are encoded as `encode` does for teacher forcing, the others as for generation.
+    """
+    limit = context_length(config)
+    if limit is None:
+        return
+    examples = iter(examples)
+    while chunk := list(itertools.islice(examples, CONTEXT_CHECK_BATCH)):
+        batch = [example for _, example in chunk]
+        inputs = encode(processor, batch, for_generation=not any(example.reply for example in batch)).inputs
+        for (record_id, _), length in zip(chunk, inputs["attention_mask"].sum(dim=1).tolist()):
+            if length > limit:
+                raise BadInput(
+                    f"record {record_id!r}: its prompt is {length} tokens, longer than the model's context of {limit}; "
+                    "shorten it (or its image) or drop the record"
+                )
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:

@@ -18,12 +18,14 @@ import torch
 
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
-from .generate import batch_generator
+from .errors import BadInput
+from .generate import batch_generator, check_prompts, generation_settings
+from .lora import adapter_info
 from .models import LoadedModel
 from .prompts import Mode, reference_answers
 from .records import Record, write_jsonl_atomic
 from .replies import MAX_NEW_TOKENS
-from .stage import run_stage
+from .stage import run_stage, side_path
 
 
 @dataclass
@@ -37,6 +39,55 @@ class EvalSettings:
 
 
 DEFAULT_SETTINGS = EvalSettings()
+
+
+def ratio_warning(adapter: str | Path | None, ratio: float | None) -> str | None:
+    """Why asking for γ = `ratio` of this model may mean little, if it does: the model was never taught that γ
+    (the ratios in the adapter's `vskip_adapter.json`), or has no adapter to be taught one."""
+    if ratio is None or ratio >= 1.0:
+        return None
+    if adapter is None:
+        return f"γ {ratio} asked of a model without an adapter: only a distilled model has learned the γ marker"
+    trained = adapter_info(adapter).get("ratios", [])
+    if trained and not any(abs(ratio - seen) < 1e-9 for seen in trained):
+        return f"γ {ratio} asked of {adapter}, which was trained on γ {', '.join(map(str, trained))} only"
+    return None
+
+
+def check_baseline(baseline: dict, records: list[Record], name: str = "the baseline") -> dict:
+    """`baseline`, if it is the results of `evaluate` on (at least) these records; else `BadInput`."""
+    by_id = baseline.get("cot_tokens_by_id") if isinstance(baseline, dict) else None
+    if not isinstance(by_id, dict):
+        raise BadInput(f"{name}: not the results of `vskip evaluate` (no cot_tokens_by_id); pass the --out of one")
+    missing = [record["id"] for record in records if record["id"] not in by_id]
+    if missing:
+        raise BadInput(
+            f"{name}: measured on other items ({len(missing)} of the {len(records)} ids here are not in it, "
+            f"e.g. {missing[0]!r}); pass the results of the uncompressed run on this dataset"
+        )
+    return baseline
+
+
+def read_baseline(path: str | Path, records: list[Record]) -> dict:
+    """The results JSON at `path`, checked against `records` (`check_baseline`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        baseline = json.loads(data)
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        what = "a JSONL file of records" if _is_jsonl(data) else f"not JSON ({getattr(err, 'msg', err)})"
+        raise BadInput(f"{path}: {what}; pass the results JSON that `vskip evaluate` wrote to --out") from None
+    return check_baseline(baseline, records, str(path))
+
+
+def _is_jsonl(data: bytes) -> bool:
+    lines = data.splitlines()
+    try:
+        return len(lines) > 1 and isinstance(json.loads(lines[0]), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def item_metrics(record: Record, generated: Record) -> Record:
@@ -83,20 +134,27 @@ def evaluate(
     *,
     settings: EvalSettings = DEFAULT_SETTINGS,
     baseline: dict | None = None,
+    adapter: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Evaluate and write `out` (results JSON) and `out` with `.items.jsonl` (per-item predictions).
+    """Evaluate and write `out` (results JSON) and `OUT.items.jsonl` (per-item predictions).
 
     `baseline` is the results of the uncompressed run on the same items: it gives ActRatio
     (CoT tokens over the baseline's, per item) and the speed-up (baseline latency over this one).
+    `adapter` names the adapter merged into `loaded`, for the results and the journal.
     """
     out = Path(out)
-    items_path = out.with_suffix(".items.jsonl")
+    items_path = side_path(out, ".items.jsonl")
+    if baseline is not None:
+        check_baseline(baseline, records)
+    check_prompts(loaded, records, base_dir, settings.mode, settings.ratio)
     by_id = {record["id"]: record for record in records}
     generated = run_stage(
         records,
         batch_generator(loaded, base_dir, settings.mode, ratio=settings.ratio, max_new_tokens=settings.max_new_tokens),
         items_path,
+        base_dir=base_dir,
+        settings=generation_settings(loaded, settings.mode, settings.ratio, settings.max_new_tokens, adapter),
         batch_size=settings.batch_size,
         description=f"evaluate {settings.mode} γ={settings.ratio or 1.0}",
         progress=progress,
@@ -121,6 +179,7 @@ def evaluate(
     summary["overall"]["throughput_items_per_s"] = len(items) / batched_seconds if batched_seconds else None
     results = {
         "model": loaded.path,
+        "adapter": str(adapter) if adapter is not None else None,
         "precision": loaded.precision,
         "mode": settings.mode,
         "ratio": settings.ratio if settings.ratio is not None else 1.0,

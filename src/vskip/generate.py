@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .encoding import encode, record_example
+from .encoding import check_context, encode, record_example
 from .models import LoadedModel
 from .prompts import Mode
 from .records import Record
@@ -47,6 +47,35 @@ def generate_batch(
     ]
 
 
+def generation_settings(model, mode: Mode, ratio: float | None, max_new_tokens: int, adapter=None) -> dict:
+    """What a generated record depends on besides its input: the journal of a run records it (`stage.run_stage`)."""
+    from .models import model_identity
+
+    if adapter is None and not isinstance(model, LoadedModel):
+        adapter = model.adapter  # a vLLM engine serves its adapter unmerged
+    return {
+        "model": model_identity(model.path),
+        "adapter": model_identity(str(adapter)) if adapter is not None else None,
+        "backend": "transformers" if isinstance(model, LoadedModel) else "vllm",
+        "mode": mode,
+        "ratio": ratio,
+        "max_new_tokens": max_new_tokens,
+        "precision": model.precision,
+    }
+
+
+def check_prompts(model, records: list[Record], base_dir: str | Path, mode: Mode, ratio: float | None = None) -> None:
+    """Refuse, before any generation, a record whose prompt does not fit the model's context (`encoding.check_context`).
+
+    vLLM checks its own `max_model_len`.
+    """
+    if isinstance(model, LoadedModel):
+        examples = (
+            (record["id"], record_example(model.processor, record, base_dir, mode, ratio=ratio)) for record in records
+        )
+        check_context(model.processor, model.model.config, examples)
+
+
 def batch_generator(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS):
     """One batch of records -> generated records, with a transformers `LoadedModel` or a vLLM model."""
     if isinstance(model, LoadedModel):
@@ -68,11 +97,17 @@ def generate(
     max_new_tokens: int = MAX_NEW_TOKENS,
     progress: bool = True,
 ) -> list[Record]:
-    """Generate for every record and write them to `out` (resumable; see `stage.run_stage`)."""
+    """Generate for every record and write them to `out` (resumable; see `stage.run_stage`).
+
+    The written (and returned) records' images resolve from `out`'s directory.
+    """
+    check_prompts(loaded, records, base_dir, mode, ratio)
     return run_stage(
         records,
         batch_generator(loaded, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens),
         out,
+        base_dir=base_dir,
+        settings=generation_settings(loaded, mode, ratio, max_new_tokens),
         batch_size=batch_size,
         description=f"generate ({mode})",
         progress=progress,

@@ -27,6 +27,13 @@ def base_signature(config) -> dict:
     }
 
 
+def adapter_info(adapter: str | Path) -> dict:
+    """What `vskip distill` wrote about an adapter (`vskip_adapter.json`: base, ratios, training, precision);
+    empty for an adapter trained elsewhere."""
+    path = Path(adapter) / ADAPTER_INFO
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def check_adapter(adapter: str | Path, config, base_path: str) -> None:
     """`BadInput` unless `adapter` is a PEFT adapter directory distilled from a model like `config`.
 
@@ -35,8 +42,7 @@ def check_adapter(adapter: str | Path, config, base_path: str) -> None:
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").is_file():
         raise BadInput(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
-    info_path = adapter / ADAPTER_INFO
-    trained_on = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    trained_on = adapter_info(adapter)
     expected = trained_on.get("base_signature")
     if expected and expected != base_signature(config):
         raise BadInput(

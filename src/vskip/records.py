@@ -4,9 +4,14 @@ A record needs `id`, `image` (a path relative to the JSONL file, or a list of th
 `question`; `answer` is needed wherever accuracy is measured. Every stage keeps the fields it
 was given and adds its own, so files from one stage are the input of the next.
 
+Image paths follow the data: a record's images resolve from the file that holds it. A stage
+that writes records into another directory does not rewrite `image` but records, in
+`image_root`, where the dataset's directory is seen from the new file (`relocate`): the paths
+stay relative to the dataset, and the output works wherever it is written.
+
 A dataset is untrusted input: `read_records` turns every defect of the file into `BadInput`
 naming the line, and `check_records` every defect of a record (images that are missing, broken,
-or outside the dataset's directory; a chain of thought without an answer) into `BadInput`
+or outside the dataset's directory, its `image_root`; a chain of thought without an answer) into `BadInput`
 naming the record. Given a `skipped` list, both set bad records aside there instead.
 """
 
@@ -28,10 +33,13 @@ from .prompts import cot_answer
 Record = dict[str, Any]
 
 REQUIRED_FIELDS = ("id", "image", "question")
+# Where a record's image paths are relative to, seen from the file that holds it (default: that file's directory).
+IMAGE_ROOT = "image_root"
 # Fields whose type the stages rely on, checked wherever they appear.
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "id": (str, int),
     "image": (str, list),
+    IMAGE_ROOT: (str,),
     "question": (str,),
     "cot": (str,),
     "compressed_cot": (str,),
@@ -90,10 +98,7 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
         raise BadInput(f"invalid JSON (nested too deeply); {SKIP_HINT}") from None
     if not isinstance(record, dict):
         raise BadInput(f"a record must be a JSON object; {SKIP_HINT}")
-    for field in required:
-        value = record.get(field)
-        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
-            raise BadInput(f"record has no '{field}' (or it is empty); {SKIP_HINT}")
+    require_fields(record, required)
     for field, types in FIELD_TYPES.items():
         if record.get(field) is not None and (not isinstance(record[field], types) or isinstance(record[field], bool)):
             names = " or ".join(dict.fromkeys({str: "string", int: "number", float: "number"}.get(t, t.__name__)
@@ -107,6 +112,16 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
         what = ", ".join(f"{field} {record.get(field)!r}" for field in unique)
         raise BadInput(f"duplicate {what}; give every record its own {' and '.join(unique)}")
     return record
+
+
+def require_fields(record: Record, fields: Iterable[str], *, named: bool = False) -> None:
+    """Raise `BadInput` for the first of `fields` the record lacks or has empty: what the CLI refuses when
+    reading a file, the API refuses in the records it is handed (`named`: the message names the record)."""
+    for field in fields:
+        value = record.get(field)
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
+            subject = f"record {record.get('id')!r}" if named else "record"
+            raise BadInput(f"{subject} has no '{field}' (or it is empty); {SKIP_HINT}")
 
 
 def _key(record: Record, unique: tuple[str, ...]) -> tuple:
@@ -126,18 +141,33 @@ def _images(record: Record) -> list[str]:
     return image if isinstance(image, list) else [image] if image else []
 
 
+def image_root(record: Record, base: str | Path) -> Path:
+    """The dataset's directory of a record held by a file in `base`: `base` itself, or the record's `image_root`
+    seen from there (a stage's output written elsewhere)."""
+    return Path(base) / record.get(IMAGE_ROOT, ".")
+
+
 def image_paths(record: Record, base: str | Path) -> list[Path]:
-    """The record's image paths, resolved against the directory of its JSONL file."""
-    return [Path(base) / image for image in _images(record)]
+    """The record's image paths, resolved against its dataset's directory (`image_root`) from `base`,
+    the directory of its JSONL file."""
+    root = image_root(record, base)
+    return [root / image for image in _images(record)]
 
 
 def check_image_paths(record: Record, base: str | Path, *, allow_outside: bool = False) -> list[Path]:
-    """`image_paths`, refusing any that leads out of `base`: `..`, an absolute path, or a symlink
-    pointing elsewhere (a dataset could otherwise make a stage read any file it can reach)."""
+    """`image_paths`, refusing any that leads out of the dataset's directory: `..`, an absolute path, or a
+    symlink pointing elsewhere (a dataset could otherwise make a stage read any file it can reach).
+
+    The dataset's directory is the record's `image_root`, which a stage writes relative to its output,
+    so an absolute one is refused too.
+    """
     paths = image_paths(record, base)
     if allow_outside:
         return paths
-    root = Path(base).resolve()
+    declared = str(record.get(IMAGE_ROOT, "."))
+    if "\x00" in declared or Path(declared).is_absolute():
+        raise BadInput(f"image_root {declared!r} is not a relative path; make it one or pass --allow-outside-paths")
+    root = image_root(record, base).resolve()
     for image, path in zip(_images(record), paths):
         if "\x00" in image or not path.resolve().is_relative_to(root):
             raise BadInput(
@@ -145,6 +175,22 @@ def check_image_paths(record: Record, base: str | Path, *, allow_outside: bool =
                 "move it inside or pass --allow-outside-paths"
             )
     return paths
+
+
+def relocate(records: Iterable[Record], base: str | Path, out_dir: str | Path) -> list[Record]:
+    """The records as a file in `out_dir` must hold them, when a file in `base` held them: each `image_root`
+    points from `out_dir` to the dataset's directory, so the images resolve from the new file.
+
+    Paths are compared resolved (symlinks followed), as the operating system follows `..` from the real directory.
+    """
+    target = Path(out_dir).resolve()
+    moved = []
+    for record in records:
+        if _images(record):
+            root = os.path.relpath(image_root(record, base).resolve(), target)
+            record = {**record, IMAGE_ROOT: Path(root).as_posix()}
+        moved.append(record)
+    return moved
 
 
 def check_records(

@@ -110,7 +110,17 @@ def _html_table(rows: Iterable[Row], columns: Sequence[str], labels: Mapping[str
                 text = f'<span class="swatch" style="background:{_colour(cell)}"></span>{text}'
             tds.append(f'<td class="num">{text}</td>' if right else f"<td>{text}</td>")
         lines.append("<tr>" + "".join(tds) + "</tr>")
-    return f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
+    # A wide table (many tasks) scrolls inside its own box instead of widening the page.
+    return (f'<div class="table-box"><table class="results"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(lines)}</tbody></table></div>')
+
+
+def with_reference_act_ratio(rows: Iterable[Row]) -> list[Row]:
+    """The rows with `full`'s ActRatio filled in where its run had no baseline: 1, by definition, as the
+    uncompressed CoT is what ActRatio divides by. So `full` is a point on the accuracy–ActRatio plot."""
+    return [
+        {**row, "act_ratio": 1.0} if row["method"] == "full" and row.get("act_ratio") is None else row for row in rows
+    ]
 
 
 def _method_rank(method: str) -> tuple[int, str]:
@@ -258,7 +268,8 @@ h1 { font-size: 24px; margin: 8px 0 4px; }
 h2 { font-size: 19px; margin: 28px 0 10px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h3 { font-size: 16px; margin: 0 0 6px; }
 .muted { color: #777; }
-table.results { border-collapse: collapse; font-size: 13px; background: #fff; margin-bottom: 12px; }
+.table-box { max-width: 100%; overflow-x: auto; margin-bottom: 12px; }
+table.results { border-collapse: collapse; font-size: 13px; background: #fff; }
 table.results th, table.results td { border-bottom: 1px solid #e6e6e6; padding: 3px 9px; text-align: left;
        white-space: nowrap; }
 table.results th { background: #f0f0f0; }
@@ -282,7 +293,8 @@ td.method { width: 64px; white-space: nowrap; font-weight: 600; }
 td.stat { width: 64px; white-space: nowrap; color: #555; text-align: right;
           font-variant-numeric: tabular-nums; }
 td.pred { width: 92px; white-space: nowrap; }
-td.cot { line-height: 1.75; }
+td.cot, td.student { line-height: 1.75; width: 50%; }
+td.student { color: #333; border-left: 1px solid #eee; }
 .w, .h { padding: 0 1px; border-radius: 2px; cursor: help; }
 tr.heat td.method { font-weight: 400; color: #555; font-size: 12px; }
 s.w { color: #b0b0b0; text-decoration-color: #999; }
@@ -292,7 +304,6 @@ s.w { color: #b0b0b0; text-decoration-color: #999; }
 s.w.anchor { text-decoration: line-through; text-decoration-color: #c62828; text-decoration-thickness: 2px;
              background: #fde4e4; color: #c08080; }
 .ok { color: #1b8a3a; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
-details { margin-top: 2px; color: #555; } summary { cursor: pointer; font-size: 12px; }
 """
 
 
@@ -379,13 +390,21 @@ def _prediction_html(run: Mapping[str, Any]) -> str:
     return text + mark
 
 
+def _student_html(run: Mapping[str, Any]) -> str:
+    """What the model wrote at this γ: the distilled student's own CoT, or the teacher's for `full`."""
+    generated = run.get("generated_cot")
+    if run["method"] == "full":
+        return '<span class="muted">the teacher\'s own CoT, as on the left</span>'
+    return html.escape(generated) if generated else f'<span class="muted">{MISSING}</span>'
+
+
 def _example_html(example: Mapping[str, Any]) -> str:
     _check_example(example)
     anchors = set(example.get("visual_word_indices", ()))
     n = len(example["words"])
     lines = [
         f'<tr class="heat"><td class="method">{label}</td><td class="cot heat">'
-        f'{_heat_html(example, visual_path)}</td><td colspan="3"></td></tr>'
+        f'{_heat_html(example, visual_path)}</td><td colspan="4"></td></tr>'
         for label, visual_path in (("text score", False), ("visual score", True))
     ]
     runs = sorted(example["methods"], key=lambda m: (m["method"] not in REFERENCE_METHODS, -m["ratio"],
@@ -394,19 +413,14 @@ def _example_html(example: Mapping[str, Any]) -> str:
     for run in runs:
         if run["ratio"] != ratio:
             ratio = run["ratio"]
-            lines.append(f'<tr class="ratio"><td colspan="5">γ = {ratio:.2f}</td></tr>')
+            lines.append(f'<tr class="ratio"><td colspan="6">γ = {ratio:.2f}</td></tr>')
         keep = run["keep"]
         kept_anchors = sum(1 for i in anchors if keep[i])
-        generated = run.get("generated_cot")
-        details = (
-            f"<details><summary>generated CoT</summary>{html.escape(generated)}</details>"
-            if generated
-            else ""
-        )
         colour = _colour(run["method"])
         lines.append(
             f'<tr><td class="method" style="color:{colour}">{html.escape(run["method"])}</td>'
-            f'<td class="cot">{_cot_html(example, keep)}{details}</td>'
+            f'<td class="cot">{_cot_html(example, keep)}</td>'
+            f'<td class="student">{_student_html(run)}</td>'
             f'<td class="stat" title="kept words / words">{sum(map(bool, keep))}/{n}</td>'
             f'<td class="stat" title="visual anchors kept">⚓ {kept_anchors}/{len(anchors)}</td>'
             f'<td class="pred">{_prediction_html(run)}</td></tr>'
@@ -419,8 +433,10 @@ def _example_html(example: Mapping[str, Any]) -> str:
         f'<div class="top">{image_html}<dl>'
         f"<dt>question</dt><dd>{html.escape(example['question'])}</dd>"
         f"<dt>answer</dt><dd><b>{html.escape(str(example['answer']))}</b></dd>"
-        f"<dt>full CoT</dt><dd>{n} words, {len(anchors)} visual anchors</dd></dl></div>"
-        f'<table class="cots"><tr><td class="method"></td><td class="cot muted">chain of thought</td>'
+        f"<dt>teacher's CoT</dt><dd>{n} words, {len(anchors)} visual anchors</dd></dl></div>"
+        f'<table class="cots"><tr><td class="method"></td>'
+        f'<td class="cot muted">learned from: the method\'s keep mask over the teacher\'s CoT</td>'
+        f'<td class="student muted">the student\'s own CoT at this γ</td>'
         f'<td class="stat muted">words</td><td class="stat muted">anchors</td>'
         f'<td class="pred muted">prediction</td></tr>{"".join(lines)}</table></section>'
     )
@@ -431,9 +447,14 @@ LEGEND = (
     '<span class="item"><s class="w">pruned word</s></span>'
     '<span class="item"><span class="w anchor">visual anchor kept</span></span>'
     '<span class="item"><s class="w anchor">visual anchor pruned</s></span>'
-    '<span class="item muted">Hover a word for its text score (surprisal) and visual score '
-    "(attention mass to the image); the two score rows shade each word by its score, darker = higher. "
-    "⚓ counts the visual anchors a method kept.</span></div>"
+    '<p class="muted">Each card is one test item. The two score rows shade the teacher\'s CoT by each word\'s '
+    "text score (surprisal, blue) and visual score (attention mass to the image, orange), darker = higher; hover "
+    "a word for both. Then, per γ (the target share of CoT tokens kept) and method, the left column is what the "
+    "method's student learned from: the method's keep mask over the teacher's CoT on this item. The right column "
+    "is what that student, distilled on such masks, wrote itself when asked for γ (ActRatio, in the results, is "
+    "the length of such CoTs over the teacher's). <b>words</b> counts the kept words of the mask, <b>⚓</b> the visual "
+    "anchors (colour, shape and object words of the image) it kept, and <b>prediction</b> is the student's answer, "
+    "✓ right or ✗ wrong. <b>full</b> is the teacher itself with its whole CoT.</p></div>"
 )
 
 
@@ -475,6 +496,7 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rows = with_reference_act_ratio(rows)
     paths = {name: out / name for name in ("results.md", "pareto.png", "latency.png", "report.html")}
     paths["results.md"].write_text(results_markdown(rows, title), encoding="utf-8")
     plot_pareto(rows, paths["pareto.png"])

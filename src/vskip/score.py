@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 
 from .capture import capture_visual_mass, row_blocks
-from .encoding import encode, record_example, token_word_index, word_spans
+from .encoding import check_context, encode, record_example, token_word_index, word_spans
 from .errors import BadInput
 from .models.adapters import Adapter
 from .precision import stage_precision
 from .prompts import require_answer, response
-from .records import Record
+from .records import Record, require_fields
 
 # Share of the layers that see the image, counted from the bottom, whose attention makes the visual
 # path. The key-layer ablation of benchmarks/bench_compression.py chose the lower half: on
@@ -37,6 +37,8 @@ from .records import Record
 # FastV (arXiv 2403.06764) found image tokens drawing attention in shallow layers, little in deep ones.
 DEFAULT_KEY_LAYER_SHARE = 0.5
 TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score")
+# What a record needs to be scored (the CLI asks the same of the file it reads).
+SCORE_FIELDS = ("id", "image", "question", "cot")
 
 
 def default_key_layers(adapter: Adapter, config) -> list[int]:
@@ -121,6 +123,7 @@ class _Item:
 
 
 def _prepare(record: Record, tokenizer) -> _Item:
+    require_fields(record, SCORE_FIELDS, named=True)
     cot = str(record.get("cot") or "").strip()
     reply = response(cot, require_answer(record))
     word_of_token = token_word_index(tokenizer, reply, cot)
@@ -150,8 +153,8 @@ def score_records(
     """Scores records: each input record plus its CoT `tokens`, per-token `text_score` (surprisal) and
     `visual_score` (visual mass), its `words` and their `word_text_score`, `word_visual_score` and
     `word_tokens`; with `blind`, also `gain_score` and `word_gain_score` (NLL without the image minus NLL
-    with it); and the model's precision under `precision["score"]`. Records whose CoT has no answer
-    (`prompts.cot_answer`) raise `BadInput`.
+    with it); and the model's precision under `precision["score"]`. Records without a CoT, or whose CoT has
+    no answer (`prompts.cot_answer`), raise `BadInput`.
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
@@ -221,15 +224,33 @@ def score(
     batch_size: int = 8,
     progress: bool = True,
 ) -> list[dict]:
-    """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`)."""
+    """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`).
+
+    Every record is checked first: its fields, and that prompt and CoT fit the model's context. The written
+    (and returned) records' images resolve from `out`'s directory.
+    """
+    from .models import model_identity
     from .stage import run_stage
 
+    prepared = [(record, _prepare(record, loaded_model.processor.tokenizer)) for record in records]
+    check_context(
+        loaded_model.processor,
+        loaded_model.model.config,
+        ((r["id"], record_example(loaded_model.processor, r, base_dir, reply=item.reply)) for r, item in prepared),
+    )
     return run_stage(
         records,
         lambda batch: score_records(
             loaded_model, batch, base_dir, key_layers=key_layers, blind=blind, batch_size=batch_size, progress=False
         ),
         out,
+        base_dir=base_dir,
+        settings={
+            "model": model_identity(loaded_model.path),
+            "key_layers": key_layers,
+            "blind": blind,
+            "precision": loaded_model.precision,
+        },
         batch_size=batch_size,
         description="score",
         progress=progress,

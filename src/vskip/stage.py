@@ -7,6 +7,11 @@ record. When every record is done, the output is written in input order to a tem
 renamed over `OUT`, so an earlier `OUT` is never half-overwritten. Under a multi-process launch
 (see `distributed`), each process takes every n-th record and writes its own `OUT.partial.R-of-N`,
 and the main process merges them; a rerun with another process count still reuses them.
+
+A journal begins with the settings that made it (model, adapter, γ, mode: whatever changes the
+output): a rerun with other settings removes it and starts afresh, saying so in one line, so one
+output never mixes two runs. Records are written so that their images resolve from `OUT`'s
+directory (`records.relocate`).
 """
 
 from __future__ import annotations
@@ -14,16 +19,46 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from .records import Record, write_jsonl_atomic
+from .errors import BadInput
+from .records import Record, relocate, write_jsonl_atomic
+
+# The key of a journal's first line, which holds the settings of the run that wrote it.
+SETTINGS_KEY = "vskip_settings"
+
+
+def side_path(out: str | Path, suffix: str) -> Path:
+    """A file that belongs to output `out`: `OUT` + `suffix` (`OUT.partial`, `OUT.skipped.jsonl`,
+    `OUT.items.jsonl`). The whole name is kept, so outputs that differ after a dot (`vskip-0.5`,
+    `vskip-0.7`) never share one, as they would with `with_suffix`."""
+    out = Path(out)
+    return out.with_name(out.name + suffix)
+
+
+def check_output(out: str | Path, *, directory: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: a directory where a file is wanted (or the
+    reverse), or a place where the nearest existing folder is a file or forbids writing."""
+    out = Path(out)
+    if out.exists() and out.is_dir() != directory:
+        wanted, found = ("a directory", "a file") if directory else ("a file", "a directory")
+        raise BadInput(f"{out}: is {found}; --out names {wanted}")
+    folder = out if directory else out.parent
+    existing = next(path for path in [folder, *folder.parents] if path.exists())
+    if not existing.is_dir():
+        raise BadInput(f"{out}: cannot be written ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"{out}: cannot be written (no permission to write in {existing})")
+    return out
 
 
 def partial_path(out: Path, rank: int = 0, world: int = 1) -> Path:
-    return out.with_name(f"{out.name}.partial" + (f".{rank}-of-{world}" if world > 1 else ""))
+    return side_path(out, ".partial" + (f".{rank}-of-{world}" if world > 1 else ""))
 
 
 def journals(out: Path) -> list[Path]:
@@ -31,18 +66,34 @@ def journals(out: Path) -> list[Path]:
     return sorted(out.parent.glob(glob.escape(out.name) + ".partial*"))
 
 
+def _line(line: bytes) -> Any:
+    """A complete journal line's JSON value; None for a line cut short or damaged."""
+    try:
+        return json.loads(line) if line.endswith(b"\n") else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def journal_settings(path: Path) -> dict | None:
+    """The settings a journal starts with; None when it has none (damaged, or from an older vskip)."""
+    with path.open("rb") as handle:
+        header = _line(handle.readline())
+    return header[SETTINGS_KEY] if isinstance(header, dict) and isinstance(header.get(SETTINGS_KEY), dict) else None
+
+
 def read_journal(path: Path, *, repair: bool = False) -> list[Record]:
-    """The complete records of a journal, up to the first line that is not one (a write cut short).
+    """The complete records of a journal (after its settings line), up to the first line that is not one
+    (a write cut short).
 
     With `repair`, the file is cut back to those records, so the next append starts a fresh line.
     """
     data = path.read_bytes()
     records, good = [], 0
-    for line in data.splitlines(keepends=True):
-        try:
-            record = json.loads(line) if line.endswith(b"\n") else None
-        except (ValueError, RecursionError):
-            record = None
+    for number, line in enumerate(data.splitlines(keepends=True)):
+        record = _line(line)
+        if number == 0 and isinstance(record, dict) and SETTINGS_KEY in record:
+            good += len(line)
+            continue
         if not isinstance(record, dict) or "id" not in record:
             break
         records.append(record)
@@ -53,35 +104,67 @@ def read_journal(path: Path, *, repair: bool = False) -> list[Record]:
     return records
 
 
+def settings_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str:
+    """What differs between a journal's settings and this run's, in a few words."""
+    if old is None:
+        return "no settings recorded"
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{key} {old.get(key)!r} → {new.get(key)!r}" for key in keys if old.get(key) != new.get(key))
+
+
 def run_stage(
     records: Sequence[Record],
     process_batch: Callable[[list[Record]], list[Record]],
     out: str | Path,
     *,
+    base_dir: str | Path | None = None,
+    settings: Mapping[str, Any] | None = None,
     batch_size: int = 8,
     description: str = "records",
     progress: bool = True,
 ) -> list[Record]:
     """Apply `process_batch` to `records` in batches and write the results to `out` (JSONL).
 
-    Returns the output records in input order. Output records keep the `id` of their input.
+    Returns the output records in input order. Output records keep the `id` of their input. Given
+    `base_dir`, the directory the input records' images resolve from, each output record's `image_root`
+    is rewritten so its images resolve from `out`'s directory. `settings` (JSON values) are what the
+    output depends on besides the records: journals written with other settings are removed first.
     """
     from .distributed import barrier, process_count, process_index
 
+    if batch_size < 1:
+        raise BadInput(f"batch size {batch_size} must be at least 1")
+    # Compared as they come back from the journal: tuples are lists there.
+    settings = json.loads(json.dumps(dict(settings or {})))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rank, world = process_index(), process_count()
     mine = list(records[rank::world])
     own = partial_path(out, rank, world)
+    stale = {path: journal_settings(path) for path in journals(out)}
+    stale = {path: found for path, found in stale.items() if found != settings}
+    barrier()  # every process has looked at the journals before any is removed
+    if stale and rank == 0:
+        for path in stale:
+            path.unlink()
+        path, found = next(iter(stale.items()))
+        print(f"vskip: {path} comes from a run with other settings ({settings_change(found, settings)}); "
+              "starting afresh", file=sys.stderr)
+    barrier()
     # Other processes may be appending to their journals already: read them, repair only our own.
     done = {record["id"] for path in journals(out) for record in read_journal(path, repair=path == own)}
     todo = [record for record in mine if record["id"] not in done]
     with own.open("a", encoding="utf-8") as handle, tqdm(
         total=len(mine), initial=len(mine) - len(todo), desc=description, disable=not progress or rank != 0
     ) as bar:
+        if handle.tell() == 0:
+            handle.write(json.dumps({SETTINGS_KEY: settings}, ensure_ascii=False) + "\n")
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            handle.write("".join(json.dumps(result, ensure_ascii=False) + "\n" for result in process_batch(batch)))
+            results = process_batch(batch)
+            if base_dir is not None:
+                results = relocate(results, base_dir, out.parent)
+            handle.write("".join(json.dumps(result, ensure_ascii=False) + "\n" for result in results))
             handle.flush()
             os.fsync(handle.fileno())
             bar.update(len(batch))

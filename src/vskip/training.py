@@ -6,11 +6,14 @@ they differ in which parameters are trainable and which examples they draw, not 
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -60,12 +63,15 @@ def fit(
     *,
     checkpoint_dir: str | Path | None = None,
     description: str = "train",
+    settings: Mapping[str, Any] | None = None,
 ) -> list[dict]:
     """Train for `config.steps` steps on batches drawn by `sample_examples(rng, batch_size)`.
 
     With a `checkpoint_dir`, the model, optimizer, RNG and log are saved every
     `checkpoint_every` steps and a rerun continues from the last checkpoint, drawing the same
     batches an uninterrupted run would have drawn. Returns the log (one row per `log_every`).
+    `settings` (JSON values: model, data, recipe) are saved with the checkpoint; a checkpoint
+    saved with other settings is not resumed but trained over afresh, with one line saying so.
 
     Under a multi-process launch (see `distributed`) the model is wrapped in DistributedDataParallel:
     each process draws its own `batch_size` examples from its own RNG (process 0 the ones a single
@@ -84,8 +90,14 @@ def fit(
     log: list[dict] = []
     start = 0
     state_path = Path(checkpoint_dir) / "trainer_state.pt" if checkpoint_dir else None
-    if state_path and state_path.is_file():
-        state = torch.load(state_path, weights_only=False, map_location="cpu")
+    settings = json.loads(json.dumps(settings)) if settings is not None else None  # as saved: tuples are lists
+    found = state_path is not None and state_path.is_file()
+    state = torch.load(state_path, weights_only=False, map_location="cpu") if found else None
+    if state is not None and state.get("settings") != settings:
+        if is_main_process():
+            print(f"vskip: {state_path} comes from a run with other settings; starting afresh", file=sys.stderr)
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -117,7 +129,7 @@ def fit(
         if state_path and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
             rngs = gather_objects((rng.getstate(), torch.get_rng_state()))
             if is_main_process():
-                _save_state(state_path, model, optimizer, scheduler, rngs, step + 1, log)
+                _save_state(state_path, model, optimizer, scheduler, rngs, step + 1, log, settings)
             barrier()
     model.eval()
     return log
@@ -148,7 +160,7 @@ def _data_parallel(model: torch.nn.Module) -> torch.nn.Module:
     return Accelerator(cpu=model.device.type == "cpu").prepare_model(model, device_placement=False)
 
 
-def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, log: list[dict]) -> None:
+def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, log: list[dict], settings) -> None:
     trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
     state = {
         # Only what training changes: a LoRA checkpoint stays the size of the adapter.
@@ -159,6 +171,7 @@ def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, 
         "torch_rng": rngs[0][1],
         "step": step,
         "log": log,
+        "settings": settings,
     }
     if len(rngs) > 1:
         state["process_rngs"] = rngs

@@ -1,7 +1,16 @@
 """Model loading and the per-architecture adapters."""
 
 from .adapters import ADAPTERS, Adapter, adapter_for, supported_model_types
-from .loading import TINY_DIR, TINY_NAME, LoadedModel, load_model, load_processor, resolve
+from .loading import (
+    TINY_DIR,
+    TINY_NAME,
+    LoadedModel,
+    check_model_source,
+    load_model,
+    load_processor,
+    model_identity,
+    resolve,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -10,8 +19,10 @@ __all__ = [
     "TINY_DIR",
     "TINY_NAME",
     "adapter_for",
+    "check_model_source",
     "load_model",
     "load_processor",
+    "model_identity",
     "resolve",
     "supported_model_types",
 ]

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import torch
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import is_torchvision_available
 
-from ..errors import UnsupportedModel
+from ..errors import BadInput, UnsupportedModel
 from ..precision import dtype_name, resolve_dtype
 from .adapters import Adapter, adapter_for
 
 TINY_NAME = "vskip-tiny"
 TINY_DIR = Path(__file__).parent / "vskip-tiny"
+# A hub id is `name` or `org/name` (letters, digits, `-`, `_`, `.`; no `..`); any other name is a local path.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+# Seconds to wait for the hub's host before calling it unreachable: a working network answers far sooner.
+HUB_PROBE_TIMEOUT = 3.0
 
 
 @dataclass
@@ -32,8 +41,52 @@ class LoadedModel:
 
 
 def resolve(name_or_path: str) -> str:
-    """`vskip-tiny` names the shipped model; anything else is a directory or a hub id."""
-    return str(TINY_DIR) if name_or_path == TINY_NAME else str(name_or_path)
+    """`vskip-tiny` names the shipped model; anything else is a directory (`~` expanded) or a hub id."""
+    return str(TINY_DIR) if name_or_path == TINY_NAME else os.path.expanduser(str(name_or_path))
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` can be a hub id; a path that starts with `.`, `/` or `~`, or has two `/`, never is."""
+    return HUB_ID.fullmatch(name) is not None and ".." not in name
+
+
+def model_identity(name_or_path: str) -> str:
+    """The model as a journal records it: a local directory by its absolute path (however it was written),
+    a hub id as it is."""
+    path = Path(resolve(name_or_path))
+    return str(path.resolve()) if path.exists() else str(name_or_path)
+
+
+def check_model_source(name_or_path: str) -> None:
+    """Refuse, in one line and at once, a model that cannot be where it is said to be.
+
+    A name that is not a hub id (`is_hub_id`) is a local path and must exist: it is never sent to the
+    hub. A hub id that is not a local directory and not in the hub cache needs the hub: refused when
+    offline mode is on (`HF_HUB_OFFLINE`), or when the hub's host (or the proxy) does not answer within
+    `HUB_PROBE_TIMEOUT` seconds, instead of the minute of retries transformers would spend.
+    """
+    path = resolve(name_or_path)
+    if Path(path).exists():
+        return
+    if not is_hub_id(path):
+        raise BadInput(f"{path}: no such model directory (a path, so not looked up on the hub)")
+    from huggingface_hub import constants, is_offline_mode, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):
+        return
+    if is_offline_mode():
+        raise BadInput(
+            f"{path}: not a local directory nor in the hub cache, and HF_HUB_OFFLINE is set; "
+            "download it while online, or pass a local directory"
+        )
+    endpoint = urlsplit(getproxies().get("https") or constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_PROBE_TIMEOUT).close()
+    except OSError:
+        raise BadInput(
+            f"{path}: not a local directory, and the hub ({endpoint.hostname}) cannot be reached; "
+            "check the network, or pass a local directory"
+        ) from None
 
 
 def load_model(
@@ -49,6 +102,7 @@ def load_model(
     `dtype` is a torch dtype or one of `precision.DTYPES`; `auto` follows the project's policy
     (bfloat16 on a GPU that supports it, else float32), not the checkpoint's own dtype.
     """
+    check_model_source(name_or_path)
     path = resolve(name_or_path)
     device = torch.device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device) if isinstance(dtype, str) else dtype

@@ -1,0 +1,117 @@
+"""The command line's conventions: shared options, defaults in every help, --version, --debug anywhere,
+every option read by its command, and no dependency deprecations shown to users."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import warnings
+
+import pytest
+
+from vskip import cli
+from vskip.errors import BadInput
+
+
+def leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(command path, parser) of every command that runs something."""
+    groups = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if not groups:
+        yield path, parser
+    for group in groups:
+        for name, sub in group.choices.items():
+            yield from leaf_parsers(sub, (*path, name))
+
+
+COMMANDS = dict(leaf_parsers(cli.build_parser()))
+
+
+def options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [action for action in parser._actions if not isinstance(action, argparse._HelpAction)]
+
+
+def test_every_command_is_reached():
+    assert {" ".join(path) for path in COMMANDS} == {
+        "synth", "data import", "tiny train", "generate", "score", "compress", "distill", "evaluate", "demo",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_option_is_explained_with_its_default(path):
+    parser = COMMANDS[path]
+    text = "".join(parser.format_help().split())  # help wraps lines, at spaces and hyphens
+    for action in options(parser):
+        assert action.help, f"{action.dest} has no help"
+        default = action.default
+        if default is not None and default is not False and default != argparse.SUPPRESS:
+            assert "".join(f"(default: {default})".split()) in text, action.dest
+
+
+def _reads(function, seen: set[str] | None = None) -> set[str]:
+    """The `args.X` a command function reads, itself or through the cli helpers it calls."""
+    seen = set() if seen is None else seen
+    source = inspect.getsource(function)
+    names = set(re.findall(r"args\.(\w+)", source)) | set(re.findall(r"getattr\(args, \"(\w+)\"", source))
+    for helper in set(re.findall(r"\b(_\w+)\(", source)) - seen:
+        seen.add(helper)
+        if inspect.isfunction(getattr(cli, helper, None)):
+            names |= _reads(getattr(cli, helper), seen)
+    return names
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_no_option_does_nothing(path):
+    parser = COMMANDS[path]
+    read = _reads(parser.get_default("run"))
+    unread = [action.dest for action in options(parser) if action.dest not in read and action.dest != "debug"]
+    assert not unread
+
+
+def test_the_stages_share_their_common_options():
+    stages = [COMMANDS[(name,)] for name in ("generate", "score", "compress", "distill", "evaluate")]
+    for dest in ("debug", "model", "allow_pickle", "trust_remote_code", "batch_size", "skip_bad", "images",
+                 "allow_outside_paths", "backend"):
+        actions = [action for parser in stages for action in options(parser) if action.dest == dest]
+        assert actions and all(action is actions[0] for action in actions), dest  # one definition, from a parent
+
+
+def test_every_input_is_data_and_scores_is_kept_for_compress(tmp_path):
+    for path, parser in COMMANDS.items():
+        inputs = [a.option_strings for a in options(parser) if a.required and a.dest not in ("out", "source")]
+        assert inputs in ([], [["--data"]], [["--data", "--scores"]]), path
+    args = cli.build_parser().parse_args(["compress", "--scores", "s.jsonl", "--out", "c.jsonl"])
+    assert args.data == "s.jsonl"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["--version"])
+    assert exit.value.code == 0 and re.fullmatch(r"vskip \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_before_or_after_the_command(tmp_path, where):
+    command = ["generate", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "out.jsonl")]
+    argv = ["--debug", *command] if where == "before" else [*command, "--debug"]
+    with pytest.raises(BadInput, match="no such file"):
+        cli.main(argv)
+
+
+def test_dependency_deprecations_are_not_shown_to_users(tmp_path, monkeypatch, recwarn):
+    def warn(args) -> None:
+        warnings.warn("`old` is deprecated", FutureWarning, stacklevel=1)
+        warnings.warn("`older` is deprecated", DeprecationWarning, stacklevel=1)
+        warnings.warn("a real problem", UserWarning, stacklevel=1)
+
+    monkeypatch.setattr(cli, "cmd_synth", warn)
+    assert cli.main(["synth", "--out", str(tmp_path)]) == 0
+    assert [str(w.message) for w in recwarn] == ["a real problem"]
+
+
+def test_counts_below_their_minimum_are_usage_errors(capsys):
+    for argv in (["synth", "--out", "x", "--n-test", "-1"], ["evaluate", "--data", "d", "--out", "o",
+                                                              "--max-new-tokens", "0"]):
+        with pytest.raises(SystemExit) as exit:
+            cli.main(argv)
+        assert exit.value.code == 2 and "is not a whole number of at least" in capsys.readouterr().err
