@@ -70,7 +70,7 @@ def test_no_option_does_nothing(path):
 
 def test_the_stages_share_their_common_options():
     stages = [COMMANDS[(name,)] for name in ("generate", "score", "compress", "distill", "evaluate")]
-    for dest in ("debug", "model", "allow_pickle", "trust_remote_code", "batch_size", "skip_bad", "images",
+    for dest in ("debug", "model", "dtype", "allow_pickle", "trust_remote_code", "batch_size", "skip_bad", "images",
                  "allow_outside_paths", "backend"):
         actions = [action for parser in stages for action in options(parser) if action.dest == dest]
         assert actions and all(action is actions[0] for action in actions), dest  # one definition, from a parent

@@ -1,9 +1,12 @@
+import json
+
 import torch
 
-from vskip.generate import generate
+from vskip.generate import generate, generation_settings
 from vskip.metrics import is_correct
 from vskip.models import load_model
 from vskip.records import read_records
+from vskip.stage import SETTINGS_KEY, partial_path
 
 
 def test_generate_writes_one_record_per_input_with_its_fields(tiny_random, image_dataset, tmp_path):
@@ -45,3 +48,20 @@ def test_records_say_at_which_precision_they_were_written(saved_tiny, image_data
     results = generate(loaded, records, image_dataset.parent, tmp_path / "bf16.jsonl", max_new_tokens=3,
                        progress=False)
     assert [r["precision"] for r in results] == [{"earlier": "float16", "generate": "bfloat16"}] * len(records)
+
+
+def test_a_journal_written_at_another_precision_is_not_resumed(saved_tiny, image_dataset, tmp_path, capsys):
+    records = read_records(image_dataset)
+    fp32 = load_model(str(saved_tiny), device="cpu", dtype="float32")
+    bf16 = load_model(str(saved_tiny), device="cpu", dtype="bfloat16")
+    settings = generation_settings(fp32, "cot", None, 3)
+    assert settings == {**generation_settings(bf16, "cot", None, 3), "precision": "float32"}
+    # An fp32 run that stopped after its first record.
+    first = generate(fp32, records[:1], image_dataset.parent, tmp_path / "first.jsonl", max_new_tokens=3,
+                     progress=False)
+    out = tmp_path / "generated.jsonl"
+    partial_path(out).write_text(json.dumps({SETTINGS_KEY: settings}) + "\n" + json.dumps(first[0]) + "\n")
+    capsys.readouterr()
+    results = generate(bf16, records, image_dataset.parent, out, max_new_tokens=3, progress=False)
+    assert [r["precision"] for r in results] == [{"generate": "bfloat16"}] * len(records)
+    assert "(precision 'float32' → 'bfloat16'); starting afresh" in capsys.readouterr().err
