@@ -65,7 +65,27 @@ def fit(
     description: str = "train",
     settings: Mapping[str, Any] | None = None,
 ) -> list[dict]:
-    """Train for `config.steps` steps on batches drawn by `sample_examples(rng, batch_size)`.
+    """Train on (image, prompt) → reply examples drawn by `sample_examples(rng, batch_size)`; see `train`."""
+    return train(
+        model,
+        lambda rng, n: batch_inputs(processor, sample_examples(rng, n)),
+        config,
+        checkpoint_dir=checkpoint_dir,
+        description=description,
+        settings=settings,
+    )
+
+
+def train(
+    model: torch.nn.Module,
+    sample_batch: Callable[[random.Random, int], dict[str, torch.Tensor]],
+    config: TrainConfig,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    description: str = "train",
+    settings: Mapping[str, Any] | None = None,
+) -> list[dict]:
+    """Train for `config.steps` steps on `model(**sample_batch(rng, batch_size)).loss`.
 
     With a `checkpoint_dir`, the model, optimizer, RNG and log are saved every
     `checkpoint_every` steps and a rerun continues from the last checkpoint, drawing the same
@@ -117,7 +137,7 @@ def fit(
         range(start, config.steps), initial=start, total=config.steps, desc=description, disable=not is_main_process()
     )
     for step in bar:
-        batch = batch_inputs(processor, sample_examples(rng, config.batch_size))
+        batch = sample_batch(rng, config.batch_size)
         running += train_step(forward, batch, trainable, optimizer, config.max_grad_norm)
         scheduler.step()
         if (step + 1) % config.log_every == 0:
