@@ -21,7 +21,7 @@ def chains(draw):
     )
 
 
-ratios = st.floats(min_value=0.05, max_value=1.0)
+ratios = st.integers(5, 100).map(lambda hundredths: hundredths / 100)  # what check_ratio accepts
 methods = st.sampled_from(sorted(METHODS))
 
 

@@ -1,7 +1,15 @@
-import pytest
+"""What the model is asked and how its reply is read; the γ marker writes every γ the project accepts exactly."""
 
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vskip import prompts
 from vskip.errors import BadInput
 from vskip.prompts import cot_answer, reference_answers, require_answer
+from vskip.records import check_ratio
 
 
 def test_a_generated_cot_goes_with_the_answer_the_model_reached():
@@ -19,3 +27,43 @@ def test_reference_answers_are_all_the_accepted_ones():
     assert reference_answers({"answer": "4.50", "answers": ["$4.50", "4.50"]}) == ["$4.50", "4.50"]
     assert reference_answers({"answer": 3}) == ["3"]
     assert reference_answers({}) == []
+
+
+MARKER = re.compile(r"Compress the reasoning to ratio (\d+(?:\.\d+)?)\.$")
+
+
+def marker_ratio(ratio: float) -> float:
+    """γ as a reader of the prompt finds it."""
+    return float(MARKER.search(prompts.instruction("How many?", "cot", ratio)).group(1))
+
+
+def test_every_hundredth_round_trips_through_the_prompt():
+    for hundredths in range(1, 100):
+        ratio = check_ratio(hundredths / 100)
+        assert marker_ratio(ratio) == ratio == hundredths / 100
+    assert prompts.ratio_text(0.25) == "0.25" and prompts.ratio_text(0.5) == "0.5"  # 0.25 is not "0.2"
+    assert "ratio" not in prompts.instruction("How many?", "cot", check_ratio(1.0))  # γ = 1 has no marker
+
+
+@given(st.one_of(st.floats(), st.floats(0, 1), st.integers(-2, 102).map(lambda k: k / 100)))
+def test_a_ratio_is_accepted_only_if_the_marker_gives_it_back(ratio):
+    try:
+        accepted = check_ratio(ratio)
+    except BadInput as err:
+        assert "\n" not in str(err) and str(err).startswith(f"ratio {ratio!r} ")
+        return
+    assert abs(accepted - ratio) <= prompts.RATIO_TOLERANCE and 0 < accepted <= 1
+    if accepted < 1:
+        assert marker_ratio(accepted) == accepted
+
+
+@pytest.mark.parametrize("ratio", [0.123, 0.255, 0.001, 1 / 3])
+def test_a_ratio_the_marker_cannot_write_is_refused_in_one_line(ratio):
+    with pytest.raises(BadInput, match=r"more than 2 decimals, which the γ marker cannot write; .* 0\.25$"):
+        check_ratio(ratio)
+    with pytest.raises(BadInput, match="γ marker"):
+        prompts.instruction("How many?", "cot", ratio)
+
+
+def test_float_noise_reads_as_the_ratio_it_stands_for():
+    assert check_ratio(0.1 + 0.2) == 0.3 and check_ratio(1e-12 + 0.05) == 0.05

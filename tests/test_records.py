@@ -218,6 +218,8 @@ def test_ratios_outside_the_unit_interval_are_refused(ratio):
     with pytest.raises(BadInput, match=r"outside \(0, 1\]"):
         check_ratio(ratio)
     assert check_ratio(1) == 1.0 and check_ratio(0.01) == 0.01
+    with pytest.raises(BadInput, match=r"outside \(0, 1\]"):
+        check_ratio(1e-12)  # reads back as 0
 
 
 def test_a_failed_atomic_write_leaves_the_earlier_file(tmp_path):

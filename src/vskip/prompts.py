@@ -2,7 +2,9 @@
 
 A reply is `"{cot}\\nAnswer: {answer}"` in `cot` mode and `"Answer: {answer}"` in `direct` mode.
 A distilled model is asked for a compressed chain of thought by a γ marker in the instruction,
-`"Compress the reasoning to ratio {γ:.1f}."`, as TokenSkip writes the ratio into the prompt.
+`"Compress the reasoning to ratio 0.25."`, as TokenSkip writes the ratio into the prompt. The marker is
+lossless: γ is written with the fewest decimals that give it back exactly, at most `RATIO_DECIMALS`, so
+γ must be a multiple of 0.01 (`ratio_text`; `records.check_ratio` refuses any other γ).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ Mode = Literal["cot", "direct"]
 MODES: tuple[Mode, ...] = ("cot", "direct")
 
 ANSWER_PREFIX = "Answer:"
+# The γ marker writes at most this many decimals: a short marker is learned as a few tokens, and two
+# decimals cover every γ a user asks for (0.25, 0.05) without a model having to tell 0.333 from 0.334.
+RATIO_DECIMALS = 2
+# How far from a multiple of 0.01 a float may be and still be read as it (0.1 + 0.2 is 0.3).
+RATIO_TOLERANCE = 1e-9
 _ANSWER = re.compile(r"Answer:\s*(.*)", re.DOTALL)
 
 
@@ -26,7 +33,19 @@ def instruction(question: str, mode: Mode, ratio: float | None = None) -> str:
         return f"{question}\nAnswer directly."
     if ratio is None or ratio >= 1.0:
         return f"{question}\nThink step by step, then answer."
-    return f"{question}\nThink step by step, then answer. Compress the reasoning to ratio {ratio:.1f}."
+    return f"{question}\nThink step by step, then answer. Compress the reasoning to ratio {ratio_text(ratio)}."
+
+
+def ratio_text(ratio: float) -> str:
+    """γ as the marker writes it: the fewest decimals (at most `RATIO_DECIMALS`) that read back as γ,
+    "0.5", "0.25", "0.05"; `BadInput` for a γ that no such text gives back (0.123)."""
+    text = f"{ratio:.{RATIO_DECIMALS}f}".rstrip("0").rstrip(".")
+    if not abs(float(text) - ratio) <= RATIO_TOLERANCE:
+        raise BadInput(
+            f"ratio {ratio!r} has more than {RATIO_DECIMALS} decimals, which the γ marker cannot write; "
+            "pass a multiple of 0.01 such as 0.25"
+        )
+    return text
 
 
 def response(cot: str, answer: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import BadInput
-from .prompts import cot_answer
+from .prompts import cot_answer, ratio_text
 
 Record = dict[str, Any]
 
@@ -258,10 +258,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def check_ratio(ratio: float) -> float:
-    """γ, the kept share of CoT tokens, must lie in (0, 1]."""
-    if not isinstance(ratio, (int, float)) or math.isnan(ratio) or not 0 < ratio <= 1:
+    """γ, the kept share of CoT tokens: in (0, 1] and a multiple of 0.01, so that the γ marker writes it
+    exactly (`prompts.ratio_text`). Returns γ as the marker reads back (0.1 + 0.2 gives 0.3)."""
+    number = isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
+    # A γ within rounding of 0 reads back as 0: outside (0, 1] too.
+    if not number or math.isnan(ratio) or not 0 < ratio <= 1 or float(ratio_text(ratio)) == 0:
         raise BadInput(f"ratio {ratio!r} is outside (0, 1]; pass a kept share such as 0.5")
-    return float(ratio)
+    return float(ratio_text(ratio))
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> None:
