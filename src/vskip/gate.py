@@ -4,6 +4,11 @@ Every method is one function from the word scores to one or more *rankings* (a p
 higher kept first). The budget is `round(γ · n_tokens)` CoT tokens, filled word by word from the
 rankings; with several rankings, turns alternate between them (V-Skip's union of saliencies).
 
+Tokens are the ones the compressed CoT is written in: a word costs its `word_tokens` (its tokens in
+the CoT, the space before it included), except the first kept word, which is written with no space
+before it and costs its `lead_tokens` (" 14" is three tokens in Qwen2's tokenizer, "14" two; " tea"
+one, "tea" maybe two). So every method, whichever word it starts with, spends the same budget.
+
 Fill rule. Take the next word of the ranking whose turn it is (skipping words already kept); add
 it if it fits the budget, or if it overshoots the budget by less than the budget's remaining
 shortfall (so the kept count lands on the nearer side); otherwise stop. Stopping at the first
@@ -40,6 +45,7 @@ class WordScores:
     visual: Sequence[float]  # attention mass to the image, max over the word's tokens
     word_tokens: Sequence[int]  # tokens per word: the budget is counted in tokens
     gain: Sequence[float] | None = None  # visual information gain, when scored with `blind`
+    lead_tokens: Sequence[int] | None = None  # tokens per word written first (default: `word_tokens`)
 
 
 Method = Callable[[WordScores, random.Random], list[Sequence[float]]]
@@ -111,6 +117,7 @@ def select(
     word_tokens: Sequence[int],
     ratio: float,
     gain: Sequence[float] | None = None,
+    lead_tokens: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Selection:
     """The words `method` keeps at target ratio `ratio`, with the thresholds that selected them."""
@@ -118,16 +125,21 @@ def select(
         raise BadInput(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
     ratio = check_ratio(ratio)
     n = len(word_tokens)
-    for name, values in (("text", text), ("visual", visual), ("gain", gain)):
+    for name, values in (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens)):
         if values is not None and len(values) != n:
             raise BadInput(f"{len(values)} {name} scores for {n} words")
         if values is not None and any(math.isnan(v) for v in values):
             raise BadInput(f"{name} scores contain NaN")
-    rankings = METHODS[method](WordScores(text, visual, word_tokens, gain), random.Random(seed))
+    rankings = METHODS[method](WordScores(text, visual, word_tokens, gain, lead_tokens), random.Random(seed))
     orders = [sorted(range(n), key=lambda i, p=priority: (-p[i], i)) for priority in rankings]
+    # The CoT's own first word is written first in the CoT too: its lead is its word tokens.
+    lead = [*word_tokens[:1], *(word_tokens if lead_tokens is None else lead_tokens)[1:]]
     budget = round(ratio * sum(word_tokens))
+    # γ = 1 keeps every word, even where a word that leads costs more than it does in the CoT.
+    limit = math.inf if ratio == 1.0 else budget
     keep = [False] * n
-    kept = 0
+    kept = 0  # tokens of the kept words as written: their word tokens, the first one's lead tokens
+    words_total, first = 0, n  # Σ word_tokens of the kept words; the first kept word (n: none yet)
     reached = [0] * len(orders)
     turn = 0
     while True:
@@ -142,11 +154,12 @@ def select(
         else:
             break
         word = order[reached[turn]]
-        size = word_tokens[word]
-        if kept + size > budget and kept + size - budget >= budget - kept:
+        start = min(first, word)
+        cost = words_total + word_tokens[word] - word_tokens[start] + lead[start]
+        if cost > limit and cost - budget >= budget - kept:
             break
         keep[word] = True
-        kept += size
+        kept, words_total, first = cost, words_total + word_tokens[word], start
         reached[turn] += 1
         turn = (turn + 1) % len(orders)
     thresholds = [rankings[k][orders[k][reached[k] - 1]] if reached[k] else None for k in range(len(orders))]
@@ -161,10 +174,12 @@ def keep_mask(
     word_tokens: Sequence[int],
     ratio: float,
     gain: Sequence[float] | None = None,
+    lead_tokens: Sequence[int] | None = None,
     seed: int = 0,
 ) -> list[bool]:
     """One bool per CoT word: kept by `method` at target ratio γ = `ratio` (see the module's fill rule)."""
-    return select(method, text=text, visual=visual, word_tokens=word_tokens, ratio=ratio, gain=gain, seed=seed).keep
+    return select(method, text=text, visual=visual, word_tokens=word_tokens, ratio=ratio, gain=gain,
+                  lead_tokens=lead_tokens, seed=seed).keep
 
 
 def compress_text(words: Sequence[str], keep: Sequence[bool]) -> str:

@@ -12,7 +12,8 @@ layers x heads x T^2.
 
 Token scores are aggregated to the CoT's whitespace words (the units the gate keeps or prunes) by
 max over the word's tokens: a word matters as much as its most informative piece, and max keeps a
-long number or name from being diluted by its predictable continuation tokens.
+long number or name from being diluted by its predictable continuation tokens. A word's tokens are
+all those it writes, a token of whitespace alone before it included (`encoding.token_word_index`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .capture import capture_visual_mass, row_blocks
-from .encoding import check_context, encode, record_example, token_word_index, word_spans
+from .encoding import check_context, encode, lead_tokens, record_example, token_word_index, word_spans
 from .errors import BadInput
 from .models.adapters import Adapter
 from .precision import stage_precision
@@ -151,10 +152,12 @@ def score_records(
     progress: bool = True,
 ) -> list[dict]:
     """Scores records: each input record plus its CoT `tokens`, per-token `text_score` (surprisal) and
-    `visual_score` (visual mass), its `words` and their `word_text_score`, `word_visual_score` and
-    `word_tokens`; with `blind`, also `gain_score` and `word_gain_score` (NLL without the image minus NLL
-    with it); and the model's precision under `precision["score"]`. Records without a CoT, or whose CoT has
-    no answer (`prompts.cot_answer`), raise `BadInput`.
+    `visual_score` (visual mass), its `words` and their `word_text_score`, `word_visual_score`, `word_tokens`
+    (a word's tokens in the CoT, the whitespace token before it included: they sum to the CoT's tokens) and
+    `word_lead_tokens` (its tokens when it starts a compressed CoT); with `blind`, also `gain_score` and
+    `word_gain_score` (NLL without the image minus NLL with it); and the model's precision under
+    `precision["score"]`. Records without a CoT, or whose CoT has no answer (`prompts.cot_answer`), raise
+    `BadInput`.
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
@@ -196,6 +199,7 @@ def score_records(
                 ]
             out["words"] = words
             out["word_tokens"] = [token_words.count(w) for w in range(len(words))]
+            out["word_lead_tokens"] = lead_tokens(processor.tokenizer, words)
             out["word_text_score"] = aggregate_words(out["text_score"], token_words, len(words))
             out["word_visual_score"] = aggregate_words(out["visual_score"], token_words, len(words))
             if blind:
