@@ -3,6 +3,7 @@ equals the same formula computed from eager `output_attentions`."""
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -11,8 +12,9 @@ from PIL import Image
 
 from vskip import prompts
 from vskip.encoding import Example, chat_prompt, encode
-from vskip.errors import UnsupportedModel
+from vskip.errors import BadInput, UnsupportedModel
 from vskip.models import adapter_for, supported_model_types
+from vskip.models.adapters import LORA_TARGETS
 from vskip.score import score_batch
 
 VOCAB = 96
@@ -266,6 +268,26 @@ def test_captured_visual_mass_equals_eager_attention(family, tiny_processor):
     assert error < 1e-4, f"{family}: max error {error:.2e}"
     assert max(max(row) for row in captured) > 0  # the image is seen: the check is not vacuous
     assert model.config.get_text_config()._attn_implementation == "sdpa"  # restored
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_lora_targets_are_linear_layers_of_the_language_model(family, tiny_processor):
+    builder = BUILDERS[family]
+    model = (builder(tiny_processor) if family == "qwen2_vl" else builder())[0]
+    adapter = adapter_for(model.config)
+    language = {id(module) for module in model.get_decoder().modules()}
+    layers = model.config.get_text_config().num_hidden_layers
+    found = {}
+    for target in LORA_TARGETS:
+        regex = adapter.lora_target_regex(target)
+        matched = [module for name, module in model.named_modules() if re.fullmatch(regex, name)]
+        assert all(isinstance(module, torch.nn.Linear) and id(module) in language for module in matched), target
+        found[target] = matched
+    # Every decoder layer (self- or cross-attention) has its 4 attention projections and 3 MLP projections.
+    assert len(found["attention"]) == 4 * layers and len(found["all-linear"]) == 7 * layers
+    assert {id(m) for m in found["attention"]} < {id(m) for m in found["all-linear"]}
+    with pytest.raises(BadInput, match="unknown LoRA target 'everything'"):
+        adapter.lora_target_regex("everything")
 
 
 def test_unpadded_rows_use_the_causal_mask(tiny_random):

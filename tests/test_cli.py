@@ -115,3 +115,19 @@ def test_counts_below_their_minimum_are_usage_errors(capsys):
         with pytest.raises(SystemExit) as exit:
             cli.main(argv)
         assert exit.value.code == 2 and "is not a whole number of at least" in capsys.readouterr().err
+
+
+def test_distill_options_default_to_the_recipe_and_override_it():
+    from vskip.distill import DEFAULT_DISTILL, LoraSettings
+
+    parse = cli.build_parser().parse_args
+    assert cli._distill_settings(parse(["distill", "--data", "d", "--out", "o"])) == DEFAULT_DISTILL
+    lora = cli._distill_settings(parse(["distill", "--data", "d", "--out", "o", "--rank", "8", "--target-modules",
+                                        "all-linear"])).lora
+    assert lora == LoraSettings(rank=8, alpha=DEFAULT_DISTILL.lora.alpha, target_modules="all-linear")
+    full = cli._distill_settings(parse(["distill", "--data", "d", "--out", "o", "--full", "--steps", "9", "--lr",
+                                        "3e-4", "--batch-size", "4", "--ratios", "0.5,0.25", "--full-share", "0.2"]))
+    assert full.lora is None and (full.training.steps, full.training.learning_rate, full.training.batch_size) == (
+        9, 3e-4, 4)
+    assert full.ratios == (0.5, 0.25) and full.full_share == 0.2
+    assert full.training.warmup_steps == DEFAULT_DISTILL.training.warmup_steps

@@ -95,7 +95,7 @@ def foreign_adapter(ws: Workspace) -> list[str]:
 
     processor = build_processor(build_tokenizer(CORPUS * 20, SMALL.vocab_size))
     other = build_model(processor.tokenizer, dataclasses.replace(SMALL, text_hidden=32, text_intermediate=64), seed=1)
-    lora = LoraConfig(r=4, target_modules=adapter_for(other.config).lora_target_regex, task_type="CAUSAL_LM")
+    lora = LoraConfig(r=4, target_modules=adapter_for(other.config).lora_target_regex(), task_type="CAUSAL_LM")
     get_peft_model(other, lora).save_pretrained(ws.root / "adapter")
     return ["evaluate", "--model", str(ws.model), "--adapter", str(ws.root / "adapter"), "--data", ws.dataset(),
             "--out", ws.out("results.json")]
@@ -210,6 +210,10 @@ BAD_INPUTS: list[tuple] = [
      "measured on other items (1 of the 1 ids here are not in it, e.g. 'a')"),
     ("--batch-size 0", lambda ws: ws.generate("--batch-size", "0"), "'0' is not a whole number of at least 1"),
     ("--steps 0", lambda ws: distill(ws, "--steps", "0"), "'0' is not a whole number of at least 1"),
+    ("distill --full with --rank", lambda ws: distill(ws, "--full", "--rank", "8"),
+     "--rank shape a LoRA adapter; --full trains every weight of the language model instead"),
+    ("distill --full-share 1", lambda ws: distill(ws, "--full-share", "1"), "'1' is not a share in [0, 1)"),
+    ("distill --lr 0", lambda ws: distill(ws, "--lr", "0"), "'0' is not a positive number"),
     ("--steps -3", lambda ws: distill(ws, "--steps", "-3"), "'-3' is not a whole number of at least 1"),
     ("prompt longer than the model's context",
      lambda ws: ws.generate("--model", str(ws.model), records=[{**GOOD, "question": "Is there a red star? " * 300}]),

@@ -1,20 +1,34 @@
 import json
 import math
 import random
+from dataclasses import asdict
 
 import pytest
 import torch
 from peft import PeftModel
 from safetensors import safe_open
 
-from vskip.distill import distill, incorrect_items, lora_model, training_pairs
+from vskip.distill import (
+    DEFAULT_DISTILL,
+    DistillSettings,
+    LoraSettings,
+    distill,
+    incorrect_items,
+    lora_model,
+    pair_sampler,
+    ratio_shares,
+    training_pairs,
+)
 from vskip.encoding import record_example
 from vskip.errors import BadInput
-from vskip.lora import load_with_adapter
+from vskip.evaluate import ratio_warning
+from vskip.lora import load_student, load_with_adapter
 from vskip.models import load_model
+from vskip.models.adapters import LORA_TARGETS
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
 from vskip.training import TrainConfig, fit
+from vskip.vllm_backend import adapter_layout_problems
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +39,16 @@ def base_dir(tiny_random, tmp_path_factory):
     return path
 
 
-def compressed(records):
+def quick(**changes) -> DistillSettings:
+    """A three-step recipe, logging every step."""
+    return DistillSettings(training=TrainConfig(steps=3, batch_size=2, warmup_steps=1, log_every=1), **changes)
+
+
+def compressed(records, ratios=(0.5, 1.0)):
     out = []
     for record in records:
         words = record["cot"].split()
-        for ratio in (0.5, 1.0):
+        for ratio in ratios:
             keep = [i < len(words) * ratio for i in range(len(words))]
             kept = " ".join(w for w, k in zip(words, keep) if k)
             out.append({**record, "method": "vskip", "ratio": ratio, "compressed_cot": kept, "keep": keep})
@@ -41,7 +60,7 @@ def adapter(base_dir, tmp_path_factory, request):
     data = request.getfixturevalue("image_dataset_module")
     out = tmp_path_factory.mktemp("adapter")
     distill(str(base_dir), compressed(read_records(data)), data.parent, out,
-            training=TrainConfig(steps=3, batch_size=2, warmup_steps=1))
+            settings=DistillSettings(training=TrainConfig(steps=3, batch_size=2, warmup_steps=1)))
     return out
 
 
@@ -104,7 +123,7 @@ def test_no_steps_is_refused_before_the_model_loads(image_dataset_module, tmp_pa
     records = compressed(read_records(image_dataset_module))
     with pytest.raises(BadInput, match="steps 0 must be at least 1"):
         distill("./no-model-here", records, image_dataset_module.parent, tmp_path / "adapter",
-                training=TrainConfig(steps=0))
+                settings=DistillSettings(training=TrainConfig(steps=0)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -129,8 +148,8 @@ def test_adapter_refuses_a_base_of_another_shape(adapter, tiny_random, tmp_path)
 
 def test_a_bfloat16_base_trains_a_float32_adapter(base_dir, image_dataset_module, tmp_path):
     data = image_dataset_module
-    out = distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "adapter",
-                  training=TrainConfig(steps=3, batch_size=2, warmup_steps=1, log_every=1), dtype="bfloat16")
+    out = distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "adapter", settings=quick(),
+                  dtype="bfloat16")
     info = json.loads((out / "vskip_adapter.json").read_text())
     assert info["precision"] == {"base": "bfloat16", "adapter": "float32", "gradient_checkpointing": False}
     assert all(math.isfinite(row["loss"]) for row in info["log"]) and len(info["log"]) == 3
@@ -170,3 +189,77 @@ def test_gradient_checkpointing_recomputes_layers_without_changing_the_step(base
     assert (calls, recomputed) == (2, 4)  # each step runs layer 0 again in the backward pass
     assert [row["loss"] for row in checkpointed_log] == pytest.approx([row["loss"] for row in log], abs=1e-6)
     assert all(torch.allclose(checkpointed[name], adapter[name], atol=1e-6) for name in adapter)
+
+
+ALL_LINEAR = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_all_linear_lora_covers_the_language_model_and_vllm_serves_it(base_dir, image_dataset_module, tmp_path):
+    data = image_dataset_module
+    lora = LoraSettings(rank=8, alpha=16, target_modules="all-linear")
+    out = distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "adapter",
+                  settings=quick(lora=lora))
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (8, 16)
+    with safe_open(out / "adapter_model.safetensors", "pt") as weights:
+        names = list(weights.keys())
+    assert all("language_model" in name for name in names)  # never the vision tower, whose MLP has linear layers
+    assert {name.split(".")[-3] for name in names} == ALL_LINEAR
+    assert len(names) == 2 * len(ALL_LINEAR) * load_model(str(base_dir)).model.config.text_config.num_hidden_layers
+    assert adapter_layout_problems(out, max_lora_rank=8, base_model=base_dir) == []
+    info = json.loads((out / "vskip_adapter.json").read_text())
+    assert info["kind"] == "lora" and info["recipe"]["lora"] == {**asdict(lora)}
+    assert load_student(str(base_dir), out).model is not None
+
+
+def test_full_fine_tune_trains_the_language_model_only_and_saves_a_model(base_dir, image_dataset_module, tmp_path):
+    data = image_dataset_module
+    out = distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "student",
+                  settings=quick(lora=None))
+    assert not (out / "adapter_config.json").exists() and not (out / "checkpoint").exists()
+    base, student = load_model(str(base_dir)), load_model(str(out))  # a checkpoint like any other
+    before, after = dict(base.model.named_parameters()), dict(student.model.named_parameters())
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    language = {f"model.language_model.{name}" for name, _ in base.model.get_decoder().named_parameters()}
+    assert changed and changed <= language | {"lm_head.weight"}  # the vision tower and its merger are frozen
+    assert any("layers.0.mlp" in name for name in changed)  # every weight of the LM, not only attention
+    info = json.loads((out / "vskip_adapter.json").read_text())
+    assert info["kind"] == "full" and info["recipe"]["lora"] is None
+    assert info["precision"] == {"base": "float32", "gradient_checkpointing": False}
+    assert ratio_warning(str(out), None, 0.5) is None and "γ 0.5, 1.0 only" in ratio_warning(str(out), None, 0.7)
+    assert load_student(str(base_dir), out).path == str(out)
+    with pytest.raises(BadInput, match="a full fine-tune trains float32 weights, not bfloat16"):
+        distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "bf16",
+                settings=quick(lora=None), dtype="bfloat16")
+
+
+def test_ratio_shares_follow_tokenskip_by_default_or_the_share_asked_for():
+    assert ratio_shares([0.5, 0.7, 1.0]) == pytest.approx({0.5: 1 / 3, 0.7: 1 / 3, 1.0: 1 / 3})
+    assert ratio_shares([0.5, 0.7], full_share=0.5) == pytest.approx({0.5: 0.25, 0.7: 0.25, 1.0: 0.5})
+    assert ratio_shares([0.5, 0.7], full_share=0.0) == pytest.approx({0.5: 0.5, 0.7: 0.5})  # γ = 1 not learned
+    assert ratio_shares([1.0]) == {1.0: 1.0}
+    with pytest.raises(BadInput, match="full share 1.0 must be at least 0 and below 1"):
+        ratio_shares([0.5], full_share=1.0)
+
+
+def test_examples_are_drawn_in_the_ratio_shares(image_dataset_module):
+    pairs = training_pairs(compressed(read_records(image_dataset_module), (0.5, 0.7, 0.9)), "vskip")
+    shares = ratio_shares({ratio for _, ratio, _ in pairs}, full_share=0.4)
+    drawn = pair_sampler(pairs, shares)(random.Random(0), 20_000)
+    for ratio, share in shares.items():
+        assert abs(sum(r == ratio for _, r, _ in drawn) / len(drawn) - share) < 0.015, ratio
+    assert {record["id"] for record, _, _ in drawn} == {"r0", "r1", "r2"}
+
+
+def test_the_ratio_set_is_a_subset_of_the_file(image_dataset_module):
+    records = compressed(read_records(image_dataset_module), (0.5, 0.7))
+    assert {ratio for _, ratio, _ in training_pairs(records, "vskip", ratios=[0.7])} == {0.7, 1.0}
+    with pytest.raises(BadInput, match="no 'vskip' records at γ 0.9; the file has γ 0.5, 0.7"):
+        training_pairs(records, "vskip", ratios=[0.7, 0.9])
+    records[0]["ratio"] = 0.123
+    with pytest.raises(BadInput, match="record 'r0': ratio 0.123 has more than 2 decimals"):
+        training_pairs(records, "vskip")
+
+
+def test_every_lora_target_is_named_in_one_table():
+    assert DEFAULT_DISTILL.lora.target_modules in LORA_TARGETS and set(LORA_TARGETS) == {"attention", "all-linear"}

@@ -63,7 +63,8 @@ def test_a_baseline_must_be_results_of_the_same_items(image_dataset, tmp_path):
 
 def test_a_ratio_the_model_never_learned_is_warned_of(tmp_path):
     (tmp_path / "vskip_adapter.json").write_text(json.dumps({"ratios": [0.5, 0.7, 1.0]}))
-    assert ratio_warning(tmp_path, 0.5) is None and ratio_warning(tmp_path, None) is None
-    assert "trained on γ 0.5, 0.7, 1.0 only" in ratio_warning(tmp_path, 0.6)
-    assert "without an adapter" in ratio_warning(None, 0.5)
-    assert ratio_warning(None, 1.0) is None
+    for model, adapter in (("vskip-tiny", tmp_path), (str(tmp_path), None)):  # an adapter, or a model distilled fully
+        assert ratio_warning(model, adapter, 0.5) is None and ratio_warning(model, adapter, None) is None
+        assert "trained on γ 0.5, 0.7, 1.0 only" in ratio_warning(model, adapter, 0.6)
+    assert "a model that was not distilled" in ratio_warning("vskip-tiny", None, 0.5)
+    assert ratio_warning("vskip-tiny", None, 1.0) is None

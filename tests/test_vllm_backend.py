@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from safetensors.torch import load_file, save_file
 
-from vskip.distill import distill
+from vskip.distill import DistillSettings, distill
 from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel, VSkipError
 from vskip.generate import generate_batch
@@ -81,7 +81,7 @@ def adapter(saved_tiny, dataset, tmp_path_factory):
         compressed(read_records(dataset)),
         dataset.parent,
         out,
-        training=TrainConfig(steps=2, batch_size=2, warmup_steps=1),
+        settings=DistillSettings(training=TrainConfig(steps=2, batch_size=2, warmup_steps=1)),
     )
     return out
 

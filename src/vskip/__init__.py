@@ -8,7 +8,7 @@ The typed public API; each stage is also a `vskip` CLI command:
 from .compress import compress_records
 from .datasets import import_dataset
 from .demo import DemoConfig, run_demo
-from .distill import LoraSettings, distill
+from .distill import DistillSettings, LoraSettings, distill
 from .errors import BadInput, UnsupportedModel, VSkipError
 from .evaluate import EvalSettings, evaluate
 from .gate import keep_mask, register_method
@@ -22,6 +22,7 @@ from .score import score_records
 __all__ = [
     "BadInput",
     "DemoConfig",
+    "DistillSettings",
     "EvalSettings",
     "LoadedModel",
     "LoraSettings",

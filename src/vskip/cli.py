@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import warnings
@@ -77,6 +78,25 @@ def _at_least(minimum: int):
 
 
 _positive, _count = _at_least(1), _at_least(0)
+
+
+def _number_where(accept, what: str):
+    """An argparse type: a number for which `accept` holds (never NaN)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
+_positive_number = _number_where(lambda value: 0 < value < math.inf, "a positive number")
+_share = _number_where(lambda value: 0 <= value < 1, "a share in [0, 1)")
 
 
 def _check(args, *, directory: bool = False) -> None:
@@ -231,24 +251,41 @@ def cmd_compress(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    from dataclasses import replace
-
-    from .distill import DEFAULT_TRAINING, DISTILL_FIELDS, distill, incorrect_items
+    from .distill import DISTILL_FIELDS, distill, incorrect_items
     from .distributed import is_main_process
 
     _check(args, directory=True)
+    settings = _distill_settings(args)
     records = _read(args, args.data, DISTILL_FIELDS, needs_answer=True, unique=("id", "method", "ratio"))
     wrong = incorrect_items(records, args.method)
     if wrong and not args.include_incorrect and is_main_process():
         print(f"vskip: left out {len(wrong)} item(s) whose CoT led to a wrong answer (--include-incorrect keeps them)",
               file=sys.stderr)
-    training = replace(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     out = distill(
-        args.model, records, _base_dir(args, args.data), args.out, method=args.method, training=training,
+        args.model, records, _base_dir(args, args.data), args.out, method=args.method, settings=settings,
         include_incorrect=args.include_incorrect, gradient_checkpointing=args.gradient_checkpointing,
         **_load_options(args),
     )
-    print(f"saved adapter to {out}")
+    print(f"saved {'model' if settings.lora is None else 'adapter'} to {out}")
+
+
+def _distill_settings(args):
+    """The recipe the options ask for: `DEFAULT_DISTILL` with what was given in its place."""
+    from dataclasses import replace
+
+    from .distill import DEFAULT_DISTILL
+
+    lora = {"rank": args.rank, "alpha": args.alpha, "target_modules": args.target_modules}
+    given = {key: value for key, value in lora.items() if value is not None}
+    if args.full and given:
+        flags = ", ".join(f"--{key.replace('_', '-')}" for key in given)
+        raise BadInput(f"{flags} shape a LoRA adapter; --full trains every weight of the language model instead")
+    training = replace(DEFAULT_DISTILL.training, steps=args.steps, learning_rate=args.lr,
+                       batch_size=args.batch_size, seed=args.seed)
+    return replace(
+        DEFAULT_DISTILL, training=training, lora=None if args.full else replace(DEFAULT_DISTILL.lora, **given),
+        ratios=tuple(args.ratios) if args.ratios else None, full_share=args.full_share,
+    )
 
 
 def cmd_evaluate(args) -> None:
@@ -258,7 +295,7 @@ def cmd_evaluate(args) -> None:
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
     baseline = read_baseline(args.baseline, records) if args.baseline else None
-    warning = ratio_warning(args.adapter, args.ratio)
+    warning = ratio_warning(args.model, args.adapter, args.ratio)
     if warning:
         print(f"vskip: warning: {warning}", file=sys.stderr)
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
@@ -373,17 +410,36 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--out", required=True, help="JSONL: one record per item, method and ratio")
     compress.set_defaults(run=cmd_compress)
 
-    distill = command(commands, "distill", "train a LoRA adapter that writes compressed CoTs",
-                      "model", "batch", "records", "images")
+    from .distill import DEFAULT_DISTILL
+    from .models.adapters import LORA_TARGETS
+
+    distill = command(commands, "distill", "train a student (a LoRA adapter, or the language model) that writes "
+                                           "compressed CoTs", "model", "batch", "records", "images")
     distill.add_argument(
         "--gradient-checkpointing", action=argparse.BooleanOptionalAction,
         help="recompute activations in the backward pass (default: on for models of 1B parameters or more)",
     )
     distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
     distill.add_argument("--method", default="vskip", help="whose compressed CoTs to learn")
-    distill.add_argument("--out", required=True, help="directory for the adapter (PEFT format)")
-    distill.add_argument("--steps", type=_positive, default=600, help="training steps")
-    distill.add_argument("--seed", type=int, default=0, help="seed of initialisation and sampling")
+    distill.add_argument("--out", required=True, help="directory for the adapter (PEFT format), or the model (--full)")
+    schedule, lora = DEFAULT_DISTILL.training, DEFAULT_DISTILL.lora
+    distill.add_argument("--steps", type=_positive, default=schedule.steps, help="training steps")
+    distill.add_argument("--lr", type=_positive_number, default=schedule.learning_rate, help="peak learning rate")
+    distill.add_argument("--seed", type=int, default=schedule.seed, help="seed of initialisation and sampling")
+    distill.add_argument("--rank", type=_positive, help=f"LoRA rank (default: {lora.rank})")
+    distill.add_argument("--alpha", type=_positive,
+                         help=f"LoRA alpha: the update is scaled by alpha / rank (default: {lora.alpha})")
+    distill.add_argument("--target-modules", choices=list(LORA_TARGETS),
+                         help="LoRA on the language model's attention projections (q, k, v, o), or on all its linear "
+                              f"layers (attention and MLP); never on the vision tower (default: {lora.target_modules})")
+    distill.add_argument("--full", action="store_true",
+                         help="train every weight of the language model instead of a LoRA adapter (float32; vision "
+                              "tower frozen) and save a model directory, for `evaluate --model`")
+    distill.add_argument("--ratios", type=_ratio_list,
+                         help="comma-separated γ values to learn, each in --data (default: every γ it has); "
+                              "γ = 1, the uncompressed CoT, is always learned")
+    distill.add_argument("--full-share", type=_share,
+                         help="share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))")
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")
     distill.set_defaults(run=cmd_distill)

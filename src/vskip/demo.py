@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .compress import compress_records
-from .distill import DEFAULT_TRAINING, distill
+from .distill import DEFAULT_DISTILL, distill
 from .evaluate import EvalSettings, evaluate
 from .generate import generate
-from .lora import load_with_adapter
+from .lora import ADAPTER_INFO, load_student
 from .prompts import cot_answer
 from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
 from .report import write_report
@@ -88,17 +88,18 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     direct = _evaluated(teacher, test, data, evaluations / "direct.json", replace(settings, mode="direct"), full, None)
     rows = [_row("full", 1.0, full), _row("direct", 1.0, direct)]
 
-    # 4. One adapter per method serves every γ.
-    training = replace(DEFAULT_TRAINING, steps=config.distill_steps, seed=config.seed)
+    # 4. One student per method serves every γ.
+    recipe = replace(DEFAULT_DISTILL, training=replace(DEFAULT_DISTILL.training, steps=config.distill_steps,
+                                                       seed=config.seed))
     for method in config.methods:
         adapter = out / "adapters" / method
-        if not (adapter / "adapter_model.safetensors").is_file():
-            distill(config.model, compressed, out, adapter, method=method, training=training, dtype=config.dtype)
+        if not (adapter / ADAPTER_INFO).is_file():  # written last: the student is complete
+            distill(config.model, compressed, out, adapter, method=method, settings=recipe, dtype=config.dtype)
         student = None
         for ratio in config.ratios:
             path = evaluations / f"{method}-{ratio}.json"
             if not path.is_file() and student is None:
-                student = load_with_adapter(config.model, adapter, dtype=config.dtype)
+                student = load_student(config.model, adapter, dtype=config.dtype)
             results = _evaluated(student, test, data, path, replace(settings, ratio=ratio), full, adapter)
             rows.append(_row(method, ratio, results))
 

@@ -1,10 +1,17 @@
 """Policy distillation: teach the model to write the compressed chain of thought itself.
 
-A LoRA adapter on the language model's attention projections (vision tower and backbone frozen)
-is trained on `prompt(image, question, γ) → compressed_γ(CoT) + answer`, with γ taken from the
-ratios present in the compressed file and 1.0 (the uncompressed CoT) always among them, so one
-adapter serves every γ. The γ marker is the instruction's last sentence,
-"Compress the reasoning to ratio 0.5." (`prompts.instruction`); γ = 1.0 has no marker.
+The student is trained on `prompt(image, question, γ) → compressed_γ(CoT) + answer`, with γ taken from
+the ratios present in the compressed file (or the subset `DistillSettings.ratios` names) and 1.0 (the
+uncompressed CoT) among them, so one student serves every γ. The γ marker is the instruction's last
+sentence, "Compress the reasoning to ratio 0.5." (`prompts.instruction`); γ = 1.0 has no marker. Each
+training example draws its γ first (γ = 1 with `full_share`, the others equally), then an item
+compressed at that γ.
+
+What is trained (`DistillSettings.lora`): a LoRA adapter on the language model's attention projections
+or on all its linear layers (`models.adapters.LORA_TARGETS`), saved in PEFT format; or, with `lora=None`,
+every weight of the language model, saved as a checkpoint directory that loads as any model does. The
+vision tower stays frozen either way. Beside the weights, `vskip_adapter.json` records the method, the
+ratios and the recipe (`lora.ADAPTER_INFO`).
 
 Only CoTs that led the teacher to the right answer are learned (records `generate` marked
 `correct: false` are left out) unless asked to include the rest: a student copies its targets.
@@ -17,33 +24,53 @@ import json
 import random
 import shutil
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
 from .lora import ADAPTER_INFO, base_signature
-from .models import LoadedModel, load_model, model_identity
+from .models import LoadedModel, copy_processor, load_model, model_identity
 from .precision import dtype_name
 from .prompts import require_answer, response
-from .records import Record, require_fields
+from .records import Record, check_ratio, require_fields
 from .training import TrainConfig, fit
 
 # What a record needs to be learned from (the CLI asks the same of the file it reads).
 DISTILL_FIELDS = ("id", "image", "question", "cot", "compressed_cot", "method", "ratio")
+# (record, γ, reply to learn)
+Pair = tuple[Record, float, str]
 
-@dataclass
+
+@dataclass(frozen=True)
 class LoraSettings:
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.0
+    target_modules: str = "attention"  # a name in models.adapters.LORA_TARGETS: "attention" or "all-linear"
 
 
-DEFAULT_LORA = LoraSettings()
-DEFAULT_TRAINING = TrainConfig(steps=600, batch_size=16, learning_rate=1e-3, warmup_steps=30)
+@dataclass(frozen=True)
+class DistillSettings:
+    """The distillation recipe: every knob of `vskip distill` and its default, here and nowhere else."""
+
+    training: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=600, batch_size=16, learning_rate=1e-3, warmup_steps=30)
+    )
+    # None: train every weight of the language model instead (float32; vision tower frozen).
+    lora: LoraSettings | None = LoraSettings()
+    # The γ values to learn, each present in the compressed file (None: all it has). γ = 1 is always there.
+    ratios: tuple[float, ...] | None = None
+    # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
+    full_share: float | None = None
+
+
+DEFAULT_DISTILL = DistillSettings()
 # Bases this large train with gradient checkpointing unless told otherwise. From Qwen2-VL-2B up, the
 # activations a step keeps outgrow the weights: by a rough estimate (about 50 k values per token and
 # layer) some 19 GB for the 2B model at batch 4 of DocVQA-sized sequences, against 4.4 GB of bf16
@@ -57,10 +84,11 @@ def incorrect_items(records: list[Record], method: str) -> set[str]:
 
 
 def training_pairs(
-    records: list[Record], method: str, *, include_incorrect: bool = False
-) -> list[tuple[Record, float, str]]:
-    """(record, γ, CoT to learn) for the given method, plus each item's uncompressed CoT at γ = 1; without
-    `include_incorrect`, none of the `incorrect_items`."""
+    records: list[Record], method: str, *, include_incorrect: bool = False, ratios: Iterable[float] | None = None
+) -> list[Pair]:
+    """(record, γ, CoT to learn) for the given method at each γ of `ratios` (default: every γ the records
+    have), plus each item's uncompressed CoT at γ = 1; without `include_incorrect`, none of the
+    `incorrect_items`."""
     wrong = set() if include_incorrect else incorrect_items(records, method)
     pairs, full = [], {}
     for record in records:
@@ -68,7 +96,11 @@ def training_pairs(
             continue
         require_fields(record, DISTILL_FIELDS, named=True)
         answer = require_answer(record)
-        pairs.append((record, float(record["ratio"]), response(record["compressed_cot"], answer)))
+        try:
+            ratio = check_ratio(record["ratio"])
+        except BadInput as err:
+            raise BadInput(f"record {record['id']!r}: {err}") from None
+        pairs.append((record, ratio, response(record["compressed_cot"], answer)))
         full.setdefault(record["id"], (record, 1.0, response(record["cot"], answer)))
     if not pairs and wrong:
         raise BadInput(f"every CoT of method {method!r} led to a wrong answer ({len(wrong)} items); "
@@ -76,23 +108,47 @@ def training_pairs(
     if not pairs:
         methods = sorted({str(record.get("method")) for record in records})
         raise BadInput(f"no compressed records for method {method!r}; the file has: {', '.join(methods)}")
+    if ratios is not None:
+        wanted, present = {check_ratio(ratio) for ratio in ratios} - {1.0}, {ratio for _, ratio, _ in pairs}
+        if wanted - present:
+            raise BadInput(f"no {method!r} records at γ {', '.join(map(str, sorted(wanted - present)))}; "
+                           f"the file has γ {', '.join(map(str, sorted(present)))}")
+        pairs = [pair for pair in pairs if pair[1] in wanted or pair[1] == 1.0]
     have_full = {record["id"] for record, ratio, _ in pairs if ratio == 1.0}
     return pairs + [pair for item, pair in full.items() if item not in have_full]
 
 
-def lora_model(
-    loaded: LoadedModel, lora: LoraSettings = DEFAULT_LORA, *, gradient_checkpointing: bool | None = None
-) -> PeftModel:
-    """`loaded.model` with a fresh trainable LoRA adapter on its language model's attention projections.
+def ratio_shares(ratios: Iterable[float], full_share: float | None = None) -> dict[float, float]:
+    """The share of training examples drawn at each γ: `full_share` at γ = 1, the rest split equally among
+    the other γ; with `full_share` None, every γ (1 included) alike. A γ with no share is left out."""
+    others = sorted(set(ratios) - {1.0})
+    if full_share is not None and not 0 <= full_share < 1:
+        raise BadInput(f"full share {full_share} must be at least 0 and below 1")
+    if not others:
+        return {1.0: 1.0}
+    full = 1 / (len(others) + 1) if full_share is None else full_share
+    shares = {ratio: (1 - full) / len(others) for ratio in others}
+    return {**shares, 1.0: full} if full else shares
 
-    The adapter's weights are float32 whatever the base's dtype (peft's `autocast_adapter_dtype`): in
-    bf16, AdamW's small updates would round away; peft casts each LoRA input up and its output back to
-    the base's dtype, so the frozen base computes in bf16. Gradient checkpointing (default: on for bases
-    of `CHECKPOINTING_FROM_PARAMETERS` parameters or more) keeps only each decoder layer's input and
-    recomputes the rest in the backward pass: one more forward's compute for a fraction of the
-    activation memory.
-    """
-    model = loaded.model
+
+def pair_sampler(pairs: list[Pair], shares: dict[float, float]) -> Callable[[random.Random, int], list[Pair]]:
+    """Draws n pairs: each one's γ by `shares`, then one of the pairs at that γ, uniformly."""
+    by_ratio: dict[float, list[Pair]] = {}
+    for pair in pairs:
+        by_ratio.setdefault(pair[1], []).append(pair)
+    ratios = sorted(shares)
+    weights = [shares[ratio] for ratio in ratios]
+
+    def sample(rng: random.Random, n: int) -> list[Pair]:
+        return [rng.choice(by_ratio[ratio]) for ratio in rng.choices(ratios, weights, k=n)]
+
+    return sample
+
+
+def _checkpointing(model: torch.nn.Module, gradient_checkpointing: bool | None) -> None:
+    """Turn on gradient checkpointing where asked, or by default for bases of `CHECKPOINTING_FROM_PARAMETERS`
+    parameters or more: each decoder layer keeps only its input and recomputes the rest in the backward
+    pass, one more forward's compute for a fraction of the activation memory."""
     if gradient_checkpointing is None:
         gradient_checkpointing = sum(p.numel() for p in model.parameters()) >= CHECKPOINTING_FROM_PARAMETERS
     if gradient_checkpointing:
@@ -100,17 +156,40 @@ def lora_model(
         # earlier 5.x releases have only the old name. Non-reentrant checkpointing needs no input grads.
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable({"use_reentrant": False})
+
+
+def lora_model(
+    loaded: LoadedModel, lora: LoraSettings = LoraSettings(), *, gradient_checkpointing: bool | None = None
+) -> PeftModel:
+    """`loaded.model` with a fresh trainable LoRA adapter on its language model's `lora.target_modules`.
+
+    The adapter's weights are float32 whatever the base's dtype (peft's `autocast_adapter_dtype`): in
+    bf16, AdamW's small updates would round away; peft casts each LoRA input up and its output back to
+    the base's dtype, so the frozen base computes in bf16. See `_checkpointing` for `gradient_checkpointing`.
+    """
+    _checkpointing(loaded.model, gradient_checkpointing)
     config = LoraConfig(
         r=lora.rank,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=loaded.adapter.lora_target_regex,
+        target_modules=loaded.adapter.lora_target_regex(lora.target_modules),
         task_type="CAUSAL_LM",
     )
     with warnings.catch_warnings():
         # peft asks the model for `is_gradient_checkpointing`, which transformers 5.24 deprecated.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        return get_peft_model(model, config, autocast_adapter_dtype=True)
+        return get_peft_model(loaded.model, config, autocast_adapter_dtype=True)
+
+
+def language_model_trainable(loaded: LoadedModel, *, gradient_checkpointing: bool | None = None) -> torch.nn.Module:
+    """`loaded.model` with every weight of its language model trainable (its decoder and output layer) and
+    the rest, the vision tower and its projector, frozen. See `_checkpointing` for `gradient_checkpointing`."""
+    model = loaded.model
+    _checkpointing(model, gradient_checkpointing)
+    model.requires_grad_(False)
+    model.get_decoder().requires_grad_(True)
+    model.get_output_embeddings().requires_grad_(True)
+    return model
 
 
 def distill(
@@ -120,59 +199,73 @@ def distill(
     out_dir: str | Path,
     *,
     method: str = "vskip",
-    training: TrainConfig = DEFAULT_TRAINING,
-    lora: LoraSettings = DEFAULT_LORA,
+    settings: DistillSettings = DEFAULT_DISTILL,
     include_incorrect: bool = False,
     gradient_checkpointing: bool | None = None,
     **load_options,
 ) -> Path:
-    """Train a LoRA adapter for `method` on a fresh copy of the base model and save it in PEFT format.
+    """Train a student for `method` on a fresh copy of the base model and save it in `out_dir`: a LoRA
+    adapter in PEFT format, or, with `settings.lora` None, the whole model as a checkpoint directory.
 
-    Learns from the correct CoTs only unless `include_incorrect` (see `training_pairs`). `load_options` go
-    to `load_model` (`dtype`, `allow_pickle`, `trust_remote_code`); see `lora_model` for the adapter's
-    precision and `gradient_checkpointing`. Every training sequence is checked against the model's context
+    Learns from the correct CoTs only unless `include_incorrect` (see `training_pairs`), at the γ of
+    `settings.ratios` in the shares `ratio_shares` gives. `load_options` go to `load_model` (`dtype`,
+    `allow_pickle`, `trust_remote_code`); see `lora_model` for the adapter's precision and
+    `gradient_checkpointing`. A full fine-tune trains float32 weights (`dtype` auto or float32): AdamW's
+    updates would round away in bfloat16. Every training sequence is checked against the model's context
     before training. Rerunning after an interruption continues from the last checkpoint in
     `out_dir/checkpoint`, if that was made with the same settings (precision and checkpointing included).
     """
     out_dir = Path(out_dir)
+    training = settings.training
     if training.steps < 1:
         raise BadInput(f"steps {training.steps} must be at least 1")
-    pairs = training_pairs(records, method, include_incorrect=include_incorrect)
+    if settings.lora is None:
+        if load_options.get("dtype", "auto") not in ("auto", "float32", torch.float32):
+            raise BadInput(f"a full fine-tune trains float32 weights, not {load_options['dtype']}; "
+                           "drop --dtype or pass float32")
+        load_options = {**load_options, "dtype": "float32"}
+    pairs = training_pairs(records, method, include_incorrect=include_incorrect, ratios=settings.ratios)
+    shares = ratio_shares({ratio for _, ratio, _ in pairs}, settings.full_share)
     loaded = load_model(model_name, **load_options)
     processor = loaded.processor
     check_context(processor, loaded.model.config, (
         (record["id"], record_example(processor, record, base_dir, ratio=ratio, reply=reply))
         for record, ratio, reply in pairs
     ))
-    model = lora_model(loaded, lora, gradient_checkpointing=gradient_checkpointing)
-    precision = {
-        "base": loaded.precision,
-        "adapter": dtype_name(next(p.dtype for p in model.parameters() if p.requires_grad)),
-        "gradient_checkpointing": any(getattr(m, "gradient_checkpointing", False) for m in model.modules()),
-    }
+    if settings.lora is None:
+        model = language_model_trainable(loaded, gradient_checkpointing=gradient_checkpointing)
+        precision = {"base": loaded.precision}
+    else:
+        model = lora_model(loaded, settings.lora, gradient_checkpointing=gradient_checkpointing)
+        precision = {"base": loaded.precision,
+                     "adapter": dtype_name(next(p.dtype for p in model.parameters() if p.requires_grad))}
+    precision["gradient_checkpointing"] = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    draw = pair_sampler(pairs, shares)
 
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
-        return [
-            record_example(processor, record, base_dir, ratio=ratio, reply=reply)
-            for record, ratio, reply in rng.choices(pairs, k=n)
-        ]
+        return [record_example(processor, record, base_dir, ratio=ratio, reply=reply)
+                for record, ratio, reply in draw(rng, n)]
 
-    settings = {"model": model_identity(loaded.path), "method": method, "training": asdict(training),
-                "lora": asdict(lora), "precision": precision, "data": _digest(pairs)}
+    recipe = asdict(settings)
     log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
-              description=f"distill {method}", settings=settings)
+              description=f"distill {method}",
+              settings={"model": model_identity(loaded.path), "method": method, "recipe": recipe,
+                        "precision": precision, "data": _digest(pairs)})
     if not is_main_process():
         barrier()
         return out_dir
     model.save_pretrained(out_dir)
+    if settings.lora is None:
+        copy_processor(loaded.path, out_dir)
     info = {
         "base_model": loaded.path,
         "base_signature": base_signature(loaded.model.config),
         "method": method,
-        "ratios": sorted({ratio for _, ratio, _ in pairs}),
+        "kind": "full" if settings.lora is None else "lora",
+        "ratios": sorted(shares),
+        "ratio_shares": {str(ratio): share for ratio, share in sorted(shares.items())},
         "examples": len(pairs),
-        "training": asdict(training),
-        "lora": asdict(lora),
+        "recipe": recipe,
         "precision": precision,
         "log": log,
     }
@@ -182,8 +275,7 @@ def distill(
     return out_dir
 
 
-def _digest(pairs: list[tuple[Record, float, str]]) -> str:
+def _digest(pairs: list[Pair]) -> str:
     """A short fingerprint of the training pairs: a checkpoint made on other data is not resumed."""
     text = json.dumps([(record["id"], record["question"], ratio, reply) for record, ratio, reply in pairs])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-

@@ -41,16 +41,21 @@ class EvalSettings:
 DEFAULT_SETTINGS = EvalSettings()
 
 
-def ratio_warning(adapter: str | Path | None, ratio: float | None) -> str | None:
+def ratio_warning(model: str, adapter: str | Path | None, ratio: float | None) -> str | None:
     """Why asking for γ = `ratio` of this model may mean little, if it does: the model was never taught that γ
-    (the ratios in the adapter's `vskip_adapter.json`), or has no adapter to be taught one."""
+    (the ratios in the `vskip_adapter.json` of its adapter, or of the model itself for a fully distilled one),
+    or was never distilled at all."""
+    from .models import resolve
+
     if ratio is None or ratio >= 1.0:
         return None
-    if adapter is None:
-        return f"γ {ratio} asked of a model without an adapter: only a distilled model has learned the γ marker"
-    trained = adapter_info(adapter).get("ratios", [])
+    student = adapter if adapter is not None else resolve(model)
+    info = adapter_info(student)
+    if not info and adapter is None:
+        return f"γ {ratio} asked of a model that was not distilled: only a distilled model has learned the γ marker"
+    trained = info.get("ratios", [])
     if trained and not any(abs(ratio - seen) < 1e-9 for seen in trained):
-        return f"γ {ratio} asked of {adapter}, which was trained on γ {', '.join(map(str, trained))} only"
+        return f"γ {ratio} asked of {student}, which was trained on γ {', '.join(map(str, trained))} only"
     return None
 
 

@@ -1,8 +1,10 @@
-"""Distilled LoRA adapters at inference: the base-model check, and loading one for either backend.
+"""Distilled students at inference: the base-model check, and loading one for either backend.
 
-`vskip distill` writes, beside the PEFT files, `vskip_adapter.json` with the signature of the base
-it trained on. Both generation backends check an adapter here before using it: transformers merges
-it into the base (`load_with_adapter`), vLLM serves it unmerged (`vllm_backend.load_vllm`).
+`vskip distill` writes, beside the PEFT files of an adapter (or the weights of a fully trained model),
+`vskip_adapter.json` with the signature of the base it trained on, its method, γ values and recipe.
+Both generation backends check an adapter here before using it: transformers merges it into the base
+(`load_with_adapter`), vLLM serves it unmerged (`vllm_backend.load_vllm`); a fully trained student
+loads as the model it is (`load_student`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def base_signature(config) -> dict:
 
 
 def adapter_info(adapter: str | Path) -> dict:
-    """What `vskip distill` wrote about an adapter (`vskip_adapter.json`: base, ratios, training, precision);
-    empty for an adapter trained elsewhere."""
+    """What `vskip distill` wrote about a student, an adapter or a whole model (`vskip_adapter.json`: base,
+    method, kind, ratios, recipe, precision); empty for one trained elsewhere."""
     path = Path(adapter) / ADAPTER_INFO
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -72,3 +74,11 @@ def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load
     # Merged weights decode exactly as fast as the base model: the adapter costs nothing at run time.
     loaded.model = model.merge_and_unload().eval()
     return loaded
+
+
+def load_student(model_name: str, student: str | Path, **load_options) -> LoadedModel:
+    """A distilled student: `model_name` with the adapter in `student` merged, or, where `student` holds a
+    whole model (`vskip distill --full`), that model."""
+    if (Path(student) / "adapter_config.json").is_file():
+        return load_with_adapter(model_name, student, **load_options)
+    return load_model(str(student), **load_options)

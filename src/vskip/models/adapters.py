@@ -4,7 +4,7 @@ Everything else (prompting, generation, scoring, distillation) is shared and ask
 Every supported family keeps its language model's settings in `config.text_config`, and its
 language model's attention modules carry `layer_idx` and that text config; what still differs is
 how the image reaches the language model (placeholder tokens in the sequence, or Mllama's
-cross-attention layers) and where LoRA goes.
+cross-attention layers) and what its language model and attention blocks are called (where LoRA goes).
 """
 
 from __future__ import annotations
@@ -13,17 +13,33 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UnsupportedModel
+from ..errors import BadInput, UnsupportedModel
+
+# LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention
+# projections, or all its linear layers (attention and MLP, as TokenSkip trains). `{lm}` and `{attention}`
+# are an adapter's own module names, so the vision tower (whose MLP may be called the same) never matches.
+_PROJECTIONS = r"{attention}\.(q_proj|k_proj|v_proj|o_proj)"
+LORA_TARGETS = {
+    "attention": rf".*{{lm}}.*\.{_PROJECTIONS}",
+    "all-linear": rf".*{{lm}}.*\.({_PROJECTIONS}|mlp\.(gate_proj|up_proj|down_proj))",
+}
 
 
 @dataclass(frozen=True)
 class Adapter:
     name: str
     model_types: tuple[str, ...]
-    # LoRA goes on the language model's attention projections; the regex keeps it off the vision tower.
-    lora_target_regex: str
+    # The language model's module name (a regex), and that of its attention blocks.
+    language_model: str = "language_model"
+    attention: str = "self_attn"
     # Mllama reads the image through cross-attention layers instead of image tokens in the sequence.
     cross_attention: bool = False
+
+    def lora_target_regex(self, target: str = "attention") -> str:
+        """peft's `target_modules` (a regex it matches against whole module names) for a `LORA_TARGETS` name."""
+        if target not in LORA_TARGETS:
+            raise BadInput(f"unknown LoRA target {target!r}; choose from {', '.join(LORA_TARGETS)}")
+        return LORA_TARGETS[target].format(lm=self.language_model, attention=self.attention)
 
     def image_token_id(self, config) -> int | None:
         """Id of the placeholder token whose positions hold the image keys (None for cross-attention)."""
@@ -75,20 +91,12 @@ def config_name(model: torch.nn.Module) -> str:
     return getattr(model.config, "model_type", type(model).__name__)
 
 
-# Idefics3 / SmolVLM call their language model `text_model`.
-_SELF_ATTENTION = r".*(language_model|text_model).*\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
-
 ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("qwen2_vl", ("qwen2_vl",), _SELF_ATTENTION),
-    Adapter("qwen2_5_vl", ("qwen2_5_vl",), _SELF_ATTENTION),
-    Adapter("llava", ("llava",), _SELF_ATTENTION),
-    Adapter("idefics3", ("idefics3", "smolvlm"), _SELF_ATTENTION),
-    Adapter(
-        "mllama",
-        ("mllama",),
-        r".*language_model.*\.(self_attn|cross_attn)\.(q_proj|k_proj|v_proj|o_proj)",
-        cross_attention=True,
-    ),
+    Adapter("qwen2_vl", ("qwen2_vl",)),
+    Adapter("qwen2_5_vl", ("qwen2_5_vl",)),
+    Adapter("llava", ("llava",)),
+    Adapter("idefics3", ("idefics3", "smolvlm"), language_model="text_model"),
+    Adapter("mllama", ("mllama",), attention="(self_attn|cross_attn)", cross_attention=True),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,34 @@ def refuse_pickle(path: str) -> None:
                 f"{path}: has only pickled weights ({', '.join(pickled)}), which can run code when loaded; "
                 "convert them to safetensors, or pass --allow-pickle if you trust the source"
             )
+
+
+# The files of a checkpoint that make its processor (tokenizer, image processor, chat template): a model
+# saved from a fine-tune gets them byte for byte from its base, whatever processor class loaded them.
+PROCESSOR_FILES = ("tokenizer*", "*processor_config.json", "preprocessor_config.json", "chat_template*",
+                   "special_tokens_map.json", "added_tokens.json", "vocab*", "merges.txt")
+
+
+def checkpoint_dir(name_or_path: str) -> Path:
+    """The directory a model loads from: its own, or, for a hub id, its snapshot in the hub cache."""
+    path = resolve(name_or_path)
+    if Path(path).is_dir():
+        return Path(path)
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(path, "config.json")
+    if not isinstance(cached, str):
+        raise BadInput(f"{path}: not a local directory nor in the hub cache; load it once first")
+    return Path(cached).parent
+
+
+def copy_processor(name_or_path: str, out_dir: str | Path) -> None:
+    """Copy the processor's files of a checkpoint (`PROCESSOR_FILES`) into `out_dir`, beside a model saved there."""
+    source = checkpoint_dir(name_or_path)
+    for pattern in PROCESSOR_FILES:
+        for path in source.glob(pattern):
+            if path.is_file():
+                shutil.copyfile(path, Path(out_dir) / path.name)
 
 
 def load_processor(path: str, *, trust_remote_code: bool = False):
