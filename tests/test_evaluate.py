@@ -1,9 +1,11 @@
 import json
+import statistics
 
 import pytest
 
+from vskip.cli import main
 from vskip.errors import BadInput
-from vskip.evaluate import EvalSettings, check_baseline, evaluate, ratio_warning, read_baseline
+from vskip.evaluate import EvalSettings, attach_latency, check_baseline, evaluate, ratio_warning, read_baseline
 from vskip.records import read_records
 
 KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
@@ -20,16 +22,17 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
     assert full["adapter"] is None and full["ratio"] == 1.0
     short = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "short.json",
                      settings=EvalSettings(batch_size=3, latency_items=3, max_new_tokens=2), baseline=full,
-                     progress=False)
+                     baseline_model=tiny_random, progress=False)
     assert json.loads((tmp_path / "short.json").read_text())["accuracy"] == short["accuracy"]
     for block in [short, *short["tasks"].values()]:
         assert all(key in block for key in KEYS)
     assert set(short["tasks"]) == {"pope", "count", "doc"}
-    assert short["n"] == 3 and full["speedup"] == 1.0
+    assert short["n"] == 3 and full["speedup"] is None  # timed alone: no speed-up
     assert full["precision"] == "float32"
     items = [json.loads(line) for line in (tmp_path / "short.json.items.jsonl").read_text().splitlines()]
     assert [item["id"] for item in items] == [record["id"] for record in records]
     assert sum(item["latency_s"] is not None for item in items) == 3
+    assert all(item["latency_s_baseline"] is not None for item in items)  # the baseline timed beside each
     assert "anls" in items[2] and "anls" not in items[0]
     # ActRatio is Σ tokens / Σ tokens of the uncompressed run on the same items.
     full_tokens = sum(full["cot_tokens_by_id"].values())
@@ -37,7 +40,27 @@ def test_results_have_every_figure_overall_and_per_task(tiny_random, image_datas
         assert abs(short["act_ratio"] - sum(i["cot_tokens"] for i in items) / full_tokens) < 1e-9
     else:
         assert short["act_ratio"] is None
-    assert short["speedup"] == full["latency_s_mean"] / short["latency_s_mean"]
+    # The baseline (5 new tokens) timed beside this run (2), on the same items.
+    baseline_times = [item["latency_s_baseline"] for item in items]
+    assert short["speedup"] == pytest.approx(statistics.median(baseline_times) / short["latency_s_median"])
+    assert short["speedup_low"] <= short["speedup"] <= short["speedup_high"]
+    assert all(block["speedup"] is not None for block in short["tasks"].values())  # each family by its own items
+    assert short["max_new_tokens"] == 2 and full["max_new_tokens"] == 5
+
+
+def test_latencies_timed_elsewhere_are_attached_to_a_run(tiny_random, image_dataset, tmp_path):
+    records = read_records(image_dataset)
+    settings = EvalSettings(batch_size=3, latency_items=0, max_new_tokens=3)
+    untimed = evaluate(tiny_random, records, image_dataset.parent, tmp_path / "run.json", settings=settings,
+                       progress=False)
+    assert untimed["latency_s_mean"] is None and untimed["speedup"] is None
+    timed = attach_latency(tmp_path / "run.json", {"r0": 1.0, "r1": 3.0}, {"r0": 4.0, "r1": 6.0})
+    assert timed["speedup"] == 2.5 and timed["latency_s_median"] == 2.0
+    assert json.loads((tmp_path / "run.json").read_text()) == timed
+    assert {key: timed[key] for key in ("accuracy", "model", "throughput_items_per_s")} == {
+        key: untimed[key] for key in ("accuracy", "model", "throughput_items_per_s")}
+    items = [json.loads(line) for line in (tmp_path / "run.json.items.jsonl").read_text().splitlines()]
+    assert [item["latency_s"] for item in items] == [1.0, 3.0, None]
 
 
 def test_a_baseline_must_be_results_of_the_same_items(image_dataset, tmp_path):
@@ -68,3 +91,19 @@ def test_a_ratio_the_model_never_learned_is_warned_of(tmp_path):
         assert "trained on γ 0.5, 0.7, 1.0 only" in ratio_warning(model, adapter, 0.6)
     assert "a model that was not distilled" in ratio_warning("vskip-tiny", None, 0.5)
     assert ratio_warning("vskip-tiny", None, 1.0) is None
+
+
+def test_the_cli_times_the_baseline_s_own_model_beside_the_run(saved_tiny, image_dataset, tmp_path, capsys):
+    data = ["--model", str(saved_tiny), "--data", str(image_dataset), "--max-new-tokens", "3", "--latency-items", "2"]
+    assert main(["evaluate", *data, "--out", str(tmp_path / "full.json")]) == 0
+    assert main(["evaluate", *data, "--mode", "direct", "--baseline", str(tmp_path / "full.json"),
+                 "--out", str(tmp_path / "direct.json")]) == 0
+    assert "no speed-up" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "direct.json").read_text())["speedup"] is not None
+    moved = {**json.loads((tmp_path / "full.json").read_text()), "model": str(tmp_path / "gone")}
+    (tmp_path / "moved.json").write_text(json.dumps(moved))
+    assert main(["evaluate", *data, "--mode", "direct", "--baseline", str(tmp_path / "moved.json"),
+                 "--out", str(tmp_path / "alone.json")]) == 0
+    assert "no speed-up: the baseline's model cannot be loaded here" in capsys.readouterr().err
+    alone = json.loads((tmp_path / "alone.json").read_text())
+    assert alone["speedup"] is None and alone["latency_s_median"] is not None and alone["n"] == 3

@@ -12,7 +12,6 @@ from vskip.metrics import (
     parse_multiple_choice,
     parse_yes_no,
     pope_scores,
-    speedup,
     summarize,
     varr_from_mask,
     visual_word_retention,
@@ -146,11 +145,6 @@ def test_varr_from_mask_counts_kept_positions():
         varr_from_mask(VISUAL_WORDS, keep[:5])
 
 
-def test_speedup_is_baseline_over_run():
-    assert speedup(2.0, 5.0) == 2.5
-    assert speedup(None, 5.0) is None and speedup(0.0, 5.0) is None and speedup(1.0, None) is None
-
-
 ITEMS = [
     {
         "task": "docvqa",
@@ -159,6 +153,7 @@ ITEMS = [
         "cot_tokens": 10,
         "full_cot_tokens": 20,
         "latency_s": 1.0,
+        "latency_s_baseline": 4.0,
     },
     {
         "task": "docvqa",
@@ -176,6 +171,7 @@ ITEMS = [
         "category": "random",
         "cot_tokens": 5,
         "latency_s": 2.0,
+        "latency_s_baseline": 3.0,
         "varr_kept": {"colour": 1, "shape": 2},
         "varr_total": {"colour": 2, "shape": 2},
         "attribute_mentions": 4,
@@ -189,6 +185,7 @@ ITEMS = [
         "category": "adversarial",
         "cot_tokens": 7,
         "latency_s": 3.0,
+        "latency_s_baseline": 6.0,
         "varr_kept": {"colour": 0},
         "varr_total": {"colour": 2},
         "attribute_mentions": 0,
@@ -206,6 +203,12 @@ def test_summarize_overall_and_per_task():
     assert overall["cot_tokens_mean"] == pytest.approx(13.0)
     assert overall["act_ratio"] == pytest.approx(40 / 60)  # only items with both counts
     assert overall["latency_s_mean"] == pytest.approx(2.0)  # 1, 2, 3; the unmeasured item left out
+    assert overall["latency_s_median"] == 2.0
+    # Speed-ups pair each item with its own baseline timing, each family over its own items.
+    assert overall["speedup"] == pytest.approx(4.0 / 2.0)  # medians of (4, 3, 6) and (1, 2, 3)
+    assert doc["speedup"] == 4.0 and doc["speedup_low"] is None  # one pair: no interval
+    assert pope["speedup"] == pytest.approx(4.5 / 2.5)
+    assert pope["speedup_low"] <= pope["speedup"] <= pope["speedup_high"]
     assert overall["varr"] == pytest.approx(3 / 6)
     assert overall["varr_by_type"] == {"colour": pytest.approx(0.25), "shape": 1.0}
     assert overall["hallucination_rate"] == pytest.approx(0.25)

@@ -21,8 +21,9 @@ def metrics(rng: random.Random, method: str, ratio: float) -> dict:
     act = ratio if method not in ("full", "direct") else (1.0 if method == "full" else 0.0)
     return {
         "n": 40, "accuracy": round(rng.uniform(0.3, 0.9), 3), "act_ratio": act,
-        "cot_tokens_mean": 60 * act, "latency_s_mean": 0.05 + rng.uniform(0.15, 0.25) * act,
-        "speedup": 1 / (0.2 + act), "varr": rng.uniform(0.4, 1.0) if method != "direct" else None,
+        "cot_tokens_mean": 60 * act, "latency_s_median": 0.05 + rng.uniform(0.15, 0.25) * act,
+        "speedup": 1 / (0.2 + act), "speedup_low": 0.9 / (0.2 + act), "speedup_high": 1.1 / (0.2 + act),
+        "varr": rng.uniform(0.4, 1.0) if method != "direct" else None,
         "hallucination_rate": rng.uniform(0, 0.2), "pope_f1": rng.uniform(0.5, 0.9), "pope_yes_ratio": None,
     }  # fmt: skip
 
@@ -75,9 +76,11 @@ def test_results_markdown_has_one_line_per_row(report, rows):
     text = report["results.md"].read_text()
     main_table = text.split("## Results")[1].split("## Per task")[0].strip().splitlines()
     assert main_table[0] == (
-        "| method | γ | n | accuracy | ActRatio | CoT tokens | latency (s) | speed-up | VARR | hallucination "
-        "| POPE F1 | POPE yes |"
+        "| method | γ | n | accuracy | ActRatio | CoT tokens | latency (s) | speed-up | 90 % interval | VARR "
+        "| hallucination | POPE F1 | POPE yes |"
     )
+    full = rows[0]
+    assert f"| {full['speedup']:.2f}× | {full['speedup_low']:.2f}–{full['speedup_high']:.2f} |" in main_table[2]
     assert len(main_table) == 2 + len(rows)
     assert main_table[2].startswith("| full | 1.00 | 40 |") and main_table[3].startswith("| direct |")
     assert all(line.endswith("| – |") for line in main_table[2:])  # pope_yes_ratio is None everywhere

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from vskip.distill import DistillSettings, distill
 from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel, VSkipError
-from vskip.generate import generate_batch
+from vskip.generate import generate_batch, generation_runner
 from vskip.records import read_records
 from vskip.training import TrainConfig
 from vskip.vllm_backend import VLLM_MISSING, VllmModel, adapter_layout_problems, generate_batch_vllm, load_vllm
@@ -111,6 +111,18 @@ def test_records_and_prompts_match_the_transformers_path(tiny_random, dataset, f
     for record, prompt in zip(records, call.prompts):
         assert prompt["prompt"] == chat_prompt(tiny_random.processor, record["question"], mode, ratio, n_images=1)
         assert len(prompt["multi_modal_data"]["image"]) == 1
+
+
+def test_a_latency_runner_prepares_the_prompt_then_times_the_engine_alone(tiny_random, dataset, fake_vllm):
+    record = read_records(dataset)[0]
+    engine = StandInLLM(tiny_random)
+    model = VllmModel(engine, tiny_random.processor, "tiny-random", tiny_random.precision)
+    call = generation_runner(model, dataset.parent, "cot", ratio=0.5, max_new_tokens=3)(record)
+    assert engine.calls == []  # prepared, not yet generated
+    call()
+    (served,) = engine.calls
+    assert served.prompts[0]["prompt"] == chat_prompt(tiny_random.processor, record["question"], "cot", 0.5)
+    assert served.params.max_tokens == 3
 
 
 def test_adapter_is_served_as_one_lora_request(tiny_random, dataset, fake_vllm, adapter):

@@ -299,12 +299,34 @@ def cmd_evaluate(args) -> None:
     if warning:
         print(f"vskip: warning: {warning}", file=sys.stderr)
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
-                            max_new_tokens=args.max_new_tokens)
+                            latency_items=args.latency_items, max_new_tokens=args.max_new_tokens)
+    loaded = _load_backend(args, records, args.adapter)
+    baseline_model = _baseline_model(args, baseline, loaded) if baseline and args.latency_items else None
     results = evaluate(
-        _load_backend(args, records, args.adapter), records, _base_dir(args, args.data), args.out,
-        settings=settings, baseline=baseline, adapter=args.adapter,
+        loaded, records, _base_dir(args, args.data), args.out, settings=settings, baseline=baseline,
+        baseline_model=baseline_model, adapter=args.adapter,
     )
     print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
+
+
+def _baseline_model(args, baseline: dict, loaded):
+    """The model that made the baseline's results (its recorded model and adapter, at this run's --dtype), to time
+    beside this run: `loaded` itself where it is the same; None, with a warning, where it cannot run here."""
+    from .lora import load_with_adapter
+    from .models import model_identity
+
+    def unmeasured(why: str) -> None:
+        print(f"vskip: warning: no speed-up: {why}; ActRatio is the figure to read", file=sys.stderr)
+
+    if args.backend == "vllm":
+        return unmeasured("the vllm backend does not time a baseline beside the run")
+    recorded = (model_identity(baseline["model"]), baseline.get("adapter") and model_identity(baseline["adapter"]))
+    if recorded == (model_identity(args.model), args.adapter and model_identity(args.adapter)):
+        return loaded
+    try:
+        return load_with_adapter(baseline["model"], baseline.get("adapter"), **_load_options(args))
+    except VSkipError as err:
+        return unmeasured(f"the baseline's model cannot be loaded here ({err})")
 
 
 def cmd_demo(args) -> None:
@@ -411,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.set_defaults(run=cmd_compress)
 
     from .distill import DEFAULT_DISTILL
+    from .evaluate import DEFAULT_SETTINGS
     from .models.adapters import LORA_TARGETS
 
     distill = command(commands, "distill", "train a student (a LoRA adapter, or the language model) that writes "
@@ -451,7 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model (default: none, the full CoT)")
     evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer")
     evaluate.add_argument("--max-new-tokens", type=_positive, default=160, help="longest reply")
-    evaluate.add_argument("--baseline", help="results JSON of the uncompressed run, for ActRatio and speed-up")
+    evaluate.add_argument("--baseline",
+                          help="results JSON of the uncompressed run: ActRatio divides by its CoT lengths, and its "
+                               "model (and adapter) is loaded again and timed beside this run for the speed-up")
+    evaluate.add_argument("--latency-items", type=_count, default=DEFAULT_SETTINGS.latency_items,
+                          help="items timed at batch 1 (with the baseline's model beside, alternating); 0: none")
     evaluate.add_argument("--out", required=True, help="results JSON; per-item records go to OUT.items.jsonl")
     evaluate.set_defaults(run=cmd_evaluate)
 

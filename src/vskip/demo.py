@@ -1,8 +1,9 @@
 """The main job: the whole V-Skip pipeline on the embedded default, with its report.
 
     synth data → teacher CoTs (vskip-tiny) → scores → compressed CoTs per method and γ
-    → one LoRA adapter per method → evaluation of every method at every γ, plus `full`
-    (uncompressed CoT) and `direct` (no CoT) → results.json, results.md, plots, report.html
+    → one student per method → evaluation of every method at every γ, plus `full`
+    (uncompressed CoT) and `direct` (no CoT) → one latency pass over all of them, side by side
+    → results.json, results.md, plots, report.html
 
 Each step writes its files under the output directory and is skipped when they are already
 there, so an interrupted demo picks up where it stopped.
@@ -16,8 +17,8 @@ from pathlib import Path
 
 from .compress import compress_records
 from .distill import DEFAULT_DISTILL, distill
-from .evaluate import EvalSettings, evaluate
-from .generate import generate
+from .evaluate import EvalSettings, attach_latency, evaluate, timed_generation
+from .generate import generate, generation_runner
 from .lora import ADAPTER_INFO, load_student
 from .prompts import cot_answer
 from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
@@ -76,32 +77,45 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     if not scores_path.is_file():
         write_jsonl_atomic(scores_path, score_records(teacher, correct, out, blind=True))
     compressed_path = out / "compressed.jsonl"
-    if not compressed_path.is_file():
+    wanted = {(method, ratio) for method in config.methods for ratio in config.ratios}
+    if not compressed_path.is_file() or not wanted <= {(r["method"], r["ratio"]) for r in iter_jsonl(compressed_path)}:
         scored = list(iter_jsonl(scores_path))
         write_jsonl_atomic(compressed_path, compress_records(scored, config.methods, config.ratios, config.seed))
     compressed = list(iter_jsonl(compressed_path))
 
-    # 3. References: the teacher with its full CoT, and answering directly.
-    settings = EvalSettings(batch_size=config.batch_size, latency_items=config.latency_items, seed=config.seed)
+    # 3. Accuracy and CoT lengths of every run: the teacher with its full CoT (`full`) and answering directly
+    # (`direct`), and one student per method, which serves every γ. Latency is timed in step 4.
+    settings = EvalSettings(batch_size=config.batch_size, latency_items=0, seed=config.seed)
     evaluations = out / "eval"
+    latency_path = evaluations / "latency.json"
     full = _evaluated(teacher, test, data, evaluations / "full.json", settings, None, None)
-    direct = _evaluated(teacher, test, data, evaluations / "direct.json", replace(settings, mode="direct"), full, None)
-    rows = [_row("full", 1.0, full), _row("direct", 1.0, direct)]
-
-    # 4. One student per method serves every γ.
+    runs = {("full", 1.0): (teacher, settings, evaluations / "full.json"),
+            ("direct", 1.0): (teacher, replace(settings, mode="direct"), evaluations / "direct.json")}
+    _evaluated(teacher, test, data, evaluations / "direct.json", runs["direct", 1.0][1], full, None)
     recipe = replace(DEFAULT_DISTILL, training=replace(DEFAULT_DISTILL.training, steps=config.distill_steps,
                                                        seed=config.seed))
     for method in config.methods:
         adapter = out / "adapters" / method
         if not (adapter / ADAPTER_INFO).is_file():  # written last: the student is complete
             distill(config.model, compressed, out, adapter, method=method, settings=recipe, dtype=config.dtype)
-        student = None
-        for ratio in config.ratios:
-            path = evaluations / f"{method}-{ratio}.json"
-            if not path.is_file() and student is None:
-                student = load_student(config.model, adapter, dtype=config.dtype)
-            results = _evaluated(student, test, data, path, replace(settings, ratio=ratio), full, adapter)
-            rows.append(_row(method, ratio, results))
+        paths = {ratio: evaluations / f"{method}-{ratio}.json" for ratio in config.ratios}
+        needed = not latency_path.is_file() or not all(path.is_file() for path in paths.values())
+        student = load_student(config.model, adapter, dtype=config.dtype) if needed else None
+        for ratio, path in paths.items():
+            runs[method, ratio] = (student, replace(settings, ratio=ratio), path)
+            _evaluated(student, test, data, path, runs[method, ratio][1], full, adapter)
+
+    # 4. Latency: every run timed on the same sampled items in one pass, back to back, the order rotating
+    # (latency.paired_latency); each speed-up is over `full`'s timings on the same items, per family too.
+    if not latency_path.is_file():
+        runners = {_run_name(*run): generation_runner(model, data, timed.mode, ratio=timed.ratio,
+                                                      max_new_tokens=timed.max_new_tokens)
+                   for run, (model, timed, _) in runs.items()}
+        times = timed_generation(runners, test, replace(settings, latency_items=config.latency_items))
+        for run, (_, _, path) in runs.items():
+            attach_latency(path, times[_run_name(*run)], times[_run_name("full", 1.0)])
+        latency_path.write_text(json.dumps(times, indent=2) + "\n")  # last: every run has its latencies
+    rows = [_row(method, ratio, json.loads(path.read_text())) for (method, ratio), (_, _, path) in runs.items()]
 
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "demo_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
@@ -113,6 +127,10 @@ def _evaluated(loaded, records, data, path: Path, settings: EvalSettings, baseli
     if path.is_file():
         return json.loads(path.read_text())
     return evaluate(loaded, records, data, path, settings=settings, baseline=baseline, adapter=adapter)
+
+
+def _run_name(method: str, ratio: float) -> str:
+    return method if method in ("full", "direct") else f"{method}@{ratio}"
 
 
 def _row(method: str, ratio: float, results: dict) -> dict:

@@ -1,16 +1,20 @@
 """Evaluation: accuracy, CoT length, latency and visual grounding of a model (with or without an adapter).
 
-Accuracy comes from batched greedy generation over every item. Latency is measured at batch 1
-(greedy, KV cache) on a fixed, seeded sample of items — the same items for every run — since
-timing every item one by one would dominate the run; throughput is items per second of the
-batched pass.
+Accuracy comes from batched greedy generation over every item; throughput is items per second of
+that batched pass. Latency is measured at batch 1 (greedy, KV cache) on a fixed, seeded sample of
+items, the same items for every run, since timing every item one by one would dominate the run. Given
+a baseline it can run (`baseline_model`), the baseline and this model are timed side by side on each
+sampled item (`latency.paired_latency`), and the speed-up is the ratio of their median latencies, per
+family over that family's items, with its bootstrap interval (`latency.paired_speedup`). A run timed
+alone has latencies but no speed-up: a ratio of timings taken minutes apart on a shared machine says
+more about the machine than the model.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +23,12 @@ import torch
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
 from .errors import BadInput
-from .generate import batch_generator, check_prompts, generation_settings
+from .generate import batch_generator, check_prompts, generation_runner, generation_settings
+from .latency import Runner, paired_latency
 from .lora import adapter_info
 from .models import LoadedModel
 from .prompts import Mode, reference_answers
-from .records import Record, write_jsonl_atomic
+from .records import Record, iter_jsonl, write_jsonl_atomic
 from .replies import MAX_NEW_TOKENS
 from .stage import run_stage, side_path
 
@@ -39,6 +44,10 @@ class EvalSettings:
 
 
 DEFAULT_SETTINGS = EvalSettings()
+# The runners of a paired timing: this run, and the baseline beside it.
+CANDIDATE, BASELINE = "candidate", "baseline"
+# What a results file says of the run itself, beside the figures summarised from its items.
+RUN_FIELDS = ("model", "adapter", "precision", "mode", "ratio", "max_new_tokens", "throughput_items_per_s")
 
 
 def ratio_warning(model: str, adapter: str | Path | None, ratio: float | None) -> str | None:
@@ -111,24 +120,21 @@ def item_metrics(record: Record, generated: Record) -> Record:
     return item
 
 
-@torch.inference_mode()
-def batch1_latency(loaded: LoadedModel, records: list[Record], base_dir, settings: EvalSettings) -> dict[str, float]:
-    """Wall time of batch-1 greedy generation per sampled item (after one warm-up call).
-
-    Under a multi-process launch each process times its share of the sample on its own device.
-    """
+def latency_sample(records: list[Record], settings: EvalSettings) -> list[Record]:
+    """The items timed at batch 1: a seeded sample of `settings.latency_items`, the same for every run on these
+    records; under a multi-process launch, this process's share of it (each times its share on its own device)."""
     sample = random.Random(settings.seed).sample(records, min(settings.latency_items, len(records)))
-    sample = sample[process_index() :: process_count()]
-    latencies = {}
-    if sample:
-        run = batch_generator(loaded, base_dir, settings.mode, ratio=settings.ratio,
-                              max_new_tokens=settings.max_new_tokens)
-        run(sample[:1])
-        for record in sample:
-            start = time.perf_counter()
-            run([record])
-            latencies[record["id"]] = time.perf_counter() - start
-    return {key: value for part in gather_objects(latencies) for key, value in part.items()}
+    return sample[process_index() :: process_count()]
+
+
+@torch.inference_mode()
+def timed_generation(runners: Mapping[str, Runner], records: list[Record], settings: EvalSettings):
+    """`latency.paired_latency` of the runners on the `latency_sample`, gathered over the processes:
+    {runner name: {record id: seconds}}."""
+    sample = latency_sample(records, settings)
+    times = paired_latency(runners, sample) if sample else {name: {} for name in runners}
+    parts = gather_objects(times)
+    return {name: {key: value for part in parts for key, value in part[name].items()} for name in runners}
 
 
 def evaluate(
@@ -139,19 +145,24 @@ def evaluate(
     *,
     settings: EvalSettings = DEFAULT_SETTINGS,
     baseline: dict | None = None,
+    baseline_model=None,
     adapter: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Evaluate and write `out` (results JSON) and `OUT.items.jsonl` (per-item predictions).
 
-    `baseline` is the results of the uncompressed run on the same items: it gives ActRatio
-    (CoT tokens over the baseline's, per item) and the speed-up (baseline latency over this one).
-    `adapter` names the adapter merged into `loaded`, for the results and the journal.
+    `baseline` is the results of the uncompressed run on the same items: it gives ActRatio (CoT tokens
+    over the baseline's, per item). `baseline_model`, the model that made them (the same object as
+    `loaded` where it is the same model), is run again with the baseline's mode, γ and length, side by
+    side with `loaded` on the latency sample: that gives the speed-up. `adapter` names the adapter
+    merged into `loaded`, for the results and the journal. `settings.latency_items` = 0 times nothing.
     """
     out = Path(out)
     items_path = side_path(out, ".items.jsonl")
     if baseline is not None:
         check_baseline(baseline, records)
+    if baseline_model is not None and baseline is None:
+        raise BadInput("a baseline model needs the baseline's results (its mode, γ and CoT lengths)")
     check_prompts(loaded, records, base_dir, settings.mode, settings.ratio)
     by_id = {record["id"]: record for record in records}
     generated = run_stage(
@@ -166,33 +177,56 @@ def evaluate(
     )
     # Each batch's wall time is shared among its items, so their sum is the batched pass.
     batched_seconds = sum(result["latency_s"] for result in generated)
-    latencies = batch1_latency(loaded, records, base_dir, settings)
+    runners = {CANDIDATE: generation_runner(loaded, base_dir, settings.mode, ratio=settings.ratio,
+                                            max_new_tokens=settings.max_new_tokens)}
+    if baseline_model is not None:
+        runners[BASELINE] = generation_runner(baseline_model, base_dir, baseline.get("mode", "cot"),
+                                              ratio=baseline.get("ratio"),
+                                              max_new_tokens=baseline.get("max_new_tokens", MAX_NEW_TOKENS))
+    times = timed_generation(runners, records, settings) if settings.latency_items else {}
     baseline_tokens = (baseline or {}).get("cot_tokens_by_id", {})
     items = []
     for result in generated:
         item = item_metrics(by_id[result["id"]], result)
-        item["latency_s"] = latencies.get(result["id"])
+        item["latency_s"] = times.get(CANDIDATE, {}).get(result["id"])
+        item["latency_s_baseline"] = times.get(BASELINE, {}).get(result["id"])
         item["full_cot_tokens"] = baseline_tokens.get(result["id"])
         items.append(item)
-    if is_main_process():
-        write_jsonl_atomic(items_path, items)
-    summary = metrics.summarize(items)
-    for block in [summary["overall"], *summary["tasks"].values()]:
-        block["speedup"] = (
-            metrics.speedup(block["latency_s_mean"], baseline["latency_s_mean"]) if baseline else 1.0
-        )
-    summary["overall"]["throughput_items_per_s"] = len(items) / batched_seconds if batched_seconds else None
-    results = {
+    run = {
         "model": loaded.path,
         "adapter": str(adapter) if adapter is not None else None,
         "precision": loaded.precision,
         "mode": settings.mode,
         "ratio": settings.ratio if settings.ratio is not None else 1.0,
+        "max_new_tokens": settings.max_new_tokens,
+        "throughput_items_per_s": len(items) / batched_seconds if batched_seconds else None,
+    }
+    return _write_results(out, items, run)
+
+
+def attach_latency(out: str | Path, latency: Mapping[str, float], baseline: Mapping[str, float] | None) -> dict:
+    """The results at `out` (and their items) again, with batch-1 latencies timed elsewhere, per record id: this
+    run's, and its baseline's timed beside it (`latency.paired_latency`, over several models at once)."""
+    out = Path(out)
+    results = json.loads(out.read_text())
+    items = list(iter_jsonl(side_path(out, ".items.jsonl")))
+    for item in items:
+        item["latency_s"] = latency.get(item["id"])
+        item["latency_s_baseline"] = (baseline or {}).get(item["id"])
+    return _write_results(out, items, {key: results.get(key) for key in RUN_FIELDS})
+
+
+def _write_results(out: Path, items: list[Record], run: dict) -> dict:
+    """Write the items to OUT.items.jsonl and `run` with their summary to `out`; return the results."""
+    summary = metrics.summarize(items)
+    results = {
+        **run,
         **summary["overall"],
         "tasks": summary["tasks"],
         "cot_tokens_by_id": {item["id"]: item["cot_tokens"] for item in items},
     }
     if is_main_process():
+        write_jsonl_atomic(side_path(out, ".items.jsonl"), items)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(json.dumps(results, indent=2) + "\n")

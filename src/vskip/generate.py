@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,23 +29,35 @@ def generate_batch(
     """Greedy decoding with the KV cache for a batch; one output record per input record.
 
     `latency_s` is the batch's wall time shared equally among its records (batch-1 latency is
-    measured by `vskip evaluate`).
+    measured by `vskip evaluate`, see `generation_runner`).
     """
-    tokenizer = loaded.processor.tokenizer
-    examples = [record_example(loaded.processor, record, base_dir, mode, ratio=ratio) for record in records]
-    inputs = encode(loaded.processor, examples, for_generation=True).inputs
-    inputs = {key: value.to(loaded.model.device) for key, value in inputs.items()}
+    inputs = prepared_inputs(loaded, records, base_dir, mode, ratio)
     start = time.perf_counter()
-    output = loaded.model.generate(
-        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-    )
+    output = decode(loaded, inputs, max_new_tokens)
     elapsed = time.perf_counter() - start
+    tokenizer = loaded.processor.tokenizer
     new_tokens = output[:, inputs["input_ids"].shape[1] :]
     return [
         generated_record(record, mode, tokenizer.decode(tokens, skip_special_tokens=True), tokenizer,
                          elapsed / len(records), loaded.precision)
         for record, tokens in zip(records, new_tokens)
     ]
+
+
+def prepared_inputs(
+    loaded: LoadedModel, records: list[Record], base_dir: str | Path, mode: Mode, ratio: float | None
+) -> dict[str, torch.Tensor]:
+    """The generation inputs of a batch of records (images loaded, prompts tokenised), on the model's device."""
+    examples = [record_example(loaded.processor, record, base_dir, mode, ratio=ratio) for record in records]
+    inputs = encode(loaded.processor, examples, for_generation=True).inputs
+    return {key: value.to(loaded.model.device) for key, value in inputs.items()}
+
+
+@torch.inference_mode()
+def decode(loaded: LoadedModel, inputs: dict[str, torch.Tensor], max_new_tokens: int) -> torch.Tensor:
+    """`model.generate`, greedy with the KV cache: the prompt's ids followed by the new ones."""
+    pad = loaded.processor.tokenizer.pad_token_id
+    return loaded.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
 
 
 def generation_settings(model, mode: Mode, ratio: float | None, max_new_tokens: int, adapter=None) -> dict:
@@ -83,6 +96,19 @@ def batch_generator(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_
     from .vllm_backend import generate_batch_vllm
 
     return lambda batch: generate_batch_vllm(model, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens)
+
+
+def generation_runner(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS):
+    """A `latency.Runner` for batch-1 generation: record -> the call that generates its reply, its inputs
+    prepared beforehand, so that a timing of the call is the generation alone (`model.generate`, or vLLM's
+    `generate`)."""
+    if isinstance(model, LoadedModel):
+        return lambda record: partial(decode, model, prepared_inputs(model, [record], base_dir, mode, ratio),
+                                      max_new_tokens)
+    from .vllm_backend import vllm_decode, vllm_prompts
+
+    return lambda record: partial(vllm_decode, model, vllm_prompts(model, [record], base_dir, mode, ratio),
+                                  max_new_tokens)
 
 
 def generate(

@@ -7,6 +7,8 @@
 - MMMU: the reply's option letter, parsed as MMMU's `parse_multi_choice_response` does.
 - ActRatio: CoT tokens over the uncompressed CoT's tokens for the same item; over many items it is
   the ratio of the sums, Σ tokens / Σ full tokens, so long items weigh as much as their tokens.
+- Speed-up: median baseline latency over median latency, on the items timed side by side with the
+  baseline (`latency.paired_speedup`), with its bootstrap interval.
 - VARR: of the visual words (colour, shape, …) of the reference CoT, the share still present.
 - Hallucination rate: false attribute mentions over all attribute mentions.
 """
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import random
 import re
+import statistics
 import string
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import BadInput
+from .latency import paired_speedup
 from .prompts import normalize_answer, reference_answers
 
 ANLS_THRESHOLD = 0.5
@@ -197,13 +201,6 @@ def varr_from_mask(
     return {kind: (kept, total) for kind, (kept, total) in retained.items()}
 
 
-def speedup(latency_mean: float | None, baseline_latency_mean: float | None) -> float | None:
-    """Baseline latency over this run's: 2.0 means twice as fast. None where either is unknown."""
-    if not latency_mean or baseline_latency_mean is None:
-        return None
-    return baseline_latency_mean / latency_mean
-
-
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -240,6 +237,11 @@ def _block(items: list[Mapping[str, Any]]) -> dict[str, Any]:
         "cot_tokens_mean": _mean(_present(items, "cot_tokens")),
         "act_ratio": act_ratio([i["cot_tokens"] for i in paired], [i["full_cot_tokens"] for i in paired]),
         "latency_s_mean": _mean(_present(items, "latency_s")),
+        "latency_s_median": statistics.median(_present(items, "latency_s")) if _present(items, "latency_s") else None,
+        **paired_speedup(
+            {i: item["latency_s_baseline"] for i, item in enumerate(items) if item.get("latency_s_baseline")},
+            {i: item["latency_s"] for i, item in enumerate(items) if item.get("latency_s")},
+        ),
         "varr": sum(kept.values()) / sum(total.values()) if sum(total.values()) else None,
         "varr_by_type": {kind: kept[kind] / total[kind] for kind in sorted(total) if total[kind]},
         "hallucination_rate": sum(_present(items, "hallucinated")) / mentions if mentions else None,
@@ -253,7 +255,9 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """{"overall": block, "tasks": {task: block}} over per-item evaluation records.
 
     A block has `n`, `accuracy` (share of `correct`), `anls`, `cot_tokens_mean`, `act_ratio`
-    (Σ cot_tokens / Σ full_cot_tokens over items with both), `latency_s_mean`, `varr` (Σ kept /
+    (Σ cot_tokens / Σ full_cot_tokens over items with both), `latency_s_mean` and `latency_s_median`,
+    `speedup` with `speedup_low` and `speedup_high` (`latency.paired_speedup` of `latency_s_baseline` and
+    `latency_s`, over the items with both), `varr` (Σ kept /
     Σ total over all types) and `varr_by_type`, `hallucination_rate` (Σ hallucinated / Σ
     attribute_mentions), and `pope_accuracy`, `pope_f1`, `pope_precision`, `pope_recall`,
     `pope_yes_ratio`, `pope_by_category` over the items of task "pope". A figure with no items to

@@ -41,22 +41,23 @@ METHOD_COLOURS = {
 SPARE_COLOURS = ("#2ca02c", "#e377c2", "#17becf", "#7f7f7f")
 
 RESULT_COLUMNS = (
-    "method", "ratio", "n", "accuracy", "act_ratio", "cot_tokens_mean", "latency_s_mean", "speedup",
-    "varr", "hallucination_rate", "pope_f1", "pope_yes_ratio",
+    "method", "ratio", "n", "accuracy", "act_ratio", "cot_tokens_mean", "latency_s_median", "speedup",
+    "speedup_interval", "varr", "hallucination_rate", "pope_f1", "pope_yes_ratio",
 )  # fmt: skip
 TASK_METRICS = {"accuracy": "acc", "varr": "VARR", "hallucination_rate": "halluc."}
 LABELS = {
     "ratio": "γ",
     "act_ratio": "ActRatio",
     "cot_tokens_mean": "CoT tokens",
-    "latency_s_mean": "latency (s)",
+    "latency_s_median": "latency (s)",
     "speedup": "speed-up",
+    "speedup_interval": "90 % interval",
     "varr": "VARR",
     "hallucination_rate": "hallucination",
     "pope_f1": "POPE F1",
     "pope_yes_ratio": "POPE yes",
 }
-FORMATS = {"ratio": "{:.2f}", "cot_tokens_mean": "{:.1f}", "latency_s_mean": "{:.3f}", "speedup": "{:.2f}×"}
+FORMATS = {"ratio": "{:.2f}", "cot_tokens_mean": "{:.1f}", "latency_s_median": "{:.3f}", "speedup": "{:.2f}×"}
 MISSING = "–"
 MAX_IMAGE_SIDE = 512  # larger images are shrunk before embedding, to keep the page small
 
@@ -120,6 +121,15 @@ def with_reference_act_ratio(rows: Iterable[Row]) -> list[Row]:
     uncompressed CoT is what ActRatio divides by. So `full` is a point on the accuracy–ActRatio plot."""
     return [
         {**row, "act_ratio": 1.0} if row["method"] == "full" and row.get("act_ratio") is None else row for row in rows
+    ]
+
+
+def with_speedup_interval(rows: Iterable[Row]) -> list[Row]:
+    """The rows with `speedup_interval`, their speed-up's bootstrap interval as text ("1.62–2.10"), where known."""
+    return [
+        {**row, "speedup_interval": f"{row['speedup_low']:.2f}–{row['speedup_high']:.2f}"}
+        if row.get("speedup_low") is not None and row.get("speedup_high") is not None else row
+        for row in rows
     ]
 
 
@@ -245,9 +255,9 @@ def plot_pareto(rows: Sequence[Row], path: Path) -> None:
 
 
 def plot_latency(rows: Sequence[Row], path: Path) -> None:
-    """Mean latency against γ per method; `full` and `direct` as dashed horizontal references."""
-    figure, axes = _new_axes("target ratio γ", "mean latency (s)", "Latency against γ")
-    for method, points in _series(rows, "ratio", "latency_s_mean").items():
+    """Median latency against γ per method; `full` and `direct` as dashed horizontal references."""
+    figure, axes = _new_axes("target ratio γ", "median latency (s), batch 1", "Latency against γ")
+    for method, points in _series(rows, "ratio", "latency_s_median").items():
         xs, ys = zip(*points, strict=True)
         if method in REFERENCE_METHODS:
             axes.axhline(ys[0], color=_colour(method), linestyle="--", linewidth=1, label=method)
@@ -496,7 +506,7 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = with_reference_act_ratio(rows)
+    rows = with_speedup_interval(with_reference_act_ratio(rows))
     paths = {name: out / name for name in ("results.md", "pareto.png", "latency.png", "report.html")}
     paths["results.md"].write_text(results_markdown(rows, title), encoding="utf-8")
     plot_pareto(rows, paths["pareto.png"])

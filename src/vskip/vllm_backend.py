@@ -153,7 +153,19 @@ def generate_batch_vllm(
     `adapter` (default: the one `load_vllm` was given) is served as a LoRA, not merged.
     `latency_s` is the batch's wall time shared equally among its records.
     """
-    vllm = _vllm()
+    prompts = vllm_prompts(model, records, base_dir, mode, ratio)
+    start = time.perf_counter()
+    outputs = vllm_decode(model, prompts, max_new_tokens, adapter)
+    elapsed = time.perf_counter() - start
+    tokenizer = model.processor.tokenizer
+    return [
+        generated_record(record, mode, output.outputs[0].text, tokenizer, elapsed / len(records), model.precision)
+        for record, output in zip(records, outputs)
+    ]
+
+
+def vllm_prompts(model: VllmModel, records: list[Record], base_dir: str | Path, mode: Mode, ratio: float | None):
+    """vLLM's prompts of a batch of records: the chat prompt, and the images loaded."""
     prompts = []
     for record in records:
         example = record_example(model.processor, record, base_dir, mode, ratio=ratio)
@@ -166,16 +178,13 @@ def generate_batch_vllm(
         if example.images:
             prompt["multi_modal_data"] = {"image": example.images}
         prompts.append(prompt)
-    params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-    lora = model.lora_request(adapter)
-    start = time.perf_counter()
-    outputs = model.llm.generate(prompts, params, lora_request=lora, use_tqdm=False)
-    elapsed = time.perf_counter() - start
-    tokenizer = model.processor.tokenizer
-    return [
-        generated_record(record, mode, output.outputs[0].text, tokenizer, elapsed / len(records), model.precision)
-        for record, output in zip(records, outputs)
-    ]
+    return prompts
+
+
+def vllm_decode(model: VllmModel, prompts: list[dict], max_new_tokens: int, adapter: str | Path | None = None):
+    """The engine's greedy `generate` on prepared prompts, with `adapter` (default: the engine's) as a LoRA."""
+    params = _vllm().SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    return model.llm.generate(prompts, params, lora_request=model.lora_request(adapter), use_tqdm=False)
 
 
 def adapter_layout_problems(

@@ -1,0 +1,92 @@
+"""Paired timing on stub generators: the speed-up comes out right and the order alternates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from vskip.latency import paired_latency, paired_speedup
+
+ITEMS = [{"id": f"r{i}"} for i in range(8)]
+
+
+class Clock:
+    """A clock that moves only when a stub generator runs, each call `drift` × the calls so far slower."""
+
+    def __init__(self, drift: float = 0.0):
+        self.now, self.calls, self.drift = 0.0, 0, drift
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self, seconds: float) -> None:
+        self.now += seconds * (1 + self.drift * self.calls)
+        self.calls += 1
+
+
+def stub(name: str, seconds: float, clock: Clock, log: list):
+    """A runner whose generation takes `seconds` on `clock`, logging what it prepares and runs."""
+
+    def prepare(item):
+        log.append(("prepare", name, item["id"]))
+        return lambda: (log.append(("run", name, item["id"])), clock.run(seconds))
+
+    return prepare
+
+
+def test_two_runners_alternate_and_the_ratio_of_medians_is_exact():
+    clock, log = Clock(), []
+    runners = {"full": stub("full", 0.3, clock, log), "student": stub("student", 0.1, clock, log)}
+    times = paired_latency(runners, ITEMS, clock=clock)
+    assert times["full"] == pytest.approx({item["id"]: 0.3 for item in ITEMS})
+    assert times["student"] == pytest.approx({item["id"]: 0.1 for item in ITEMS})
+    runs = [(name, item) for kind, name, item in log if kind == "run"]
+    assert runs[:2] == [("full", "r0"), ("student", "r0")]  # the untimed warm-up
+    firsts = [runs[2 + 2 * i][0] for i in range(len(ITEMS))]
+    assert firsts == ["full", "student"] * (len(ITEMS) // 2)  # who goes first alternates
+    # Every item is prepared for both runners before either is timed on it.
+    for item in ITEMS[1:]:
+        events = [(kind, name) for kind, name, seen in log if seen == item["id"]]
+        assert [kind for kind, _ in events] == ["prepare", "prepare", "run", "run"]
+    speedup = paired_speedup(times["full"], times["student"])
+    assert speedup == pytest.approx({"speedup": 3.0, "speedup_low": 3.0, "speedup_high": 3.0})
+
+
+def test_many_runners_take_turns_going_first():
+    clock, log = Clock(), []
+    names = ("full", "text", "vskip")
+    times = paired_latency({name: stub(name, 0.1, clock, log) for name in names}, ITEMS[:6], clock=clock,
+                           warmup=False)
+    runs = [name for kind, name, _ in log if kind == "run"]
+    assert [runs[3 * i] for i in range(6)] == ["full", "text", "vskip"] * 2
+    assert all(len(times[name]) == 6 for name in names)
+
+
+def test_pairing_cancels_a_machine_that_slows_down():
+    items = [{"id": f"r{i}"} for i in range(40)]
+    clock = Clock(drift=0.05)  # each call 5 % slower than the first one more
+    times = paired_latency({"full": stub("full", 0.2, clock, []), "student": stub("student", 0.1, clock, [])},
+                           items, clock=clock)
+    speedup = paired_speedup(times["full"], times["student"])
+    assert speedup["speedup"] == pytest.approx(2.0, rel=0.03)
+    assert speedup["speedup_low"] < 2.0 < speedup["speedup_high"]
+    # Timed one model after the other, the same drift hides the two-fold speed-up.
+    clock = Clock(drift=0.05)
+    apart = {name: paired_latency({name: stub(name, seconds, clock, [])}, items, clock=clock)[name]
+             for name, seconds in (("full", 0.2), ("student", 0.1))}
+    assert paired_speedup(apart["full"], apart["student"])["speedup"] < 1.2
+
+
+def test_real_sleeps_give_their_ratio():
+    def sleeper(seconds: float):
+        return lambda item: lambda: time.sleep(seconds)
+
+    times = paired_latency({"full": sleeper(0.02), "student": sleeper(0.01)}, ITEMS)
+    assert paired_speedup(times["full"], times["student"])["speedup"] == pytest.approx(2.0, rel=0.2)
+
+
+def test_only_items_timed_in_both_count():
+    assert paired_speedup({"a": 2.0, "b": 4.0}, {"b": 1.0, "c": 9.0}) == {
+        "speedup": 4.0, "speedup_low": None, "speedup_high": None}
+    assert paired_speedup({"a": 2.0}, {}) == {"speedup": None, "speedup_low": None, "speedup_high": None}
