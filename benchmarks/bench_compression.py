@@ -1,12 +1,15 @@
-"""Compression quality before any training, and the key-layer ablation.
+"""Compression quality before any training, and the ablations of the visual path: on a validation split.
 
-    python benchmarks/bench_compression.py --data runs/synth/test.jsonl --out benchmarks/results/compression.json
+    python benchmarks/bench_compression.py --data runs/synth/val.jsonl --out benchmarks/results/compression.json
 
 The model scores each item's reference chain of thought (teacher-forced, with the blind pass for
 the information-gain scorer); every method then compresses it at each γ. Reported per method and
 γ: VARR per attribute type (share of the reference CoT's visual words kept, exact by index), the
-share of kept words that are function words, and the kept share of tokens. The ablation repeats
-the `visual` and `vskip` gates with the visual path averaged over different key layers.
+share of kept words that are function words, and the kept share of tokens. The ablations repeat
+the `visual` and `vskip` gates at γ = 0.5 with the visual path read otherwise (`score.VisualPath`):
+over other key layers; at the row that predicted the token instead of its own; with the max over
+heads taken before the mean over layers. These choose the defaults, so the script refuses a test
+split (a file named test.jsonl, or items whose ids start with "test-"): the test split only reports.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from vskip.compress import compress_records
@@ -22,7 +26,7 @@ from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.report import format_table
-from vskip.score import default_key_layers, score_records
+from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, default_key_layers, score_records
 
 FUNCTION_WORDS = frozenset(
     "a an the is are was were be of at on in to and or it its there that this then so as by with "
@@ -60,17 +64,36 @@ def quality(compressed: list[dict]) -> list[dict]:
     return rows
 
 
+def is_test_split(path: str | Path, records: list[dict]) -> bool:
+    """Whether the records are a test split, by the file's name or vskip-synth's ids."""
+    return Path(path).stem == "test" or any(str(record["id"]).startswith("test-") for record in records)
+
+
+def ablation_paths(n_layers: int) -> list[VisualPath]:
+    """The visual paths the ablation compares: each single layer, the lower and upper halves and all layers (the
+    paper's row and aggregation), then each other row and aggregation on the default key layers."""
+    half = (n_layers + 1) // 2
+    layer_sets = [[layer] for layer in range(n_layers)] + [list(range(half)), list(range(n_layers - half, n_layers)),
+                                                           list(range(n_layers))]
+    default = VisualPath()
+    paths = [replace(default, key_layers=tuple(layers)) for layers in layer_sets]
+    return paths + [VisualPath(row=row, aggregation=aggregation) for row in VISUAL_ROWS for aggregation in
+                    VISUAL_AGGREGATIONS if (row, aggregation) != (default.row, default.aggregation)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vskip-tiny")
     parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--per-task", type=int, default=300, help="items per task family")
+    parser.add_argument("--data", required=True, help="a validation split (never the test split)")
+    parser.add_argument("--per-task", type=int, default=100, help="items per task family")
     parser.add_argument("--ablation-per-task", type=int, default=100)
     parser.add_argument("--out", default="benchmarks/results/compression.json")
     args = parser.parse_args()
 
     records = read_records(args.data)
+    if is_test_split(args.data, records):
+        parser.error(f"{args.data} is a test split; the ablations choose defaults, so run them on val.jsonl")
     by_task: dict[str, list[dict]] = {}
     for record in records:
         by_task.setdefault(record["task"], []).append(record)
@@ -84,23 +107,21 @@ def main() -> None:
     main_rows = quality(compress_records(scored, methods, ratios))
     default = default_key_layers(loaded.adapter, loaded.model.config)
 
-    n_layers = loaded.model.config.text_config.num_hidden_layers
-    half = (n_layers + 1) // 2
-    lower, upper = list(range(half)), list(range(n_layers - half, n_layers))
-    candidates = [[layer] for layer in range(n_layers)] + [lower, upper, list(range(n_layers))]
     subset = [r for task in sorted(by_task) for r in by_task[task][: args.ablation_per_task]]
     ablation = []
-    for layers in candidates:
-        rows = quality(compress_records(score_records(loaded, subset, base, key_layers=layers, progress=False),
+    for visual in ablation_paths(loaded.model.config.text_config.num_hidden_layers):
+        rows = quality(compress_records(score_records(loaded, subset, base, visual=visual, progress=False),
                                         ["visual", "vskip"], [0.5]))
+        layers = visual.key_layers if visual.key_layers is not None else default
         for row in rows:
-            ablation.append({"key_layers": ",".join(map(str, layers)), **row})
+            ablation.append({"key_layers": ",".join(map(str, layers)), "row": visual.row,
+                             "aggregation": visual.aggregation, **row})
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"model": args.model, "precision": loaded.precision, "data": args.data,
-                                          "items": len(chosen),
-                                          "default_key_layers": default, "quality": main_rows,
-                                          "key_layer_ablation": ablation}, indent=2) + "\n")
+                                          "items": len(chosen), "ablation_items": len(subset),
+                                          "default_visual_path": {**asdict(VisualPath()), "key_layers": default},
+                                          "quality": main_rows, "ablation": ablation}, indent=2) + "\n")
     print(format_table(main_rows, list(main_rows[0])))
     print(format_table(ablation, list(ablation[0])))
 

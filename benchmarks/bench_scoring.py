@@ -7,7 +7,7 @@ Two random Qwen2-VL models with hand-built inputs (one image, a prompt, a long C
 which 256 are image tokens and 768 are scored CoT tokens). Variants:
 
 - `forward`: plain SDPA forward, `model(**inputs)` (logits at every position);
-- `text_path`: `score_batch(visual=False)`: SDPA forward with logits only where a CoT token is
+- `text_path`: `score_batch(visual=None)`: SDPA forward with logits only where a CoT token is
   predicted, and the surprisal;
 - `vskip`: `score_batch` with the visual-mass capture at the default key layers (both paths);
 - `eager`: eager attention with `output_attentions=True` on all layers, the naive way to get the
@@ -189,7 +189,7 @@ def peak_memory_mib(call, device="cpu") -> tuple[float, float]:
 def _call(variant: str, model, adapter, inputs, positions, key_layers):
     import torch
 
-    from vskip.score import score_batch
+    from vskip.score import VisualPath, score_batch
 
     implementation = "eager" if variant == "eager" else "sdpa"
     if model.config.get_text_config()._attn_implementation != implementation:
@@ -198,9 +198,9 @@ def _call(variant: str, model, adapter, inputs, positions, key_layers):
         if variant == "forward":
             return model(**inputs).logits
         if variant == "text_path":
-            return score_batch(model, adapter, inputs, positions, visual=False)
+            return score_batch(model, adapter, inputs, positions, visual=None)
         if variant == "vskip":
-            return score_batch(model, adapter, inputs, positions, key_layers=key_layers)
+            return score_batch(model, adapter, inputs, positions, visual=VisualPath(key_layers=tuple(key_layers)))
         return model(**inputs, output_attentions=True).attentions
 
 

@@ -4,6 +4,7 @@ equals the same formula computed from eager `output_attentions`."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +16,7 @@ from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel
 from vskip.models import adapter_for, supported_model_types
 from vskip.models.adapters import LORA_TARGETS
-from vskip.score import score_batch
+from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, score_batch
 
 VOCAB = 96
 IMAGE = 90  # image placeholder token id in the hand-built inputs
@@ -220,8 +221,9 @@ BUILDERS = {
 }
 
 
-def eager_visual_mass(model, adapter, inputs, positions, key_layers) -> list[list[float]]:
-    """The visual path from eager `output_attentions`, by the same formula as the capture."""
+def eager_visual_mass(model, adapter, inputs, positions, key_layers, visual: VisualPath) -> list[list[float]]:
+    """The visual path from eager `output_attentions`, by the same formula as the capture: at each token's row or
+    the row before (`visual.row`), layers and heads reduced in `visual.aggregation`'s order."""
     model.set_attn_implementation({"text_config": "eager"})
     try:
         with torch.no_grad():
@@ -230,7 +232,8 @@ def eager_visual_mass(model, adapter, inputs, positions, key_layers) -> list[lis
         model.set_attn_implementation({"text_config": "sdpa"})
     gates = adapter.layer_gates(model)
     result = []
-    for b, rows in enumerate(positions):
+    for b, tokens in enumerate(positions):
+        rows = tokens if visual.row == "own" else [position - 1 for position in tokens]
         per_layer = []
         for layer in key_layers:
             weights = attentions[layer][b][:, rows].double()  # (H, Q, keys)
@@ -245,12 +248,19 @@ def eager_visual_mass(model, adapter, inputs, positions, key_layers) -> list[lis
             else:
                 value = weights[..., inputs["input_ids"][b] == adapter.image_token_id(model.config)].sum(-1)
             per_layer.append(value)
-        result.append(torch.stack(per_layer).mean(0).amax(0).tolist())
+        masses = torch.stack(per_layer)  # (key layers, heads, rows)
+        reduced = masses.mean(0).amax(0) if visual.aggregation == "layer-mean-head-max" else masses.amax(1).mean(0)
+        result.append(reduced.tolist())
     return result
 
 
+VISUAL_PATHS = [VisualPath(row=row, aggregation=aggregation) for row in VISUAL_ROWS
+                for aggregation in VISUAL_AGGREGATIONS]  # fmt: skip
+
+
+@pytest.mark.parametrize("visual", VISUAL_PATHS, ids=lambda visual: f"{visual.row}-{visual.aggregation}")
 @pytest.mark.parametrize("family", sorted(BUILDERS))
-def test_captured_visual_mass_equals_eager_attention(family, tiny_processor):
+def test_captured_visual_mass_equals_eager_attention(family, visual, tiny_processor):
     torch.manual_seed(0)
     builder = BUILDERS[family]
     model, inputs, positions = builder(tiny_processor) if family == "qwen2_vl" else builder()
@@ -258,8 +268,9 @@ def test_captured_visual_mass_equals_eager_attention(family, tiny_processor):
     adapter = adapter_for(model.config)
     assert adapter.name == family
     key_layers = adapter.image_layers(model.config)  # every layer that sees the image
-    captured = score_batch(model, adapter, inputs, positions, key_layers=key_layers).visual_mass
-    expected = eager_visual_mass(model, adapter, inputs, positions, key_layers)
+    visual = replace(visual, key_layers=tuple(key_layers))
+    captured = score_batch(model, adapter, inputs, positions, visual=visual).visual_mass
+    expected = eager_visual_mass(model, adapter, inputs, positions, key_layers, visual)
     error = max(
         abs(a - e)
         for rows_a, rows_e in zip(captured, expected, strict=True)
@@ -300,8 +311,8 @@ def test_unpadded_rows_use_the_causal_mask(tiny_random):
     )
     encoded = encode(processor, [example])
     positions = [list(range(encoded.reply_spans[0].start, encoded.reply_spans[0].stop))]
-    captured = score_batch(model, adapter, encoded.inputs, positions, key_layers=[0, 1]).visual_mass
-    expected = eager_visual_mass(model, adapter, encoded.inputs, positions, [0, 1])
+    captured = score_batch(model, adapter, encoded.inputs, positions, visual=VisualPath(key_layers=(0, 1))).visual_mass
+    expected = eager_visual_mass(model, adapter, encoded.inputs, positions, [0, 1], VisualPath())
     assert max(abs(a - e) for a, e in zip(captured[0], expected[0], strict=True)) < 1e-4
 
 

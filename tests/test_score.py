@@ -8,7 +8,7 @@ from vskip.compress import compress_records
 from vskip.encoding import Example, chat_prompt, encode, token_word_index
 from vskip.errors import BadInput
 from vskip.records import image_paths, load_image, read_records
-from vskip.score import aggregate_words, default_key_layers, score_records
+from vskip.score import VisualPath, aggregate_words, default_key_layers, score_records
 from vskip.synth import build
 
 # bfloat16 keeps 8 bits of mantissa. On vskip-tiny, against float32: over 40 vskip-synth test items
@@ -72,10 +72,21 @@ def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):
     records = read_records(image_dataset)[:1]
     assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [0]
     low = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
-    high = score_records(tiny_random, records, image_dataset.parent, key_layers=[1], progress=False)[0]
+    high = score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(key_layers=(1,)),
+                         progress=False)[0]
     assert low["text_score"] == high["text_score"] and low["visual_score"] != high["visual_score"]
     with pytest.raises(BadInput, match="subset of"):
-        score_records(tiny_random, records, image_dataset.parent, key_layers=[7], progress=False)
+        score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(key_layers=(7,)), progress=False)
+
+
+def test_the_visual_path_options_change_the_visual_scores_only(tiny_random, image_dataset):
+    records = read_records(image_dataset)[:1]
+    paper = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
+    for visual in (VisualPath(row="predictor"), VisualPath(aggregation="head-max-layer-mean", key_layers=(0, 1))):
+        other = score_records(tiny_random, records, image_dataset.parent, visual=visual, progress=False)[0]
+        assert other["text_score"] == paper["text_score"] and other["visual_score"] != paper["visual_score"]
+    with pytest.raises(BadInput, match="the row is one of own, predictor"):
+        score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(row="next"), progress=False)
 
 
 def test_the_prediction_is_scored_and_a_missing_answer_refused(tiny_random, image_dataset):

@@ -228,12 +228,14 @@ def cmd_generate(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from .score import SCORE_FIELDS, score
+    from .score import SCORE_FIELDS, VisualPath, score
 
     _check(args)
     records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
+    visual = VisualPath(key_layers=tuple(args.key_layers) if args.key_layers else None, row=args.visual_row,
+                        aggregation=args.visual_aggregation)
     results = score(
-        _load(args), records, _base_dir(args, args.data), args.out, key_layers=args.key_layers, blind=args.blind,
+        _load(args), records, _base_dir(args, args.data), args.out, visual=visual, blind=args.blind,
         batch_size=args.batch_size,
     )
     print(f"wrote scores of {len(results)} records to {args.out}")
@@ -368,6 +370,13 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The stages' defaults, each defined once, where the stage is.
+    from .distill import DEFAULT_DISTILL
+    from .evaluate import DEFAULT_SETTINGS
+    from .models.adapters import LORA_TARGETS
+    from .score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
+
+    default_visual = VisualPath()
     parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('vskip')}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -421,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", required=True, help="JSONL of the records with their scores")
     score.add_argument("--key-layers", type=_layer_list,
                        help="comma-separated layer indices (default: the lower half of the layers that see the image)")
+    score.add_argument("--visual-row", choices=VISUAL_ROWS, default=default_visual.row,
+                       help="query row whose attention to the image scores token i: its own, or the one that "
+                            "predicted it (i - 1, where the text path reads its surprisal)")
+    score.add_argument("--visual-aggregation", choices=VISUAL_AGGREGATIONS, default=default_visual.aggregation,
+                       help="mean over key layers then max over heads (the paper's formula), or the other order")
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
     score.set_defaults(run=cmd_score)
 
@@ -431,10 +445,6 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--seed", type=int, default=0, help="seed of the random method")
     compress.add_argument("--out", required=True, help="JSONL: one record per item, method and ratio")
     compress.set_defaults(run=cmd_compress)
-
-    from .distill import DEFAULT_DISTILL
-    from .evaluate import DEFAULT_SETTINGS
-    from .models.adapters import LORA_TARGETS
 
     distill = command(commands, "distill", "train a student (a LoRA adapter, or the language model) that writes "
                                            "compressed CoTs", "model", "batch", "records", "images")

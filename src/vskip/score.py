@@ -2,7 +2,9 @@
 
 - text path, `surprisal(i) = -log p(c_i | image, question, c_<i)`, from the logits;
 - visual path, `visual_mass(i) = max_h mean_{l in L_key} sum_{j in image} A^{l,h}[i, j]`, the
-  attention mass from the token's query to the image keys;
+  attention mass from the token's query to the image keys (`VisualPath` holds the choices an ablation
+  varies: the key layers, the row read, `i` or the row `i - 1` that predicted the token as the text
+  path's logits do, and the order of the mean over layers and the max over heads);
 - optionally (`blind=True`) the visual information gain, `gain(i) = NLL_blind(i) - NLL(i)`, from a
   second pass with the image removed: how much more likely the image makes the token.
 
@@ -19,7 +21,7 @@ all those it writes, a token of whitespace alone before it included (`encoding.t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,9 +39,35 @@ from .records import Record, require_fields
 # vskip-synth it keeps more visual words than the upper half or all layers (BENCHMARKS.md), as
 # FastV (arXiv 2403.06764) found image tokens drawing attention in shallow layers, little in deep ones.
 DEFAULT_KEY_LAYER_SHARE = 0.5
+# The query row the visual path reads for token i: its own ("own", the paper's formula), or the one that
+# predicted it, i - 1 ("predictor"), where the text path's surprisal of token i is read.
+VISUAL_ROWS = ("own", "predictor")
+# Mean over key layers then max over heads (the paper's), or max over heads then mean over layers.
+VISUAL_AGGREGATIONS = ("layer-mean-head-max", "head-max-layer-mean")
 TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score")
 # What a record needs to be scored (the CLI asks the same of the file it reads).
 SCORE_FIELDS = ("id", "image", "question", "cot")
+
+
+@dataclass(frozen=True)
+class VisualPath:
+    """How the visual path reads the attention; the defaults are the paper's formula on the lower half of the
+    layers. Choices for ablations on a validation split, never on the test split."""
+
+    key_layers: tuple[int, ...] | None = None  # None: `default_key_layers`
+    row: str = "own"  # one of VISUAL_ROWS
+    aggregation: str = "layer-mean-head-max"  # one of VISUAL_AGGREGATIONS
+
+
+def check_visual_path(visual: VisualPath, adapter: Adapter, config) -> None:
+    """`BadInput` for options the visual path does not have, or key layers that do not see the image."""
+    if visual.row not in VISUAL_ROWS or visual.aggregation not in VISUAL_AGGREGATIONS:
+        raise BadInput(f"visual path {visual.row!r}, {visual.aggregation!r}: the row is one of "
+                       f"{', '.join(VISUAL_ROWS)}, the aggregation one of {', '.join(VISUAL_AGGREGATIONS)}")
+    if visual.key_layers is not None:
+        valid = adapter.image_layers(config)
+        if not visual.key_layers or any(layer not in valid for layer in visual.key_layers):
+            raise BadInput(f"key layers {list(visual.key_layers)} must be a non-empty subset of {valid}")
 
 
 def default_key_layers(adapter: Adapter, config) -> list[int]:
@@ -66,13 +94,12 @@ def score_batch(
     inputs: dict[str, torch.Tensor],
     positions: list[list[int]],
     *,
-    key_layers: list[int] | None = None,
-    visual: bool = True,
+    visual: VisualPath | None = VisualPath(),
 ) -> BatchScores:
-    """Surprisal (nats) and visual mass of the tokens at `positions[b]` of each sequence b.
+    """Surprisal (nats) and visual mass (read as `visual` says) of the tokens at `positions[b]` of each sequence b.
 
-    Logits are computed only where a scored token is predicted. With `visual=False` (the blind
-    pass) the model runs as it is, without the capture.
+    Logits are computed only where a scored token is predicted. With `visual=None` (the blind pass) the
+    model runs as it is, without the capture.
     """
     device = next(model.parameters()).device
     inputs = {name: value.to(device) for name, value in inputs.items()}
@@ -82,21 +109,26 @@ def score_batch(
     for b, p in enumerate(positions):
         rows[b, : len(p)] = torch.tensor(p, dtype=torch.long)
     predictors = (rows - 1).clamp_min(0)
-    if visual:
-        key_layers = default_key_layers(adapter, model.config) if key_layers is None else key_layers
-        with capture_visual_mass(model, adapter, key_layers) as capture:
-            capture.rows = rows
+    if visual is not None:
+        key_layers = default_key_layers(adapter, model.config) if visual.key_layers is None else visual.key_layers
+        read = rows if visual.row == "own" else predictors
+        with capture_visual_mass(model, adapter, list(key_layers)) as capture:
+            capture.rows = read
             image_id = adapter.image_token_id(model.config)
             capture.image_keys = None if image_id is None else (ids == image_id)
             logits = model(**inputs, logits_to_keep=predictors, use_cache=False).logits
             # A layer that never ran its capture (Mllama skips cross-attention without an image) saw no image.
             seen = next(iter(capture.mass.values()), torch.zeros(rows.shape[0], 1, width, device=device))
             masses = torch.stack([capture.mass.get(layer, torch.zeros_like(seen)) for layer in key_layers])
-        visual_mass = masses.mean(dim=0).amax(dim=1)  # mean over key layers, max over heads: (B, Q)
+        # masses: (key layers, B, heads, Q) -> (B, Q)
+        if visual.aggregation == "layer-mean-head-max":
+            visual_mass = masses.mean(dim=0).amax(dim=1)
+        else:
+            visual_mass = masses.amax(dim=2).mean(dim=0)
         if "cross_attention_mask" in inputs:
             # Mllama hands rows that see no image an all-zero mask, the same as rows that see every key.
             sees_image = inputs["cross_attention_mask"].flatten(2).any(dim=-1)
-            visual_mass = visual_mass * sees_image.gather(1, rows)
+            visual_mass = visual_mass * sees_image.gather(1, read)
     else:
         logits = model(**inputs, logits_to_keep=predictors, use_cache=False).logits
     targets = ids.gather(1, rows)
@@ -106,7 +138,7 @@ def score_batch(
         surprisal[:, block] = chunk.logsumexp(-1) - chunk.gather(-1, targets[:, block, None]).squeeze(-1)
     return BatchScores(
         [surprisal[b, : len(p)].tolist() for b, p in enumerate(positions)],
-        [visual_mass[b, : len(p)].tolist() for b, p in enumerate(positions)] if visual else None,
+        [visual_mass[b, : len(p)].tolist() for b, p in enumerate(positions)] if visual is not None else None,
     )
 
 
@@ -146,14 +178,15 @@ def score_records(
     records: list[Record],
     base_dir: str | Path,
     *,
-    key_layers: list[int] | None = None,
+    visual: VisualPath = VisualPath(),
     blind: bool = False,
     batch_size: int = 8,
     progress: bool = True,
 ) -> list[dict]:
     """Scores records: each input record plus its CoT `tokens`, per-token `text_score` (surprisal) and
-    `visual_score` (visual mass), its `words` and their `word_text_score`, `word_visual_score`, `word_tokens`
-    (a word's tokens in the CoT, the whitespace token before it included: they sum to the CoT's tokens) and
+    `visual_score` (visual mass, read as `visual` says), its `words` and their `word_text_score`,
+    `word_visual_score`, `word_tokens` (a word's tokens in the CoT, the whitespace token before it included:
+    they sum to the CoT's tokens) and
     `word_lead_tokens` (its tokens when it starts a compressed CoT); with `blind`, also `gain_score` and
     `word_gain_score` (NLL without the image minus NLL with it); and the model's precision under
     `precision["score"]`. Records without a CoT, or whose CoT has no answer (`prompts.cot_answer`), raise
@@ -162,11 +195,7 @@ def score_records(
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
         raise BadInput(f"batch size {batch_size} must be at least 1")
-    if key_layers is not None:
-        valid = adapter.image_layers(model.config)
-        wrong = [layer for layer in key_layers if layer not in valid]
-        if wrong or not key_layers:
-            raise BadInput(f"key layers {key_layers} must be a non-empty subset of {valid}")
+    check_visual_path(visual, adapter, model.config)
     items = [_prepare(record, processor.tokenizer) for record in records]
     results: list[dict] = []
     batches = range(0, len(items), batch_size)
@@ -177,12 +206,12 @@ def score_records(
     for start in batches:
         batch = items[start : start + batch_size]
         examples = [record_example(processor, item.record, base_dir, reply=item.reply) for item in batch]
-        scores = _score_examples(model, adapter, processor, examples, batch, key_layers=key_layers, visual=True)
+        scores = _score_examples(model, adapter, processor, examples, batch, visual=visual)
         if blind:
             blind_examples = [
                 record_example(processor, item.record, base_dir, reply=item.reply, blind=True) for item in batch
             ]
-            blind_scores = _score_examples(model, adapter, processor, blind_examples, batch, visual=False)
+            blind_scores = _score_examples(model, adapter, processor, blind_examples, batch, visual=None)
         for b, item in enumerate(batch):
             token_words = [word for word in item.word_of_token if word >= 0]
             words = [item.cot[s:e] for s, e in word_spans(item.cot)]
@@ -223,7 +252,7 @@ def score(
     base_dir: str | Path,
     out: str | Path,
     *,
-    key_layers: list[int] | None = None,
+    visual: VisualPath = VisualPath(),
     blind: bool = False,
     batch_size: int = 8,
     progress: bool = True,
@@ -245,13 +274,13 @@ def score(
     return run_stage(
         records,
         lambda batch: score_records(
-            loaded_model, batch, base_dir, key_layers=key_layers, blind=blind, batch_size=batch_size, progress=False
+            loaded_model, batch, base_dir, visual=visual, blind=blind, batch_size=batch_size, progress=False
         ),
         out,
         base_dir=base_dir,
         settings={
             "model": model_identity(loaded_model.path),
-            "key_layers": key_layers,
+            "visual": asdict(visual),
             "blind": blind,
             "precision": loaded_model.precision,
         },

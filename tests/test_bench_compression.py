@@ -1,0 +1,49 @@
+"""benchmarks/bench_compression.py: the ablations that choose the visual path run on a validation split only."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from vskip.models import TINY_DIR
+from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS
+from vskip.synth import build
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("bench_compression")
+
+
+def test_the_ablation_varies_one_choice_at_a_time(bench):
+    paths = bench.ablation_paths(4)
+    layers = [path.key_layers for path in paths if path.key_layers is not None]
+    assert layers == [(0,), (1,), (2,), (3,), (0, 1), (2, 3), (0, 1, 2, 3)]
+    assert all((path.row, path.aggregation) == ("own", "layer-mean-head-max") for path in paths if path.key_layers)
+    others = [(path.row, path.aggregation) for path in paths if path.key_layers is None]
+    assert others == [("own", "head-max-layer-mean"), ("predictor", "layer-mean-head-max"),
+                      ("predictor", "head-max-layer-mean")]
+
+
+@pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
+def test_it_runs_on_val_and_refuses_test(bench, monkeypatch, tmp_path, capsys):
+    paths = build(tmp_path / "synth", seed=4, n_train=0, n_val=1, n_test=1, progress=False)
+    out = tmp_path / "compression.json"
+    monkeypatch.setattr(sys, "argv", ["bench_compression.py", "--data", str(paths["test"]), "--out", str(out)])
+    with pytest.raises(SystemExit):
+        bench.main()
+    assert "is a test split" in capsys.readouterr().err and not out.exists()
+    monkeypatch.setattr(sys, "argv", ["bench_compression.py", "--data", str(paths["val"]), "--out", str(out)])
+    bench.main()
+    report = json.loads(out.read_text())
+    assert report["default_visual_path"] == {"key_layers": [0, 1], "row": "own", "aggregation": "layer-mean-head-max"}
+    assert len(report["ablation"]) == 2 * len(bench.ablation_paths(4))  # the visual and vskip gates of each
+    read = {(row["row"], row["aggregation"]) for row in report["ablation"]}
+    assert read == {(row, aggregation) for row in VISUAL_ROWS for aggregation in VISUAL_AGGREGATIONS}
