@@ -7,6 +7,7 @@ import argparse
 import inspect
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,21 @@ def test_distill_options_default_to_the_recipe_and_override_it():
         9, 3e-4, 4)
     assert full.ratios == (0.5, 0.25) and full.full_share == 0.2
     assert full.training.warmup_steps == DEFAULT_DISTILL.training.warmup_steps
+
+
+@pytest.mark.parametrize("flags, methods", [([], ("text", "vskip")), (["--all-methods"], ("truncate", "random",
+                                                                                         "text", "visual", "vskip"))])
+def test_the_demo_runs_a_small_method_set_unless_asked_for_all(flags, methods, tmp_path, monkeypatch):
+    import vskip.demo
+
+    seen = []
+
+    def run_demo(out, config):
+        seen.append(config)
+        Path(out).mkdir(parents=True)
+        (Path(out) / "results.md").write_text("| results |")
+        return Path(out) / "report.html"
+
+    monkeypatch.setattr(vskip.demo, "run_demo", run_demo)
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"), *flags]) == 0
+    assert seen[0].methods == methods and seen[0].ratios == (0.5, 0.7, 0.9)

@@ -28,7 +28,7 @@ def test_quick_demo_writes_every_artifact_and_resumes(tmp_path, capsys):
     # One latency pass timed every run beside `full`: its own speed-up is 1 by construction.
     assert set(json.loads((out / "eval" / "latency.json").read_text())) == {"full", "direct", "text@0.5", "vskip@0.5"}
     assert rows[0]["speedup"] == 1.0 and all(row["speedup"] is not None for row in rows)
-    for name in ("results.md", "pareto.png", "latency.png", "report.html", "compressed.jsonl"):
+    for name in ("results.md", "pareto.png", "gamma.png", "latency.png", "report.html", "compressed.jsonl"):
         assert (out / name).stat().st_size > 0
     for method in ("text", "vskip"):
         assert (out / "adapters" / method / "adapter_model.safetensors").is_file()

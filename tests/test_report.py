@@ -104,7 +104,7 @@ def test_pareto_front_keeps_only_undominated_points():
 
 def test_plots_are_valid_deterministic_pngs(report, rows, examples, tmp_path):
     again = write_report(tmp_path / "again", rows, examples)
-    for name in ("pareto.png", "latency.png"):
+    for name in ("pareto.png", "gamma.png", "latency.png"):
         with Image.open(report[name]) as image:
             image.verify()
             assert image.format == "PNG" and image.size[0] > 300
@@ -115,7 +115,8 @@ def test_html_is_self_contained(report):
     page = report["report.html"].read_text()
     for reference in ("http://", "https://", 'src="/', "<link", "<script src", "url("):
         assert reference not in page
-    assert page.count("data:image/png;base64,") == 3  # two plots, one example image embedded once
+    assert page.count("data:image/png;base64,") == 4  # three plots, one example image embedded once
+    assert page.count('class="wide"') == 1  # the two panels of accuracy and ActRatio against γ
 
 
 def test_html_strikes_exactly_the_pruned_words(report, examples):

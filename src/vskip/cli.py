@@ -334,10 +334,12 @@ def _baseline_model(args, baseline: dict, loaded):
 def cmd_demo(args) -> None:
     from dataclasses import replace
 
-    from .demo import DEFAULT, QUICK, run_demo
+    from .demo import ALL_METHODS, DEFAULT, QUICK, run_demo
 
     _check(args, directory=True)
     config = replace(QUICK if args.quick else DEFAULT, model=args.model, dtype=args.dtype)
+    if args.all_methods:
+        config = replace(config, methods=ALL_METHODS)
     report = run_demo(args.out, config)
     print((report.parent / "results.md").read_text())
     print(f"report: {report}")
@@ -497,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="vskip-tiny", help="the teacher, and the base of every student")
     _dtype_arg(demo)
     demo.add_argument("--quick", action="store_true", help="a small run (what the tests use)")
+    demo.add_argument("--all-methods", action="store_true",
+                      help="distil and evaluate every method (truncate, random, text, visual, vskip), not only "
+                           "text and vskip")
     demo.set_defaults(run=cmd_demo)
     return parser
 

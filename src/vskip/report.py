@@ -1,4 +1,4 @@
-"""The report: a Markdown results table, two plots and one self-contained HTML page.
+"""The report: a Markdown results table, three plots and one self-contained HTML page.
 
 `write_report` takes plain data — one row of metrics per (method, ratio) and a few examples with
 their word scores and keep masks — so it knows nothing of models or files beyond the example
@@ -218,12 +218,19 @@ def _legend(axes) -> None:
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
+def _new_figure(*panels: tuple[str, str, str]):
+    """A figure of one panel per (x label, y label, title), side by side; returns it and their axes."""
+    figure = Figure(figsize=(0.5 + 6.5 * len(panels), 4.4), layout="constrained")
+    all_axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axes, (xlabel, ylabel, title) in zip(all_axes, panels, strict=True):
+        axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        axes.grid(True, color="#e4e4e4", linewidth=0.8)
+        axes.set_axisbelow(True)
+    return figure, list(all_axes)
+
+
 def _new_axes(xlabel: str, ylabel: str, title: str):
-    figure = Figure(figsize=(7.0, 4.4), layout="constrained")
-    axes = figure.add_subplot()
-    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    axes.grid(True, color="#e4e4e4", linewidth=0.8)
-    axes.set_axisbelow(True)
+    figure, (axes,) = _new_figure((xlabel, ylabel, title))
     return figure, axes
 
 
@@ -251,6 +258,34 @@ def plot_pareto(rows: Sequence[Row], path: Path) -> None:
             axes.plot(xs, ys, marker="o", markersize=4, color=_colour(method), label=method, zorder=2)
     if series:
         _legend(axes)
+    _save(figure, path)
+
+
+def plot_gamma(rows: Sequence[Row], path: Path) -> None:
+    """Accuracy and ActRatio against the γ asked for, one line per method; `full` a star at γ = 1 (its ActRatio
+    is 1 by definition), `direct` a dashed accuracy reference, and on the ActRatio panel the dotted diagonal
+    ActRatio = γ: where a student that writes the length it is asked for lies."""
+    figure, panels = _new_figure(("target ratio γ", "accuracy", "Accuracy against γ"),
+                                 ("target ratio γ", "ActRatio (CoT tokens / uncompressed CoT)", "ActRatio against γ"))
+    for axes, key in zip(panels, ("accuracy", "act_ratio"), strict=True):
+        axes.margins(x=0.08, y=0.1)
+        for method, points in _series(rows, "ratio", key).items():
+            xs, ys = zip(*points, strict=True)
+            if method == "full":
+                axes.scatter(xs, ys, s=110, marker="*", color=_colour(method), label=method, zorder=3)
+            elif method == "direct":
+                if key == "accuracy":  # no CoT: an accuracy to beat, and no γ
+                    axes.axhline(ys[0], color=_colour(method), linestyle="--", linewidth=1, label=method)
+            else:
+                axes.plot(xs, ys, marker="o", markersize=4, color=_colour(method), label=method, zorder=2)
+    ratios = [float(row["ratio"]) for row in rows if row.get("ratio") is not None]
+    if ratios:
+        low = min(ratios)
+        panels[1].plot([low, 1], [low, 1], linestyle=":", color="#999999", linewidth=1, label="ActRatio = γ", zorder=1)
+        # One legend for both panels: `direct` is drawn on the left one only.
+        handles = {label: handle for axes in panels for handle, label in zip(*axes.get_legend_handles_labels())}
+        panels[1].legend(handles.values(), handles.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                         frameon=False)
     _save(figure, path)
 
 
@@ -287,6 +322,7 @@ table.results td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 .plots img { width: 560px; max-width: 100%; background: #fff; border: 1px solid #e0e0e0; }
+.plots img.wide { width: 1132px; }
 .legend { background: #fff; border: 1px solid #e0e0e0; border-radius: 6px; padding: 8px 12px;
           font-size: 13px; }
 .legend span.item { margin-right: 18px; }
@@ -333,6 +369,13 @@ def _image_data_uri(path: str | Path) -> str:
     except (OSError, UnidentifiedImageError) as err:
         raise BadInput(f"{path}: cannot embed the example image ({err})") from None
     return f"data:image/{image_format.lower()};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _wide(path: Path) -> str:
+    """The class of a plot of several panels side by side (twice as wide as high or more): shown at double width."""
+    with Image.open(path) as image:
+        width, height = image.size
+    return ' class="wide"' if width >= 2 * height else ""
 
 
 def _png_data_uri(path: Path) -> str:
@@ -481,7 +524,8 @@ def report_html(rows: Sequence[Row], examples: Sequence[Mapping[str, Any]], plot
         _html_table(sort_rows(rows), RESULT_COLUMNS),
     ]
     parts.append('<div class="plots">')
-    parts += [f'<img alt="{html.escape(name)}" src="{_png_data_uri(path)}">' for name, path in plots.items()]
+    parts += [f'<img alt="{html.escape(name)}"{_wide(path)} src="{_png_data_uri(path)}">'
+              for name, path in plots.items()]
     parts.append("</div>")
     if per_task:
         parts += ["<h2>Per task</h2>", _html_table(per_task, task_columns, task_labels)]
@@ -498,7 +542,7 @@ def write_report(
     *,
     title: str = "vskip report",
 ) -> dict[str, Path]:
-    """Write results.md, pareto.png, latency.png and report.html into `out_dir`; return their paths.
+    """Write results.md, pareto.png, gamma.png, latency.png and report.html into `out_dir`; return their paths.
 
     `rows`: one dict of metrics per (method, ratio), optionally with `tasks` = {task: metrics}.
     `examples`: dicts with the CoT's `words`, their `word_text_score` / `word_visual_score`,
@@ -507,10 +551,12 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = with_speedup_interval(with_reference_act_ratio(rows))
-    paths = {name: out / name for name in ("results.md", "pareto.png", "latency.png", "report.html")}
+    paths = {name: out / name for name in ("results.md", "pareto.png", "gamma.png", "latency.png", "report.html")}
     paths["results.md"].write_text(results_markdown(rows, title), encoding="utf-8")
     plot_pareto(rows, paths["pareto.png"])
+    plot_gamma(rows, paths["gamma.png"])
     plot_latency(rows, paths["latency.png"])
-    plots = {"accuracy against ActRatio": paths["pareto.png"], "latency against γ": paths["latency.png"]}
+    plots = {"accuracy against ActRatio": paths["pareto.png"],
+             "accuracy and ActRatio against γ": paths["gamma.png"], "latency against γ": paths["latency.png"]}
     paths["report.html"].write_text(report_html(rows, examples, plots, title), encoding="utf-8")
     return paths
