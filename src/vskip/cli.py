@@ -481,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command(commands, "evaluate", "accuracy, CoT length, latency, VARR, hallucination",
                        "model", "batch", "backend", "records", "images")
-    evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill`")
+    evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill` (a student distilled with "
+                                            "--full is a model: pass its directory as --model)")
     evaluate.add_argument("--data", required=True, help="JSONL dataset with answers")
     evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model (default: none, the full CoT)")
     evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer")

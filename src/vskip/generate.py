@@ -103,8 +103,13 @@ def generation_runner(model, base_dir: str | Path, mode: Mode, *, ratio=None, ma
     prepared beforehand, so that a timing of the call is the generation alone (`model.generate`, or vLLM's
     `generate`)."""
     if isinstance(model, LoadedModel):
-        return lambda record: partial(decode, model, prepared_inputs(model, [record], base_dir, mode, ratio),
-                                      max_new_tokens)
+
+        def prepare(record: Record):
+            inputs = prepared_inputs(model, [record], base_dir, mode, ratio)
+            # Back on the host: a timed call ends when the device has finished, not when its work was queued.
+            return lambda: decode(model, inputs, max_new_tokens).cpu()
+
+        return prepare
     from .vllm_backend import vllm_decode, vllm_prompts
 
     return lambda record: partial(vllm_decode, model, vllm_prompts(model, [record], base_dir, mode, ratio),
