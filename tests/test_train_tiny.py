@@ -10,21 +10,24 @@ from vskip.models.tiny import TinyConfig, build_model
 from vskip.synth import build
 
 
-def test_tiny_train_saves_a_checkpoint_with_its_recipe_and_a_frozen_vision_tower(tmp_path, capsys):
+def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recipe(tmp_path, capsys):
     data, out = tmp_path / "synth", tmp_path / "model"
-    build(data, seed=3, n_train=3, n_val=0, n_test=0, progress=False)
-    assert main(["tiny", "train", "--data", str(data), "--out", str(out), "--steps", "2", "--batch-size", "2"]) == 0
+    build(data, seed=3, n_train=3, n_val=2, n_test=0, progress=False)
+    args = ["tiny", "train", "--data", str(data), "--out", str(out), "--vision-steps", "2", "--steps", "2",
+            "--batch-size", "2"]
+    assert main(args) == 0
     assert f"saved {out}" in capsys.readouterr().out
 
     card = json.loads((out / "training.json").read_text())
     assert card["training"]["steps"] == 2 and card["training"]["learning_rate"] == 1e-3  # the rest: the recipe
-    assert card["freeze_vision"] and card["command"].startswith("vskip tiny train")
-    assert not (out / "checkpoint").exists() and (out / "model.safetensors").is_file()
+    assert card["vision_training"]["steps"] == 2 and card["vision_training"]["batch_size"] == 32
+    assert card["command"].startswith("vskip tiny train") and "--vision-steps 2" in card["command"]
+    assert set(card["vision_held_out_accuracy"]) >= {"colour", "shape", "item", "price", "row", "col"}
+    assert all(0 <= value <= 1 for value in card["vision_held_out_accuracy"].values())
+    assert not any(out.glob("checkpoint*")) and (out / "model.safetensors").is_file()
 
     loaded = load_model(str(out), device="cpu")  # as a hub checkpoint (the Auto classes, processor included)
-    model = loaded.model
-    fresh = build_model(loaded.processor.tokenizer, TinyConfig(), seed=0)
-    trained, initial = model.model.visual.state_dict(), fresh.model.visual.state_dict()
-    assert all(torch.equal(trained[name], initial[name]) for name in initial)  # the vision tower never moved
-    language = "model.language_model.layers.0.self_attn.q_proj.weight"
-    assert not torch.equal(model.state_dict()[language], fresh.state_dict()[language])
+    trained = loaded.model.state_dict()
+    fresh = build_model(loaded.processor.tokenizer, TinyConfig(), seed=0).state_dict()
+    for name in ("model.visual.blocks.0.attn.qkv.weight", "model.language_model.layers.0.self_attn.q_proj.weight"):
+        assert not torch.equal(trained[name], fresh[name]), name  # both stages moved their part

@@ -205,12 +205,16 @@ def cmd_data_import(args) -> None:
 def cmd_tiny_train(args) -> None:
     from dataclasses import replace
 
-    from .models.train_tiny import DEFAULT_TRAINING, train_tiny
+    from .models.train_tiny import DEFAULT_TRAINING, DEFAULT_VISION_TRAINING, train_tiny
 
     _check(args, directory=True)
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
-    training = replace(DEFAULT_TRAINING, **{key: value for key, value in overrides.items() if value is not None})
-    print(f"saved {train_tiny(args.data, args.out, training=training)}")
+
+    def recipe(default, **overrides):
+        return replace(default, **{key: value for key, value in overrides.items() if value is not None})
+
+    vision = recipe(DEFAULT_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
+    training = recipe(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    print(f"saved {train_tiny(args.data, args.out, vision_training=vision, training=training)}")
 
 
 def cmd_generate(args) -> None:
@@ -413,8 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
     train.add_argument("--out", required=True, help="directory for the model, saved like a hub checkpoint")
     recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_TRAINING)"
-    train.add_argument("--steps", type=_positive, help=f"training steps {recipe}")
-    train.add_argument("--batch-size", type=_positive, help=f"sequences per step {recipe}")
+    vision_recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_VISION_TRAINING)"
+    train.add_argument("--vision-steps", type=_positive, help=f"steps of the vision tower's dense stage {vision_recipe}")
+    train.add_argument("--steps", type=_positive, help=f"steps of the language stage {recipe}")
+    train.add_argument("--batch-size", type=_positive, help=f"sequences per language step {recipe}")
     train.add_argument("--seed", type=int, help=f"seed of initialisation and sampling {recipe}")
     train.set_defaults(run=cmd_tiny_train)
 

@@ -23,7 +23,6 @@ import hashlib
 import json
 import random
 import shutil
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
-from .lora import ADAPTER_INFO, base_signature
+from .lora import ADAPTER_INFO, base_signature, peft_wrapping
 from .models import LoadedModel, copy_processor, load_model, model_identity
 from .precision import dtype_name
 from .prompts import require_answer, response
@@ -175,9 +174,7 @@ def lora_model(
         target_modules=loaded.adapter.lora_target_regex(lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():
-        # peft asks the model for `is_gradient_checkpointing`, which transformers 5.24 deprecated.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with peft_wrapping():
         return get_peft_model(loaded.model, config, autocast_adapter_dtype=True)
 
 
@@ -240,6 +237,7 @@ def distill(
         precision = {"base": loaded.precision,
                      "adapter": dtype_name(next(p.dtype for p in model.parameters() if p.requires_grad))}
     precision["gradient_checkpointing"] = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     draw = pair_sampler(pairs, shares)
 
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
@@ -266,6 +264,7 @@ def distill(
         "ratio_shares": {str(ratio): share for ratio, share in sorted(shares.items())},
         "examples": len(pairs),
         "recipe": recipe,
+        "trainable_parameters": trainable,
         "precision": precision,
         "log": log,
     }

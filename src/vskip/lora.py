@@ -10,12 +10,24 @@ loads as the model it is (`load_student`).
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BadInput
 from .models import LoadedModel, load_model
 
 ADAPTER_INFO = "vskip_adapter.json"
+
+
+@contextmanager
+def peft_wrapping() -> Iterator[None]:
+    """Around peft wrapping a model: peft asks it for `is_gradient_checkpointing`, which transformers 5.24
+    deprecated, and the warning would reach users on every adapter load and distillation."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        yield
 
 
 def base_signature(config) -> dict:
@@ -65,7 +77,8 @@ def load_with_adapter(model_name: str, adapter: str | Path | None = None, **load
     from peft import PeftModel
 
     try:
-        model = PeftModel.from_pretrained(loaded.model, str(adapter))
+        with peft_wrapping():
+            model = PeftModel.from_pretrained(loaded.model, str(adapter))
     except (RuntimeError, ValueError, KeyError) as err:
         raise BadInput(
             f"{adapter}: adapter does not fit {loaded.path}: {str(err).splitlines()[0]}; "

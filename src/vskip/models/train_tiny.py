@@ -1,17 +1,21 @@
 """The recipe that makes vskip-tiny: tokenizer, processor and weights, from vskip-synth alone.
 
-    vskip synth --out runs/synth --seed 0 --n-train 5000 --n-val 100 --n-test 300
+    vskip synth --out runs/synth --seed 0 --n-train 5000 --n-val 300 --n-test 300
     vskip tiny train --data runs/synth --out src/vskip/models/vskip-tiny
 
-Each step draws a batch of training records and, for each, one of the two prompt modes (answer
-directly, or think step by step then answer), so one model serves both.
+Two stages, each resumable from its own checkpoint under `--out`:
 
-The vision tower (patch embedding, blocks and merger) stays at its seeded random initialisation.
-Trained jointly from scratch, it collapsed in every run we tried (lr 2e-3 and 1e-3, with and
-without weight decay): its output became an image-independent constant, and after 2,000 steps
-the loss was the same with the right image as with another item's (see BENCHMARKS.md). Random
-features keep the image's content (colour, shape, place), and a language model that cannot
-erase them learns to read them.
+1. **Vision.** The vision tower (patch embedding, blocks and merger) learns, for every merged image
+   token, what its cell holds and where it is (`vision_pretrain`): dense labels from the records'
+   ground truth. Trained jointly with the language model from scratch instead, the tower collapsed
+   to an image-independent constant in every run we tried; left at its random initialisation, the
+   teacher answered about half the questions right and was unsure of every colour, shape and price.
+2. **Language.** With the tower frozen, the language model (and nothing else) learns to answer:
+   each step draws a batch of training records and, for each, one of the two prompt modes (answer
+   directly, or think step by step then answer), so one model serves both.
+
+Runs on a GPU when there is one; the same command on CPU gives the same recipe (BENCHMARKS.md has
+the time of each).
 """
 
 from __future__ import annotations
@@ -31,11 +35,16 @@ from ..prompts import response
 from ..records import image_paths, load_image, read_records
 from ..training import TrainConfig, fit
 from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
+from .vision_pretrain import dense_batches, pretrain_vision
 
 DEFAULT_SIZES = TinyConfig()
+DEFAULT_VISION_TRAINING = TrainConfig(
+    steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
+)
 DEFAULT_TRAINING = TrainConfig(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )
+VISION_EVAL_RECORDS = 400
 
 
 def train_tiny(
@@ -43,20 +52,34 @@ def train_tiny(
     out_dir: str | Path,
     *,
     sizes: TinyConfig = DEFAULT_SIZES,
+    vision_training: TrainConfig = DEFAULT_VISION_TRAINING,
     training: TrainConfig = DEFAULT_TRAINING,
     direct_share: float = 0.5,
-    freeze_vision: bool = True,
+    device: str | None = None,
 ) -> Path:
-    """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint."""
+    """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
+
+    `device`: where to train (default: CUDA when available, else the CPU).
+    """
     from ..synth import corpus_text
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     records = read_records(data_dir / "train.jsonl", required=("id", "image", "question", "answer", "cot"))
     tokenizer = build_tokenizer(corpus_text(records), sizes.vocab_size)
     processor = build_processor(tokenizer)
-    model = build_model(tokenizer, sizes, seed=training.seed)
-    if freeze_vision:
-        model.model.visual.requires_grad_(False)
+    model = build_model(tokenizer, sizes, seed=training.seed).to(device)
+    settings = {"data": str(data_dir.resolve()), "sizes": asdict(sizes), "direct_share": direct_share}
+
+    started = time.perf_counter()
+    vision_log, objective = pretrain_vision(
+        model, processor, records, data_dir, vision_training,
+        checkpoint_dir=out_dir / "checkpoint-vision", settings={**settings, "training": asdict(vision_training)},
+    )
+    vision_seconds = time.perf_counter() - started
+    vision_accuracy = _held_out_accuracy(objective, processor, data_dir)
+
+    model.model.visual.requires_grad_(False)
     images = {record["id"]: image_paths(record, data_dir)[0] for record in records}
 
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
@@ -69,24 +92,46 @@ def train_tiny(
         return examples
 
     started = time.perf_counter()
-    log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
-              description="vskip-tiny")
+    log = fit(
+        model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
+        description="vskip-tiny language", settings={**settings, "training": asdict(training)},
+    )
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    model.to("cpu").save_pretrained(out_dir)
     save_processor(processor, out_dir)
     card = {
-        "command": f"vskip tiny train --data {data_dir} --out {out_dir} --steps {training.steps}",
+        "command": f"vskip tiny train --data {data_dir} --out {out_dir} "
+        f"--vision-steps {vision_training.steps} --steps {training.steps}",
         "sizes": asdict(sizes),
+        "vision_training": asdict(vision_training),
         "training": asdict(training),
         "direct_share": direct_share,
-        "freeze_vision": freeze_vision,
         "train_records": len(records),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "vision_seconds": round(vision_seconds, 1),
         "train_seconds": round(seconds, 1),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "vision_held_out_accuracy": vision_accuracy,
+        "machine": _machine(device),
+        "vision_log": vision_log,
         "log": log,
     }
     (out_dir / "training.json").write_text(json.dumps(card, indent=2) + "\n")
-    shutil.rmtree(out_dir / "checkpoint")
+    for checkpoint in ("checkpoint-vision", "checkpoint"):
+        shutil.rmtree(out_dir / checkpoint)
     return out_dir
+
+
+def _held_out_accuracy(objective, processor, data_dir: Path) -> dict[str, float] | None:
+    """The tower's per-head accuracy on the first records of `val.jsonl` (none when the data has no val split)."""
+    path = data_dir / "val.jsonl"
+    val = read_records(path, required=("image",))[:VISION_EVAL_RECORDS] if path.is_file() else []
+    if not val:
+        return None
+    batch = dense_batches(processor, val, data_dir).batch_of(val)
+    return {name: round(value, 4) for name, value in objective.accuracy(batch).items()}
+
+
+def _machine(device: str) -> str:
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else f"{torch.get_num_threads()} CPU threads"
+    return f"{platform.machine()}, {where}, torch {torch.__version__}"

@@ -103,6 +103,7 @@ class DenseObjective(nn.Module):
     @torch.no_grad()
     def accuracy(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Share of tokens each head classifies right (content heads: occupied cells only)."""
+        batch = {key: value.to(self.device) for key, value in batch.items()}
         logits = self.logits(self.features(batch["pixel_values"], batch["image_grid_thw"]))
         result = {}
         for name in HEADS:
@@ -167,13 +168,14 @@ def pretrain_vision(
     training: TrainConfig,
     *,
     checkpoint_dir: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[list[dict], DenseObjective]:
     """Train `model`'s vision tower in place on the dense objective; returns the log and the objective."""
     visual = model.model.visual
-    objective = DenseObjective(visual, model.config.get_text_config().hidden_size)
+    objective = DenseObjective(visual, model.config.get_text_config().hidden_size).to(visual.device)
     with matmul_patch_embedding(visual):
         log = train(
             objective, dense_batches(processor, records, base_dir), training,
-            checkpoint_dir=checkpoint_dir, description="vskip-tiny vision",
+            checkpoint_dir=checkpoint_dir, description="vskip-tiny vision", settings=settings,
         )
     return log, objective
