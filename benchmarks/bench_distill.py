@@ -36,17 +36,20 @@ from vskip.score import score_records
 
 
 def _recipe(steps: int, learning_rate: float, lora: LoraSettings | None) -> DistillSettings:
-    return replace(DEFAULT_DISTILL, training=replace(DEFAULT_DISTILL.training, steps=steps, learning_rate=learning_rate),
-                   lora=lora)
+    training = replace(DEFAULT_DISTILL.training, steps=steps, learning_rate=learning_rate)
+    return replace(DEFAULT_DISTILL, training=training, lora=lora)
 
 
+ATTENTION = LoraSettings(rank=16, alpha=32, target_modules="attention")
 ALL_LINEAR = LoraSettings(rank=32, alpha=64, target_modules="all-linear")
 RECIPES: dict[str, DistillSettings] = {
-    "lora-attention-r16-600": _recipe(600, 1e-3, LoraSettings()),
-    "lora-attention-r16-1500": _recipe(1500, 1e-3, LoraSettings()),
+    "lora-attention-r16-600": _recipe(600, 1e-3, ATTENTION),
+    "lora-attention-r16-1500": _recipe(1500, 1e-3, ATTENTION),
     "lora-all-linear-r8-1500": _recipe(1500, 1e-3, LoraSettings(rank=8, alpha=16, target_modules="all-linear")),
+    "lora-all-linear-r32-1000": _recipe(1000, 1e-3, ALL_LINEAR),
     "lora-all-linear-r32-1500": _recipe(1500, 1e-3, ALL_LINEAR),
     "lora-all-linear-r32-3000": _recipe(3000, 1e-3, ALL_LINEAR),
+    "full-1000": _recipe(1000, 3e-4, None),
     "full-1500": _recipe(1500, 3e-4, None),
     "full-3000": _recipe(3000, 3e-4, None),
 }

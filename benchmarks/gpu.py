@@ -52,7 +52,7 @@ from bench_scoring import (
     qwen2_vl_config,
 )
 
-from vskip.distill import lora_model
+from vskip.distill import LoraSettings, lora_model
 from vskip.models import LoadedModel, adapter_for
 from vskip.report import format_table
 from vskip.score import default_key_layers
@@ -60,6 +60,8 @@ from vskip.training import IGNORE_INDEX, train_step
 
 CONFIGS = Path(__file__).parent / "configs"
 MODELS = ("qwen2-vl-2b", "qwen2-vl-7b")
+# The adapter of the measured step (BENCHMARKS.md's figures): the smallest that `vskip distill` trains.
+MEASURED_LORA = LoraSettings(rank=16, alpha=32, target_modules="attention")
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def generation(model, config, shape: Shape, device) -> list[dict]:
 def distill_step(config, shape: Shape, device, dtype, gradient_checkpointing: bool) -> dict:
     """Peak memory and time of one LoRA step at `shape.distill_batch`, on a freshly built model."""
     loaded = LoadedModel(build_model(config, device, dtype), None, adapter_for(config), "random")
-    model = lora_model(loaded, gradient_checkpointing=gradient_checkpointing).train()
+    model = lora_model(loaded, MEASURED_LORA, gradient_checkpointing=gradient_checkpointing).train()
     inputs, positions = build_inputs(config, shape.grid, shape.prompt, shape.cot, shape.distill_batch)
     labels = torch.full_like(inputs["input_ids"], IGNORE_INDEX)
     labels[:, positions[0][0] :] = inputs["input_ids"][:, positions[0][0] :]

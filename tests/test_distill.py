@@ -71,14 +71,15 @@ def image_dataset_module(tmp_path_factory):
     return write_image_dataset(tmp_path_factory.mktemp("data"))
 
 
-def test_adapter_is_peft_format_on_language_attention_only(adapter, base_dir):
+def test_adapter_is_peft_format_on_every_linear_layer_of_the_language_model(adapter, base_dir):
     config = json.loads((adapter / "adapter_config.json").read_text())
-    assert config["r"] == 16 and config["lora_alpha"] == 32 and config["peft_type"] == "LORA"
+    assert config["r"] == 32 and config["lora_alpha"] == 64 and config["peft_type"] == "LORA"
     assert config["base_model_name_or_path"] == str(base_dir)
     with safe_open(adapter / "adapter_model.safetensors", "pt") as weights:
         names = list(weights.keys())
-    assert names and all("language_model" in name and "self_attn" in name for name in names)
-    assert {name.split(".")[-3] for name in names} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert names and all("language_model" in name for name in names)  # never the vision tower
+    projections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert {name.split(".")[-3] for name in names} == projections
     assert not (adapter / "checkpoint").exists()
     info = json.loads((adapter / "vskip_adapter.json").read_text())
     assert info["method"] == "vskip" and info["ratios"] == [0.5, 1.0]

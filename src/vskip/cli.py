@@ -7,7 +7,7 @@ import math
 import signal
 import sys
 import warnings
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .errors import BadInput, VSkipError
@@ -202,6 +202,13 @@ def cmd_data_import(args) -> None:
     print(f"wrote {path}")
 
 
+def _installed_version() -> str:
+    try:
+        return version("vskip")
+    except PackageNotFoundError:  # run from a source tree on PYTHONPATH, not installed
+        return "(not installed)"
+
+
 def cmd_tiny_train(args) -> None:
     from dataclasses import replace
 
@@ -384,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     default_visual = VisualPath()
     parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('vskip')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     shared = _parents()
     commands = parser.add_subparsers(dest="command", required=True)
@@ -418,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="directory for the model, saved like a hub checkpoint")
     recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_TRAINING)"
     vision_recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_VISION_TRAINING)"
-    train.add_argument("--vision-steps", type=_positive, help=f"steps of the vision tower's dense stage {vision_recipe}")
+    train.add_argument("--vision-steps", type=_positive, help=f"steps of the vision tower's stage {vision_recipe}")
     train.add_argument("--steps", type=_positive, help=f"steps of the language stage {recipe}")
     train.add_argument("--batch-size", type=_positive, help=f"sequences per language step {recipe}")
     train.add_argument("--seed", type=int, help=f"seed of initialisation and sampling {recipe}")

@@ -40,7 +40,7 @@ class DemoConfig:
     n_test: int = 75  # test items per family
     methods: tuple[str, ...] = ("text", "vskip")
     ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
-    distill_steps: int = 500
+    distill_steps: int = DEFAULT_DISTILL.training.steps
     batch_size: int = 32
     latency_items: int = 24
     examples_per_task: int = 2

@@ -125,7 +125,8 @@ def train_tiny(
 def _held_out_accuracy(objective, processor, data_dir: Path) -> dict[str, float] | None:
     """The tower's per-head accuracy on the first records of `val.jsonl` (none when the data has no val split)."""
     path = data_dir / "val.jsonl"
-    val = read_records(path, required=("image",))[:VISION_EVAL_RECORDS] if path.is_file() else []
+    val = read_records(path, required=("image",)) if path.is_file() else []
+    val = val[:: max(1, len(val) // VISION_EVAL_RECORDS)]  # spread over the families, which come in blocks
     if not val:
         return None
     batch = dense_batches(processor, val, data_dir).batch_of(val)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from .build import FAMILIES, SPLITS, build, corpus_text, make_item
 from .check import Mention, attribute_words, hallucinated_words
-from .words import VOCABULARY
+from .words import VOCABULARY, contradicts_prior
 
 __all__ = [
     "FAMILIES",
@@ -48,6 +48,7 @@ __all__ = [
     "Mention",
     "attribute_words",
     "build",
+    "contradicts_prior",
     "corpus_text",
     "hallucinated_words",
     "make_item",

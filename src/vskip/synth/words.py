@@ -54,6 +54,15 @@ def prior_colour(rng: random.Random, shape: str) -> str:
     return rng.choice(colours)
 
 
+def contradicts_prior(record: dict) -> bool:
+    """Whether the item's image breaks a language prior: a star or circle not of its usual colour, or a
+    receipt line not at its item's usual price. There the answer cannot come from the prior."""
+    unusual_colour = any(obj["shape"] in USUAL_COLOUR and obj["colour"] != USUAL_COLOUR[obj["shape"]][0]
+                         for obj in record.get("scene") or [])
+    unusual_price = any(int(line["price"]) != USUAL_PRICE[line["item"]] for line in record.get("document") or [])
+    return unusual_colour or unusual_price
+
+
 def prior_price(rng: random.Random, item: str) -> int:
     usual = USUAL_PRICE[item]
     if rng.random() < USUAL_PRICE_SHARE:
