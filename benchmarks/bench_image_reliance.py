@@ -18,6 +18,7 @@ import torch
 
 from vskip.encoding import record_example
 from vskip.models import load_model
+from vskip.models.vision_pretrain import DenseObjective, held_out_accuracy
 from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
 from vskip.records import read_records
@@ -58,6 +59,10 @@ def main() -> None:
     shuffled = reply_loss(loaded, records, base_dir, records[1:] + records[:1], args.batch_size)
     result = {"model": args.model, "precision": loaded.precision, "data": args.data, "items": len(records),
               "loss_right_image": right, "loss_shuffled_image": shuffled}
+    if args.model == "vskip-tiny":
+        tower = DenseObjective(loaded.model.model.visual, loaded.model.config.get_text_config().hidden_size)
+        result["tower_accuracy"] = held_out_accuracy(tower, loaded.processor, records, base_dir)
+        print(f"vision tower, per image token: {result['tower_accuracy']}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"loss with the right image {right:.4f}, with another item's {shuffled:.4f} ({len(records)} items)")

@@ -151,12 +151,13 @@ def test_a_batch_size_below_one_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def long_dataset(tmp_path_factory):
-    """Enough records for `vskip generate` on the tiny model to take a few seconds."""
+    """Enough records for `vskip generate` on the tiny model to take several seconds (at 48 it sometimes ended
+    before the signal reached it), so that a signal sent after the third record lands mid-run."""
     root = tmp_path_factory.mktemp("long")
     (root / "images").mkdir()
     colours = ["red", "blue", "green", "yellow", "white", "black", "purple"]
     records = []
-    for i in range(48):
+    for i in range(160):
         Image.new("RGB", (112, 112), colours[i % 7]).save(root / "images" / f"{i}.png")
         records.append({"id": f"q{i}", "image": f"images/{i}.png", "question": "Is there a red star?", "answer": "no"})
     path = root / "data.jsonl"

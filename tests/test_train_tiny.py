@@ -31,3 +31,37 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     fresh = build_model(loaded.processor.tokenizer, TinyConfig(), seed=0).state_dict()
     for name in ("model.visual.blocks.0.attn.qkv.weight", "model.language_model.layers.0.self_attn.q_proj.weight"):
         assert not torch.equal(trained[name], fresh[name]), name  # both stages moved their part
+
+
+def test_an_interrupted_run_resumes_in_the_language_stage_without_training_the_tower_again(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import pytest
+
+    from vskip.models import train_tiny, vision_pretrain
+
+    data, out = tmp_path / "synth", tmp_path / "model"
+    build(data, seed=3, n_train=3, n_val=0, n_test=0, progress=False)
+    recipe = {"vision_training": replace(train_tiny.DEFAULT_VISION_TRAINING, steps=2),
+              "training": replace(train_tiny.DEFAULT_TRAINING, steps=2, batch_size=2)}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_tiny, "fit", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny.train_tiny(data, out, **recipe)
+    assert (out / "checkpoint-vision" / "trainer_state.pt").is_file()
+
+    drawn = []
+    sampler = vision_pretrain.dense_batches
+
+    def counted(*args):
+        sample = sampler(*args)
+        return lambda rng, n: drawn.append(n) or sample(rng, n)
+
+    monkeypatch.setattr(vision_pretrain, "dense_batches", counted)
+    train_tiny.train_tiny(data, out, **recipe)
+    assert drawn == []  # the tower came from its checkpoint
+    assert (out / "model.safetensors").is_file() and not any(out.glob("checkpoint*"))

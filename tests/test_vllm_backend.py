@@ -156,13 +156,13 @@ def test_load_vllm_enables_lora_for_a_checked_adapter(saved_tiny, adapter, fake_
         trust_remote_code=False,
         limit_mm_per_prompt={"image": 1},
         enable_lora=True,
-        max_lora_rank=16,
+        max_lora_rank=32,  # the smallest vLLM accepts for the adapter's rank
         max_loras=1,
         gpu_memory_utilization=0.5,
     )
     assert model.adapter == str(adapter) and model.processor.tokenizer is not None
-    with pytest.raises(BadInput, match="vLLM cannot serve this adapter: LoRA rank 16 is greater than max_lora_rank 8"):
-        load_vllm(str(saved_tiny), adapter=adapter, max_lora_rank=8)
+    with pytest.raises(BadInput, match="vLLM cannot serve this adapter: LoRA rank 32 is greater than max_lora_rank 16"):
+        load_vllm(str(saved_tiny), adapter=adapter, max_lora_rank=16)
 
 
 def test_load_vllm_refuses_mllama(tmp_path, fake_vllm):
@@ -216,7 +216,7 @@ def _renamed(tensors):
 @pytest.mark.parametrize(
     "edit, problem",
     [
-        (dict(config={"r": 64}), "LoRA rank 64 is greater than max_lora_rank 16"),
+        (dict(config={"r": 1024}), "LoRA rank 1024 is greater than max_lora_rank 512"),
         (dict(config={"bias": "all"}), "bias is 'all'"),
         (dict(config={"use_dora": True}), "DoRA"),
         (dict(config={"modules_to_save": ["lm_head"]}), "modules_to_save ['lm_head']"),
@@ -234,7 +234,7 @@ def test_broken_adapters_are_named(adapter, tmp_path, edit, problem):
 
 
 def test_rank_above_the_engine_limit_and_names_without_a_base(adapter, tmp_path):
-    assert adapter_layout_problems(adapter, max_lora_rank=8) == ["LoRA rank 16 is greater than max_lora_rank 8"]
+    assert adapter_layout_problems(adapter, max_lora_rank=8) == ["LoRA rank 32 is greater than max_lora_rank 8"]
     assert "not one vLLM accepts" in adapter_layout_problems(adapter, max_lora_rank=12)[0]
     edited = _edited(adapter, tmp_path, weights=_extra_lora("model.language_model.layers.0.input_layernorm", 64, 64))
     (problem,) = adapter_layout_problems(edited, base_model=tmp_path / "no-such-base")

@@ -90,7 +90,7 @@ def load_vllm(
     model_path: str,
     *,
     adapter: str | Path | None = None,
-    max_lora_rank: int = 16,
+    max_lora_rank: int | None = None,
     max_images: int = 1,
     dtype: str = "auto",
     trust_remote_code: bool = False,
@@ -99,7 +99,8 @@ def load_vllm(
 ) -> VllmModel:
     """A vLLM engine for `model_path` (a directory, hub id or `vskip-tiny`), LoRA enabled when `adapter` is given.
 
-    The adapter is checked first (`lora.check_adapter`, then `adapter_layout_problems`); `dtype` follows
+    The adapter is checked first (`lora.check_adapter`, then `adapter_layout_problems`) against
+    `max_lora_rank` (default: the smallest vLLM accepts that holds the adapter's rank); `dtype` follows
     the same policy as the transformers backend (`precision.resolve_dtype` on the GPU); `engine_args`
     go to `vllm.LLM` (e.g. `gpu_memory_utilization`, `max_model_len`).
     """
@@ -122,11 +123,22 @@ def load_vllm(
         model=path, dtype=precision, trust_remote_code=trust_remote_code, limit_mm_per_prompt={"image": max_images}
     )
     if adapter is not None:
+        max_lora_rank = max_lora_rank or engine_lora_rank(adapter)
         _check_adapter(adapter, path, config, max_lora_rank)
         options.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
     processor = load_processor(path, trust_remote_code=trust_remote_code)
     llm = vllm.LLM(**options, **engine_args)
     return VllmModel(llm, processor, path, precision, max_images, adapter=str(adapter) if adapter is not None else None)
+
+
+def engine_lora_rank(adapter: str | Path) -> int:
+    """The smallest `max_lora_rank` vLLM accepts that serves `adapter`'s largest rank (vLLM's default, 16,
+    where the adapter's config cannot be read: the layout check then says why)."""
+    try:
+        rank = max(_ranks(json.loads((Path(adapter) / "adapter_config.json").read_text())))
+    except (OSError, ValueError):
+        return 16
+    return next((allowed for allowed in VLLM_MAX_LORA_RANKS if allowed >= rank), VLLM_MAX_LORA_RANKS[-1])
 
 
 def _check_adapter(adapter: str | Path, base_path: str, config, max_lora_rank: int) -> None:
@@ -188,9 +200,11 @@ def vllm_decode(model: VllmModel, prompts: list[dict], max_new_tokens: int, adap
 
 
 def adapter_layout_problems(
-    adapter_dir: str | Path, *, max_lora_rank: int = 16, base_model: str | Path | None = None
+    adapter_dir: str | Path, *, max_lora_rank: int = VLLM_MAX_LORA_RANKS[-1], base_model: str | Path | None = None
 ) -> list[str]:
     """What would stop vLLM from serving `adapter_dir` as a LoRA of `base_model`; empty when nothing.
+
+    `max_lora_rank`: the engine's (default: the largest vLLM accepts).
 
     `base_model` (default: the adapter's `base_model_name_or_path` where that is a local directory)
     is built on the meta device to check that every adapted module is a linear layer of its language

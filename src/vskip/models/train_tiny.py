@@ -35,7 +35,7 @@ from ..prompts import response
 from ..records import image_paths, load_image, read_records
 from ..training import TrainConfig, fit
 from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
-from .vision_pretrain import dense_batches, pretrain_vision
+from .vision_pretrain import held_out_accuracy, pretrain_vision
 
 DEFAULT_SIZES = TinyConfig()
 DEFAULT_VISION_TRAINING = TrainConfig(
@@ -44,7 +44,6 @@ DEFAULT_VISION_TRAINING = TrainConfig(
 DEFAULT_TRAINING = TrainConfig(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )
-VISION_EVAL_RECORDS = 400
 
 
 def train_tiny(
@@ -94,7 +93,9 @@ def train_tiny(
     started = time.perf_counter()
     log = fit(
         model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
-        description="vskip-tiny language", settings={**settings, "training": asdict(training)},
+        description="vskip-tiny language",
+        # The tower it learns to read is part of its settings: a new tower starts this stage afresh.
+        settings={**settings, "vision_training": asdict(vision_training), "training": asdict(training)},
     )
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,14 +124,10 @@ def train_tiny(
 
 
 def _held_out_accuracy(objective, processor, data_dir: Path) -> dict[str, float] | None:
-    """The tower's per-head accuracy on the first records of `val.jsonl` (none when the data has no val split)."""
+    """The tower's per-head accuracy on the validation split (none when the data has none)."""
     path = data_dir / "val.jsonl"
     val = read_records(path, required=("image",)) if path.is_file() else []
-    val = val[:: max(1, len(val) // VISION_EVAL_RECORDS)]  # spread over the families, which come in blocks
-    if not val:
-        return None
-    batch = dense_batches(processor, val, data_dir).batch_of(val)
-    return {name: round(value, 4) for name, value in objective.accuracy(batch).items()}
+    return held_out_accuracy(objective, processor, val, data_dir) if val else None
 
 
 def _machine(device: str) -> str:

@@ -160,6 +160,14 @@ class matmul_patch_embedding:
         del self.patch_embed.forward
 
 
+def held_out_accuracy(objective: DenseObjective, processor, records: list[Record], base_dir: str | Path,
+                      n: int = 400) -> dict[str, float]:
+    """`objective.accuracy` on about `n` records spread over `records` (a split's families come in blocks)."""
+    chosen = records[:: max(1, len(records) // n)]
+    return {name: round(value, 4) for name, value in objective.accuracy(dense_batches(
+        processor, chosen, base_dir).batch_of(chosen)).items()}
+
+
 def pretrain_vision(
     model: nn.Module,
     processor,
