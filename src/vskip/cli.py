@@ -212,7 +212,7 @@ def _installed_version() -> str:
 def cmd_tiny_train(args) -> None:
     from dataclasses import replace
 
-    from .models.train_tiny import DEFAULT_TRAINING, DEFAULT_VISION_TRAINING, train_tiny
+    from .models.train_tiny import DEFAULT_SIZES, DEFAULT_TRAINING, DEFAULT_VISION_TRAINING, train_tiny
 
     _check(args, directory=True)
 
@@ -221,7 +221,8 @@ def cmd_tiny_train(args) -> None:
 
     vision = recipe(DEFAULT_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
     training = recipe(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
-    print(f"saved {train_tiny(args.data, args.out, vision_training=vision, training=training)}")
+    sizes = recipe(DEFAULT_SIZES, text_layers=args.text_layers)
+    print(f"saved {train_tiny(args.data, args.out, sizes=sizes, vision_training=vision, training=training)}")
 
 
 def cmd_generate(args) -> None:
@@ -429,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=_positive, help=f"steps of the language stage {recipe}")
     train.add_argument("--batch-size", type=_positive, help=f"sequences per language step {recipe}")
     train.add_argument("--seed", type=int, help=f"seed of initialisation and sampling {recipe}")
+    train.add_argument("--text-layers", type=_positive,
+                       help="decoder layers of the language model (default: the shipped model's, "
+                       "vskip.models.train_tiny.DEFAULT_SIZES)")
     train.set_defaults(run=cmd_tiny_train)
 
     gen = command(commands, "generate", "teacher generation of chains of thought",

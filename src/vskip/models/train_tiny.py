@@ -103,7 +103,7 @@ def train_tiny(
     save_processor(processor, out_dir)
     card = {
         "command": f"vskip tiny train --data {data_dir} --out {out_dir} "
-        f"--vision-steps {vision_training.steps} --steps {training.steps}",
+        f"--vision-steps {vision_training.steps} --steps {training.steps} --text-layers {sizes.text_layers}",
         "sizes": asdict(sizes),
         "vision_training": asdict(vision_training),
         "training": asdict(training),
