@@ -33,8 +33,9 @@ def grounding(items: list[dict]) -> dict:
         for mention in attribute_words(item, item.get("cot") or ""):
             (placed if " row " in f" {mention.claim} " or " line " in f" {mention.claim} " else plain).append(
                 mention.true)
-    against = [item["correct"] for item in items if contradicts_prior(item)]
-    with_prior = [item["correct"] for item in items if not contradicts_prior(item)]
+    broken = [contradicts_prior(item) for item in items]
+    against = [item["correct"] for item, prior_broken in zip(items, broken) if prior_broken]
+    with_prior = [item["correct"] for item, prior_broken in zip(items, broken) if not prior_broken]
 
     def share(values: list) -> float | None:
         return sum(values) / len(values) if values else None

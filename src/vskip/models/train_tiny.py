@@ -34,6 +34,7 @@ from ..encoding import Example, chat_prompt
 from ..prompts import response
 from ..records import image_paths, load_image, read_records
 from ..training import TrainConfig, fit
+from .loading import default_device
 from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
 from .vision_pretrain import held_out_accuracy, pretrain_vision
 
@@ -58,12 +59,12 @@ def train_tiny(
 ) -> Path:
     """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
 
-    `device`: where to train (default: CUDA when available, else the CPU).
+    `device`: where to train (default: `loading.default_device`, a GPU when there is one).
     """
     from ..synth import corpus_text
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device is not None else default_device()
     records = read_records(data_dir / "train.jsonl", required=("id", "image", "question", "answer", "cot"))
     tokenizer = build_tokenizer(corpus_text(records), sizes.vocab_size)
     processor = build_processor(tokenizer)
@@ -130,6 +131,6 @@ def _held_out_accuracy(objective, processor, data_dir: Path) -> dict[str, float]
     return held_out_accuracy(objective, processor, val, data_dir) if val else None
 
 
-def _machine(device: str) -> str:
-    where = torch.cuda.get_device_name() if device.startswith("cuda") else f"{torch.get_num_threads()} CPU threads"
+def _machine(device: torch.device) -> str:
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     return f"{platform.machine()}, {where}, torch {torch.__version__}"
