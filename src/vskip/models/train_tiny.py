@@ -12,7 +12,10 @@ Two stages, each resumable from its own checkpoint under `--out`:
    teacher answered about half the questions right and was unsure of every colour, shape and price.
 2. **Language.** With the tower frozen, the language model (and nothing else) learns to answer:
    each step draws a batch of training records and, for each, one of the two prompt modes (answer
-   directly, or think step by step then answer), so one model serves both.
+   directly, or think step by step then answer), so one model serves both. `grounding_share` of
+   the draws can ask a grounding question of the record's image instead (`synth.grounding`:
+   where is the red circle, which line is the tea on). Off in the shipped recipe: at 0.25 the
+   model learned to read which line a receipt item is on, and lost more elsewhere (BENCHMARKS.md).
 
 Runs on a GPU when there is one; the same command on CPU gives the same recipe (BENCHMARKS.md has
 the time of each).
@@ -20,6 +23,7 @@ the time of each).
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import random
@@ -42,6 +46,7 @@ DEFAULT_SIZES = TinyConfig()
 DEFAULT_VISION_TRAINING = TrainConfig(
     steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
 )
+DEFAULT_GROUNDING_SHARE = 0.0
 DEFAULT_TRAINING = TrainConfig(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )
@@ -55,18 +60,22 @@ def train_tiny(
     vision_training: TrainConfig = DEFAULT_VISION_TRAINING,
     training: TrainConfig = DEFAULT_TRAINING,
     direct_share: float = 0.5,
+    grounding_share: float = DEFAULT_GROUNDING_SHARE,
     device: str | None = None,
 ) -> Path:
     """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
 
     `device`: where to train (default: `loading.default_device`, a GPU when there is one).
     """
-    from ..synth import corpus_text
+    from ..synth import corpus_text, grounding_question
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     device = torch.device(device) if device is not None else default_device()
     records = read_records(data_dir / "train.jsonl", required=("id", "image", "question", "answer", "cot"))
-    tokenizer = build_tokenizer(corpus_text(records), sizes.vocab_size)
+    # The tokenizer learns the text the model will read: the grounding questions' too when it is asked them.
+    corpus_rng = random.Random(training.seed)
+    grounding = [grounding_question(record, corpus_rng) for record in records] if grounding_share else []
+    tokenizer = build_tokenizer(itertools.chain(corpus_text(records), corpus_text(grounding)), sizes.vocab_size)
     processor = build_processor(tokenizer)
     model = build_model(tokenizer, sizes, seed=training.seed).to(device)
     settings = {"data": str(data_dir.resolve()), "sizes": asdict(sizes), "direct_share": direct_share}
@@ -85,10 +94,13 @@ def train_tiny(
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
         examples = []
         for record in rng.choices(records, k=n):
+            image = load_image(images[record["id"]])
+            if grounding_share and rng.random() < grounding_share:  # off: no draw, the recipe's usual sequence
+                record = grounding_question(record, rng)
             mode = "direct" if rng.random() < direct_share else "cot"
             prompt = chat_prompt(processor, record["question"], mode)
             reply = response(record["cot"] if mode == "cot" else "", record["answer"])
-            examples.append(Example([load_image(images[record["id"]])], prompt, reply))
+            examples.append(Example([image], prompt, reply))
         return examples
 
     started = time.perf_counter()
@@ -96,7 +108,8 @@ def train_tiny(
         model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
         description="vskip-tiny language",
         # The tower it learns to read is part of its settings: a new tower starts this stage afresh.
-        settings={**settings, "vision_training": asdict(vision_training), "training": asdict(training)},
+        settings={**settings, "vision_training": asdict(vision_training), "training": asdict(training),
+                  "grounding_share": grounding_share},
     )
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,11 +117,13 @@ def train_tiny(
     save_processor(processor, out_dir)
     card = {
         "command": f"vskip tiny train --data {data_dir} --out {out_dir} "
-        f"--vision-steps {vision_training.steps} --steps {training.steps} --text-layers {sizes.text_layers}",
+        f"--vision-steps {vision_training.steps} --steps {training.steps} --text-layers {sizes.text_layers} "
+        f"--grounding-share {grounding_share}",
         "sizes": asdict(sizes),
         "vision_training": asdict(vision_training),
         "training": asdict(training),
         "direct_share": direct_share,
+        "grounding_share": grounding_share,
         "train_records": len(records),
         "parameters": sum(p.numel() for p in model.parameters()),
         "vision_seconds": round(vision_seconds, 1),

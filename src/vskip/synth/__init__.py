@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from .build import FAMILIES, SPLITS, build, corpus_text, make_item
 from .check import Mention, attribute_words, hallucinated_words
+from .grounding import grounding_question
 from .words import VOCABULARY, contradicts_prior
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "build",
     "contradicts_prior",
     "corpus_text",
+    "grounding_question",
     "hallucinated_words",
     "make_item",
 ]
