@@ -7,7 +7,9 @@ CoT length, and prints them as a Markdown table. On vskip-synth items (with thei
 it also checks the generated CoTs' claims against the image (`synth.attribute_words`): the share
 true, for claims that name a place ("at row 2 column 3", "on line 1") and for the rest; and splits
 CoT accuracy by whether the image breaks a language prior (`synth.contradicts_prior`: a star not
-yellow, a circle not red, a price not the item's usual one).
+yellow, a circle not red, a price not the item's usual one); and by whether the CoT's premises, its
+claims before the concluding sentence, are all true (`synth.premises_true`), which tells wrong
+evidence from a wrong step taken from right evidence.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.report import format_table
-from vskip.synth import attribute_words, contradicts_prior
+from vskip.synth import attribute_words, contradicts_prior, premises_true
 
 
 def grounding(items: list[dict]) -> dict:
-    """Claims per item and the share true (placed claims and the rest), and accuracy with and against the prior."""
+    """Claims per item and the share true (placed claims and the rest); accuracy with and against the prior,
+    and where the premises are true."""
     placed, plain = [], []
     for item in items:
         for mention in attribute_words(item, item.get("cot") or ""):
@@ -36,6 +39,7 @@ def grounding(items: list[dict]) -> dict:
     broken = [contradicts_prior(item) for item in items]
     against = [item["correct"] for item, prior_broken in zip(items, broken) if prior_broken]
     with_prior = [item["correct"] for item, prior_broken in zip(items, broken) if not prior_broken]
+    premised = [item["correct"] for item in items if premises_true(item, item.get("cot") or "")]
 
     def share(values: list) -> float | None:
         return sum(values) / len(values) if values else None
@@ -47,6 +51,8 @@ def grounding(items: list[dict]) -> dict:
         "prior_broken_share": len(against) / len(items),
         "cot_where_prior_broken": share(against),
         "cot_where_prior_holds": share(with_prior),
+        "premises_true": len(premised) / len(items),
+        "cot_where_premises_true": share(premised),
     }
 
 

@@ -5,8 +5,9 @@
 For each record (the first `--per-task` of each family), the reference reply is teacher-forced in
 `cot` mode with the record's image; a visual word counts as read when the model's greedy choice is
 right at every one of its tokens. Words are grouped by family and role: their attribute type
-(colour, shape, object, value), and for positions the word they follow (row, column or line) and
-whether they place the CoT's first object or a later one. Generation can drift from the reference;
+(colour, shape, object, value), "asked" when the question names the word too (a copy, not only a
+reading), and for positions the word they follow (row, column or line) and whether they place the
+CoT's first object or a later one. Generation can drift from the reference;
 this cannot, so it shows each reading skill apart from the others (bench_accuracy.py shows them
 together).
 """
@@ -29,19 +30,25 @@ from vskip.report import format_table
 
 
 def word_roles(record: Record) -> dict[int, str]:
-    """The role of each visual word of the record's CoT, by word index: its type, or for a position the
-    word before it ("row", "column", "line") and "first" or "later" (the first place the CoT names or not)."""
-    words = [word.strip(".,?!").lower() for word in record["cot"].split()]
+    """The role of each visual word of the record's CoT, by word index: its type, "(asked)" when the
+    question has the word too, or for a position the word before it ("row", "column", "line") and
+    "first" or "later" (the first place the CoT names or not)."""
+    words = _bare(record["cot"])
+    asked = set(_bare(record["question"]))
     roles, places = {}, 0
     for visual in record.get("visual_words") or []:
         i = visual["index"]
         if visual["type"] != "position":
-            roles[i] = visual["type"]
+            roles[i] = f"{visual['type']} (asked)" if words[i] in asked else visual["type"]
             continue
         before = words[i - 1] if i else ""
         roles[i] = f"{before} ({'first' if places < 2 else 'later'})" if before in ("row", "column") else before
         places += 1
     return roles
+
+
+def _bare(text: str) -> list[str]:
+    return [word.strip(".,?!").lower() for word in text.split()]
 
 
 @torch.inference_mode()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from vskip.records import read_records
-from vskip.synth import FAMILIES, VOCABULARY, build, corpus_text, hallucinated_words, make_item
+from vskip.synth import FAMILIES, VOCABULARY, build, corpus_text, hallucinated_words, make_item, premises_true
 from vskip.synth.scenes import random_scene
 from vskip.synth.words import COLOURS
 
@@ -123,6 +123,13 @@ def test_reference_cots_make_only_true_claims(built):
         assert mentions >= 1 and false == 0, r
 
 
+def test_reference_cots_have_true_premises(built):
+    _, records = built
+    # None: a one-step CoT ("The bun on line 1 costs 3.") or "There are no red squares. That makes 0."
+    verdicts = Counter(premises_true(r, r["cot"]) for r in records)
+    assert set(verdicts) <= {True, None} and verdicts[True] > verdicts[None]
+
+
 def test_pope_balance_and_categories(built):
     _, records = built
     test_pope = [r for r in records if r["task"] == "pope" and r["id"].startswith("test")]
@@ -216,3 +223,21 @@ DOC = {
 )
 def test_hallucinated_words(record, text, expected):
     assert hallucinated_words(record, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("record", "text", "expected"),
+    [
+        # The conclusion is not a premise: a wrong count or sum after right evidence is a reasoning error.
+        (SCENE, "The star at row 2 column 1 is red. There is a red circle at row 1 column 3. That makes 5.", True),
+        (SCENE, "The star at row 2 column 1 is blue. There is a red circle at row 1 column 3. That makes 1.", False),
+        (SCENE, "I see a red star, a red circle and a blue square. There is no red star.", True),
+        (SCENE, "I see a red star, a green circle and a blue square. There is a red circle.", False),
+        (SCENE, "There is a red circle.", None),
+        (SCENE, "That makes 3. That makes 4.", None),
+        (DOC, "The tea on line 1 costs 4. The jam on line 2 costs 3. 4 plus 3 makes 9.", True),
+        (DOC, "The tea on line 2 costs 4. The jam on line 2 costs 3. 4 plus 3 makes 7.", False),
+    ],
+)
+def test_premises_true(record, text, expected):
+    assert premises_true(record, text) is expected

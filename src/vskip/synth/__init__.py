@@ -38,7 +38,7 @@ line, top to bottom), and for pope `category` (positive / random / popular / adv
 from __future__ import annotations
 
 from .build import FAMILIES, SPLITS, build, corpus_text, make_item
-from .check import Mention, attribute_words, hallucinated_words
+from .check import Mention, attribute_words, hallucinated_words, premises_true
 from .grounding import grounding_question
 from .words import VOCABULARY, contradicts_prior
 
@@ -54,4 +54,5 @@ __all__ = [
     "grounding_question",
     "hallucinated_words",
     "make_item",
+    "premises_true",
 ]

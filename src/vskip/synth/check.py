@@ -11,6 +11,10 @@ Words are `text.split()`, compared in lower case with surrounding punctuation st
 
 Arithmetic ("4 plus 3 makes 7") and counts are reasoning, not attributes, and are not checked.
 Every claim a reference CoT of vskip-synth makes is one of these, so the count is exact there.
+
+A reference CoT's last sentence concludes (the count, the sum, the neighbour, the yes or no);
+the claims before it are its premises. `premises_true` asks whether a CoT got those right, which
+splits a wrong answer into wrong evidence and a wrong step from right evidence.
 """
 
 from __future__ import annotations
@@ -59,6 +63,14 @@ def hallucinated_words(record: dict[str, Any], cot_text: str) -> tuple[int, int]
     """(attribute claims in `cot_text`, claims false of the image); rules in the module docstring."""
     mentions = attribute_words(record, cot_text)
     return len(mentions), sum(not m.true for m in mentions)
+
+
+def premises_true(record: dict[str, Any], text: str) -> bool | None:
+    """Whether every claim before the last sentence of `text` holds; None when it makes none."""
+    body = text.strip().rstrip(".")
+    cut = body.rfind(". ")
+    mentions = attribute_words(record, body[: cut + 1]) if cut >= 0 else []
+    return all(m.true for m in mentions) if mentions else None
 
 
 def _scene_claims(words: list[str], scene: list[dict[str, Any]]) -> list[Mention]:
