@@ -16,7 +16,8 @@ lookup takes one key:
   objects are a star, a triangle and a square. Without the star, that makes 2."
 
 Ids, questions, answers, ground truth and images (linked, not copied) stay as they are, and so do
-the other families' records; `visual_words` index the new CoTs.
+the other families' records; `visual_words` index the new CoTs. Measured (BENCHMARKS.md, "what was
+tried"): naming every match of one key in order is not learned either.
 """
 
 from __future__ import annotations
