@@ -34,15 +34,6 @@ ONE_KEY_FAMILIES = ("pope", "count")
 STAR_QUESTION = "How many other objects are the same colour as the star?"
 
 
-def listed(cot: Cot, words: list[str], tag: str, kind: str) -> Cot:
-    """'a, b and c' with every item's `kind` word tagged; `tag(word)` writes one item."""
-    for i, word in enumerate(words):
-        if i:
-            cot.say("and") if i == len(words) - 1 else cot.end(",")
-        tag(cot, word, kind)
-    return cot
-
-
 def colours_of_shape(cot: Cot, scene: list[dict], shape: str) -> Cot:
     colours = [obj["colour"] for obj in scene if obj["shape"] == shape]
     if not colours:
@@ -50,7 +41,7 @@ def colours_of_shape(cot: Cot, scene: list[dict], shape: str) -> Cot:
     if len(colours) == 1:
         return cot.say("The").fact(shape, "shape").say("is").fact(colours[0], "colour").end()
     cot.say(f"The {PLURALS[shape]} are")
-    return listed(cot, colours, lambda c, word, kind: c.fact(word, kind), "colour").end()
+    return cot.series(colours, lambda c, colour: c.fact(colour, "colour")).end()
 
 
 def resumed(record: Record) -> Cot:
@@ -80,7 +71,7 @@ def one_key_cot(record: Record) -> Cot:
         shapes = [obj["shape"] for obj in scene if obj["colour"] == colour]
         cot = Cot().say("The").fact("star", "shape").say("is").fact(colour, "colour").end()
         cot.say("The").fact(colour, "colour").say("objects are")
-        listed(cot, shapes, lambda c, word, kind: c.say(article(word)).fact(word, kind), "shape").end()
+        cot.series(shapes, lambda c, shape: c.say(article(shape)).fact(shape, "shape")).end()
         return cot.say(f"Without the star, that makes {record['answer']}.")
     if record["task"] == "count":
         plural = record["question"].split()[3]  # How many <colour> <plural> are there?

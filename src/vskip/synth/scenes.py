@@ -222,12 +222,7 @@ def pope_item(rng: random.Random, category: str) -> tuple[dict[str, Any], list[O
             break
     colour, shape = rng.choice(options)
     question = f"Is there {article(colour)} {colour} {shape}?"
-    cot = Cot().say("I see")
-    for i, obj in enumerate(scene):
-        if i > 0:
-            cot.say("and") if i == len(scene) - 1 else cot.end(",")
-        cot.thing(obj["colour"], obj["shape"])
-    cot.end()
+    cot = Cot().say("I see").series(scene, lambda c, obj: c.thing(obj["colour"], obj["shape"])).end()
     if category == "positive":
         cot.say("There is").thing(colour, shape).end()
     else:

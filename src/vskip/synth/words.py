@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -98,6 +101,15 @@ class Cot:
 
     def position(self, row: int, col: int) -> Cot:
         return self.say("row").fact(row, "position").say("column").fact(col, "position")
+
+    def series(self, items: Iterable[T], write: Callable[[Cot, T], object]) -> Cot:
+        """'x, y and z': `write(self, item)` writes each item, with the commas and the 'and' between."""
+        items = list(items)
+        for i, item in enumerate(items):
+            if i:
+                self.say("and") if i == len(items) - 1 else self.end(",")
+            write(self, item)
+        return self
 
     def thing(self, colour: str, shape: str) -> Cot:
         """'a red circle' with both attribute words tagged."""
