@@ -23,7 +23,7 @@ from vskip.generate import generate
 from vskip.metrics import summarize
 from vskip.models import load_model
 from vskip.precision import DTYPES
-from vskip.records import read_records
+from vskip.records import first_per_task, read_records
 from vskip.report import format_table
 from vskip.synth import attribute_words, contradicts_prior, premises_true
 
@@ -63,10 +63,11 @@ def main() -> None:
     parser.add_argument("--device", help="default: a GPU when there is one, else the CPU")
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", default="benchmarks/results/accuracy.json")
+    parser.add_argument("--per-task", type=int, help="records per family (default: all)")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    records = read_records(args.data)
+    records = first_per_task(read_records(args.data), args.per_task)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     work = Path(args.out).with_suffix("")
     summaries, seconds, outputs = {}, {}, {}

@@ -24,7 +24,7 @@ from vskip.compress import compress_records
 from vskip.metrics import varr_from_mask
 from vskip.models import load_model
 from vskip.precision import DTYPES
-from vskip.records import read_records
+from vskip.records import first_per_task, read_records
 from vskip.report import format_table
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, default_key_layers, score_records
 
@@ -94,10 +94,7 @@ def main() -> None:
     records = read_records(args.data)
     if is_test_split(args.data, records):
         parser.error(f"{args.data} is a test split; the ablations choose defaults, so run them on val.jsonl")
-    by_task: dict[str, list[dict]] = {}
-    for record in records:
-        by_task.setdefault(record["task"], []).append(record)
-    chosen = [r for task in sorted(by_task) for r in by_task[task][: args.per_task]]
+    chosen = first_per_task(records, args.per_task)
     loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     base = Path(args.data).parent
     methods = ["truncate", "random", "text", "gain", "visual", "vskip"]
@@ -107,7 +104,7 @@ def main() -> None:
     main_rows = quality(compress_records(scored, methods, ratios))
     default = default_key_layers(loaded.adapter, loaded.model.config)
 
-    subset = [r for task in sorted(by_task) for r in by_task[task][: args.ablation_per_task]]
+    subset = first_per_task(records, args.ablation_per_task)
     ablation = []
     for visual in ablation_paths(loaded.model.config.text_config.num_hidden_layers):
         rows = quality(compress_records(score_records(loaded, subset, base, visual=visual, progress=False),

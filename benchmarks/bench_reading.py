@@ -25,7 +25,7 @@ from vskip.encoding import encode, record_example, token_word_index
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
-from vskip.records import Record, read_records
+from vskip.records import Record, first_per_task, read_records
 from vskip.report import format_table
 
 
@@ -91,10 +91,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/reading.json")
     args = parser.parse_args()
 
-    per_task = defaultdict(list)
-    for record in read_records(args.data, required=("task", "cot")):
-        per_task[record["task"]].append(record)
-    records = [record for chosen in per_task.values() for record in chosen[: args.per_task]]
+    records = first_per_task(read_records(args.data, required=("task", "cot")), args.per_task)
     loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     rows = table(read_words(loaded, records, Path(args.data).parent, args.batch_size))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from vskip.records import (
     check_image_paths,
     check_ratio,
     check_records,
+    first_per_task,
     image_paths,
     load_image,
     read_records,
@@ -234,3 +235,9 @@ def test_a_failed_atomic_write_leaves_the_earlier_file(tmp_path):
         write_jsonl_atomic(path, records())
     assert path.read_text() == '{"id": "old"}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_first_per_task_takes_a_prefix_of_every_family():
+    records = [{"id": f"{task}-{i}", "task": task} for task in ("pope", "count") for i in range(3)]
+    assert [r["id"] for r in first_per_task(records, 2)] == ["count-0", "count-1", "pope-0", "pope-1"]
+    assert len(first_per_task(records, None)) == 6

@@ -222,8 +222,9 @@ def cmd_tiny_train(args) -> None:
     vision = recipe(DEFAULT_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
     training = recipe(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     sizes = recipe(DEFAULT_SIZES, text_layers=args.text_layers)
-    grounding = {} if args.grounding_share is None else {"grounding_share": args.grounding_share}
-    saved = train_tiny(args.data, args.out, sizes=sizes, vision_training=vision, training=training, **grounding)
+    shares = {"direct_share": args.direct_share, "grounding_share": args.grounding_share}
+    shares = {name: share for name, share in shares.items() if share is not None}
+    saved = train_tiny(args.data, args.out, sizes=sizes, vision_training=vision, training=training, **shares)
     print(f"saved {saved}")
 
 
@@ -435,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--text-layers", type=_positive,
                        help="decoder layers of the language model (default: the shipped model's, "
                        "vskip.models.train_tiny.DEFAULT_SIZES)")
+    train.add_argument("--direct-share", type=_share,
+                       help="share of language-stage draws that answer directly, the rest think step by step "
+                       "(default: the shipped recipe's, vskip.models.train_tiny.DEFAULT_DIRECT_SHARE)")
     train.add_argument("--grounding-share", type=_share,
                        help="share of language-stage draws that ask a grounding question of the record's image "
                        "(default: the shipped recipe's, vskip.models.train_tiny.DEFAULT_GROUNDING_SHARE)")

@@ -257,6 +257,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def first_per_task(records: Iterable[Record], n: int | None) -> list[Record]:
+    """The first `n` records of each task (all of them when `n` is None), tasks in sorted order:
+    a split's families come in blocks, so a plain prefix would sample one family only."""
+    by_task: dict[str, list[Record]] = {}
+    for record in records:
+        by_task.setdefault(record["task"], []).append(record)
+    return [record for task in sorted(by_task) for record in by_task[task][:n]]
+
+
 def check_ratio(ratio: float) -> float:
     """γ, the kept share of CoT tokens: in (0, 1] and a multiple of 0.01, so that the γ marker writes it
     exactly (`prompts.ratio_text`). Returns γ as the marker reads back (0.1 + 0.2 gives 0.3)."""

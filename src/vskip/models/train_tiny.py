@@ -12,7 +12,8 @@ Two stages, each resumable from its own checkpoint under `--out`:
    teacher answered about half the questions right and was unsure of every colour, shape and price.
 2. **Language.** With the tower frozen, the language model (and nothing else) learns to answer:
    each step draws a batch of training records and, for each, one of the two prompt modes (answer
-   directly, or think step by step then answer), so one model serves both. `grounding_share` of
+   directly, or think step by step then answer; `direct_share` of them answer directly), so one model
+   serves both. `grounding_share` of
    the draws can ask a grounding question of the record's image instead (`synth.grounding`:
    where is the red circle, which line is the tea on). Off in the shipped recipe: at 0.25 the
    model learned to read which line a receipt item is on, and lost more elsewhere (BENCHMARKS.md).
@@ -46,6 +47,7 @@ DEFAULT_SIZES = TinyConfig()
 DEFAULT_VISION_TRAINING = TrainConfig(
     steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
 )
+DEFAULT_DIRECT_SHARE = 0.5
 DEFAULT_GROUNDING_SHARE = 0.0
 DEFAULT_TRAINING = TrainConfig(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
@@ -59,7 +61,7 @@ def train_tiny(
     sizes: TinyConfig = DEFAULT_SIZES,
     vision_training: TrainConfig = DEFAULT_VISION_TRAINING,
     training: TrainConfig = DEFAULT_TRAINING,
-    direct_share: float = 0.5,
+    direct_share: float = DEFAULT_DIRECT_SHARE,
     grounding_share: float = DEFAULT_GROUNDING_SHARE,
     device: str | None = None,
 ) -> Path:
@@ -118,7 +120,7 @@ def train_tiny(
     card = {
         "command": f"vskip tiny train --data {data_dir} --out {out_dir} "
         f"--vision-steps {vision_training.steps} --steps {training.steps} --text-layers {sizes.text_layers} "
-        f"--grounding-share {grounding_share}",
+        f"--direct-share {direct_share} --grounding-share {grounding_share}",
         "sizes": asdict(sizes),
         "vision_training": asdict(vision_training),
         "training": asdict(training),
