@@ -14,8 +14,7 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     data, out = tmp_path / "synth", tmp_path / "model"
     build(data, seed=3, n_train=3, n_val=2, n_test=0, progress=False)
     args = ["tiny", "train", "--data", str(data), "--out", str(out), "--vision-steps", "2", "--steps", "2",
-            "--batch-size", "2", "--text-layers", "2", "--direct-share", "0.25", "--grounding-share", "0.5",
-            "--align-words"]
+            "--batch-size", "2", "--text-layers", "2", "--direct-share", "0.25", "--grounding-share", "0.5"]
     assert main(args) == 0
     assert f"saved {out}" in capsys.readouterr().out
 
@@ -25,7 +24,6 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     assert card["command"].startswith("vskip tiny train") and "--vision-steps 2" in card["command"]
     assert card["grounding_share"] == 0.5 and "--grounding-share 0.5" in card["command"]
     assert card["direct_share"] == 0.25 and "--direct-share 0.25" in card["command"]
-    assert "red" in card["aligned_words"] and card["command"].endswith("--align-words")
     assert card["sizes"]["text_layers"] == 2 and card["sizes"]["text_hidden"] == 256
     assert set(card["vision_held_out_accuracy"]) >= {"colour", "shape", "item", "price", "row", "col"}
     assert all(0 <= value <= 1 for value in card["vision_held_out_accuracy"].values())

@@ -9,7 +9,6 @@ from vskip.models.tiny import TinyConfig, build_model, build_processor, build_to
 from vskip.models.vision_pretrain import (
     HEADS,
     DenseObjective,
-    align_word_embeddings,
     cell_targets,
     dense_batches,
     matmul_patch_embedding,
@@ -17,7 +16,6 @@ from vskip.models.vision_pretrain import (
 )
 from vskip.records import read_records
 from vskip.synth import build, corpus_text
-from vskip.synth.words import COLOURS
 from vskip.training import TrainConfig
 
 SIZES = TinyConfig(text_hidden=64, text_layers=1, text_heads=2, text_kv_heads=1, text_intermediate=128,
@@ -80,20 +78,3 @@ def test_pre_training_moves_only_the_tower_and_lowers_the_loss(world):
     assert all(torch.equal(v, language[k]) for k, v in model.model.language_model.state_dict().items())
     assert any(not torch.equal(v, tower[k]) for k, v in model.model.visual.state_dict().items())
     assert [row["step"] for row in log] == [10, 20, 30]
-
-
-def test_aligned_words_start_on_their_class_directions(world):
-    _, _, _, tokenizer = world
-    model = build_model(tokenizer, SIZES)
-    objective = DenseObjective(model.model.visual, SIZES.text_hidden)
-    embeddings = model.get_input_embeddings().weight
-    untouched = embeddings.detach().clone()
-    aligned = align_word_embeddings(model, tokenizer, objective)
-    assert {"red", "star"} <= set(aligned)  # (a word the small tokenizer splits is left alone)
-    red = tokenizer(" red", add_special_tokens=False)["input_ids"][0]
-    direction = objective.directions[objective.slices["colour"]][list(COLOURS).index("red") + 1]
-    assert torch.allclose(embeddings[red] / embeddings[red].norm(), direction, atol=1e-6)
-    assert torch.isclose(embeddings[red].norm(), untouched.norm(dim=-1).mean(), rtol=1e-5)
-    ids = {tokenizer(" " + word, add_special_tokens=False)["input_ids"][0] for word in aligned}
-    others = [i for i in range(len(untouched)) if i not in ids]
-    assert torch.equal(embeddings[others], untouched[others])  # every other word as it was

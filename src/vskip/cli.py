@@ -222,10 +222,9 @@ def cmd_tiny_train(args) -> None:
     vision = recipe(DEFAULT_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
     training = recipe(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     sizes = recipe(DEFAULT_SIZES, text_layers=args.text_layers)
-    options = {"direct_share": args.direct_share, "grounding_share": args.grounding_share,
-               "align_words": args.align_words}
-    options = {name: value for name, value in options.items() if value is not None}
-    saved = train_tiny(args.data, args.out, sizes=sizes, vision_training=vision, training=training, **options)
+    shares = {"direct_share": args.direct_share, "grounding_share": args.grounding_share}
+    shares = {name: share for name, share in shares.items() if share is not None}
+    saved = train_tiny(args.data, args.out, sizes=sizes, vision_training=vision, training=training, **shares)
     print(f"saved {saved}")
 
 
@@ -443,9 +442,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--grounding-share", type=_share,
                        help="share of language-stage draws that ask a grounding question of the record's image "
                        "(default: the shipped recipe's, vskip.models.train_tiny.DEFAULT_GROUNDING_SHARE)")
-    train.add_argument("--align-words", action=argparse.BooleanOptionalAction,
-                       help="start each colour, shape and item word's embedding on the tower's direction for it "
-                       "(default: the shipped recipe's, vskip.models.train_tiny.DEFAULT_ALIGN_WORDS)")
     train.set_defaults(run=cmd_tiny_train)
 
     gen = command(commands, "generate", "teacher generation of chains of thought",

@@ -41,14 +41,13 @@ from ..records import image_paths, load_image, read_records
 from ..training import TrainConfig, fit
 from .loading import default_device
 from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
-from .vision_pretrain import align_word_embeddings, held_out_accuracy, pretrain_vision
+from .vision_pretrain import held_out_accuracy, pretrain_vision
 
 DEFAULT_SIZES = TinyConfig()
 DEFAULT_VISION_TRAINING = TrainConfig(
     steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
 )
 DEFAULT_DIRECT_SHARE = 0.5
-DEFAULT_ALIGN_WORDS = False
 DEFAULT_GROUNDING_SHARE = 0.0
 DEFAULT_TRAINING = TrainConfig(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
@@ -64,7 +63,6 @@ def train_tiny(
     training: TrainConfig = DEFAULT_TRAINING,
     direct_share: float = DEFAULT_DIRECT_SHARE,
     grounding_share: float = DEFAULT_GROUNDING_SHARE,
-    align_words: bool = DEFAULT_ALIGN_WORDS,
     device: str | None = None,
 ) -> Path:
     """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
@@ -93,7 +91,6 @@ def train_tiny(
     vision_accuracy = _held_out_accuracy(objective, processor, data_dir)
 
     model.model.visual.requires_grad_(False)
-    aligned = align_word_embeddings(model, tokenizer, objective) if align_words else []
     images = {record["id"]: image_paths(record, data_dir)[0] for record in records}
 
     def sample_examples(rng: random.Random, n: int) -> list[Example]:
@@ -114,7 +111,7 @@ def train_tiny(
         description="vskip-tiny language",
         # The tower it learns to read is part of its settings: a new tower starts this stage afresh.
         settings={**settings, "vision_training": asdict(vision_training), "training": asdict(training),
-                  "grounding_share": grounding_share, "align_words": align_words},
+                  "grounding_share": grounding_share},
     )
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,14 +120,12 @@ def train_tiny(
     card = {
         "command": f"vskip tiny train --data {data_dir} --out {out_dir} "
         f"--vision-steps {vision_training.steps} --steps {training.steps} --text-layers {sizes.text_layers} "
-        f"--direct-share {direct_share} --grounding-share {grounding_share}"
-        + (" --align-words" if align_words else ""),
+        f"--direct-share {direct_share} --grounding-share {grounding_share}",
         "sizes": asdict(sizes),
         "vision_training": asdict(vision_training),
         "training": asdict(training),
         "direct_share": direct_share,
         "grounding_share": grounding_share,
-        "aligned_words": aligned,
         "train_records": len(records),
         "parameters": sum(p.numel() for p in model.parameters()),
         "vision_seconds": round(vision_seconds, 1),

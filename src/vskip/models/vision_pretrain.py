@@ -26,7 +26,7 @@ from torch import nn
 
 from ..records import Record, image_paths, load_image
 from ..synth.scenes import GRID
-from ..synth.words import COLOURS, ITEMS, PLURALS, PRICES, SHAPES
+from ..synth.words import COLOURS, ITEMS, PRICES, SHAPES
 from ..training import TrainConfig, train
 
 CELLS = GRID * GRID
@@ -187,27 +187,3 @@ def pretrain_vision(
             checkpoint_dir=checkpoint_dir, description="vskip-tiny vision", settings=settings,
         )
     return log, objective
-
-
-@torch.no_grad()
-def align_word_embeddings(model: nn.Module, tokenizer, objective: DenseObjective) -> list[str]:
-    """Start every colour, shape and receipt-item word's embedding on its class direction in the tower.
-
-    The language model then meets the same vector in the text ("red star") and in the image token of a
-    red star, so a head that matches the words it has read against the image needs no learned mapping
-    between the two. Words the tokenizer splits are left alone; returns the words aligned. Embeddings are
-    tied, so this is also where the output head writes the word: reading a colour off an image token can
-    be a copy.
-    """
-    embeddings = model.get_input_embeddings().weight
-    scale = embeddings.norm(dim=-1).mean()
-    aligned = []
-    for head, names in (("colour", list(COLOURS)), ("shape", SHAPES), ("item", ITEMS)):
-        for k, name in enumerate(names, start=1):
-            direction = objective.directions[objective.slices[head]][k]
-            for spelling in (name, PLURALS[name]) if head == "shape" else (name,):
-                ids = tokenizer(" " + spelling, add_special_tokens=False)["input_ids"]
-                if len(ids) == 1:
-                    embeddings[ids[0]] = direction * scale
-                    aligned.append(spelling)
-    return aligned
