@@ -54,5 +54,5 @@ def test_the_shipped_model_finds_the_star(bench, monkeypatch, tmp_path):
     assert {"doc: an item's line", "relate: a colour-and-shape pair"} <= set(rows)
     for row in report["rows"]:
         assert 0 < sum(row[part] for part in bench.PARTS) <= 1 + 1e-4  # the rest of its attention is on text
-    # One head puts all its image attention on the star (BENCHMARKS.md: 1.000 on 46 val items)
+    # One head puts all its image attention on the star (BENCHMARKS.md: 1.000 on 148 val items)
     assert rows["count: the star"]["target"] > 0.9
