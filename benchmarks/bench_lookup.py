@@ -18,18 +18,15 @@ an item from the question (doc).
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+from bench_reading import teacher_forced, teacher_forced_run
 
-from vskip.encoding import encode, record_example, token_word_index
-from vskip.models import load_model
-from vskip.precision import DTYPES
-from vskip.prompts import require_answer, response
-from vskip.records import Record, first_per_task, read_records
+from vskip.encoding import token_word_index
+from vskip.records import Record
 from vskip.report import format_table
 from vskip.synth.scenes import GRID
 
@@ -81,13 +78,7 @@ def measure(loaded, records: list[Record], base_dir: Path, batch_size: int) -> d
     image_token = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     found: dict[str, dict] = defaultdict(lambda: {"n": 0, "read": 0, "mass": defaultdict(lambda: torch.zeros(4))})
     chosen = [record for record in records if lookup_of(record)]
-    for start in range(0, len(chosen), batch_size):
-        batch = chosen[start : start + batch_size]
-        replies = [response(record["cot"], require_answer(record)) for record in batch]
-        encoded = encode(loaded.processor, [record_example(loaded.processor, record, base_dir, reply=reply)
-                                            for record, reply in zip(batch, replies)])
-        inputs = {key: value.to(loaded.model.device) for key, value in encoded.inputs.items()}
-        out = loaded.model(**inputs, output_attentions=True)
+    for batch, replies, encoded, out in teacher_forced(loaded, chosen, base_dir, batch_size, output_attentions=True):
         greedy = out.logits.argmax(-1).cpu()
         ids = encoded.inputs["input_ids"]
         for row, (record, reply, span) in enumerate(zip(batch, replies, encoded.reply_spans)):
@@ -128,17 +119,7 @@ def rows_of(found: dict[str, dict]) -> tuple[list[dict], list[dict]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
-    parser.add_argument("--data", required=True, help="a vskip-synth split the model did not train on")
-    parser.add_argument("--per-task", type=int, help="records per family (default: all)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--out", default="benchmarks/results/lookup.json")
-    args = parser.parse_args()
-
-    records = first_per_task(read_records(args.data, required=("task", "cot")), args.per_task)
-    loaded = load_model(args.model, device="cpu", dtype=args.dtype)
+    args, records, loaded = teacher_forced_run(__doc__.splitlines()[0], "benchmarks/results/lookup.json")
     loaded.model.set_attn_implementation("eager")  # the weights themselves: output_attentions needs eager
     summary, heads = rows_of(measure(loaded, records, Path(args.data).parent, args.batch_size))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
