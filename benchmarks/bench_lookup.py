@@ -1,6 +1,6 @@
 """Where the model looks when it names the first place of its CoT: attention of each head to the image.
 
-    python benchmarks/bench_lookup.py --data runs/synth/val.jsonl --per-task 100 --out benchmarks/results/lookup.json
+    python benchmarks/bench_lookup.py --data runs/synth/val.jsonl --out benchmarks/results/lookup.json
 
 The reference reply of each record is teacher-forced in `cot` mode with eager attention. At the token
 that predicts the first place the CoT names (the row of "the red star is at row 2 column 3", the line
@@ -88,14 +88,14 @@ def measure(loaded, records: list[Record], base_dir: Path, batch_size: int) -> d
             query = tokens[-1] - 1  # the token whose logits give the place's number
             image = (ids[row] == image_token).nonzero().flatten()
             kinds = parts(record, target)
+            cells_of_part = [[cell for cell, kind in enumerate(kinds) if kind == name] for name in PARTS]
             result = found[lookup_of(record)]
             result["n"] += 1
             result["read"] += all(greedy[row, t - 1] == ids[row, t] for t in tokens)
             for layer, attention in enumerate(out.attentions):
                 mass = attention[row, :, query, image].float().cpu()  # heads x image tokens
-                for part, name in enumerate(PARTS):
-                    cells = [cell for cell, kind in enumerate(kinds) if kind == name]
-                    result["mass"][layer, part] += mass[:, cells].sum(-1) if cells else 0
+                for part, cells in enumerate(cells_of_part):
+                    result["mass"][layer, part] += mass[:, cells].sum(-1)
     return found
 
 
@@ -104,13 +104,10 @@ def rows_of(found: dict[str, dict]) -> tuple[list[dict], list[dict]]:
     summary, heads = [], []
     for lookup, result in sorted(found.items()):
         n = result["n"]
-        per_head = []
+        table = defaultdict(dict)
         for (layer, part), mass in sorted(result["mass"].items()):
             for head, value in enumerate((mass / n).tolist()):
-                per_head.append((layer, head, part, value))
-        table = defaultdict(dict)
-        for layer, head, part, value in per_head:
-            table[layer, head][PARTS[part]] = round(value, 4)
+                table[layer, head][PARTS[part]] = round(value, 4)
         heads += [{"lookup": lookup, "layer": layer, "head": head, **mass} for (layer, head), mass in table.items()]
         (layer, head), best = max(table.items(), key=lambda item: item[1]["target"])
         summary.append({"lookup": lookup, "n": n, "first place read": round(result["read"] / n, 4),

@@ -13,10 +13,10 @@ Two stages, each resumable from its own checkpoint under `--out`:
 2. **Language.** With the tower frozen, the language model (and nothing else) learns to answer:
    each step draws a batch of training records and, for each, one of the two prompt modes (answer
    directly, or think step by step then answer; `direct_share` of them answer directly), so one model
-   serves both. `grounding_share` of
-   the draws can ask a grounding question of the record's image instead (`synth.grounding`:
-   where is the red circle, which line is the tea on). Off in the shipped recipe: at 0.25 the
-   model learned to read which line a receipt item is on, and lost more elsewhere (BENCHMARKS.md).
+   serves both. `grounding_share` of the draws can ask a grounding question of the record's image
+   instead (`synth.grounding`: where is the red circle, which line is the tea on). Off in the shipped
+   recipe: at 0.25 the model learned to read which line a receipt item is on, and lost more elsewhere
+   (BENCHMARKS.md).
 
 Runs on a GPU when there is one; the same command on CPU gives the same recipe (BENCHMARKS.md has
 the time of each).
