@@ -70,15 +70,15 @@ def is_test_split(path: str | Path, records: list[dict]) -> bool:
 
 
 def ablation_paths(n_layers: int) -> list[VisualPath]:
-    """The visual paths the ablation compares: each single layer, the lower and upper halves and all layers (the
-    paper's row and aggregation), then each other row and aggregation on the default key layers."""
+    """The visual paths the ablation compares: each single layer, the lower and upper halves and all layers, read
+    at each row with the paper's aggregation, then the other aggregation on the default key layers at each row."""
     half = (n_layers + 1) // 2
     layer_sets = [[layer] for layer in range(n_layers)] + [list(range(half)), list(range(n_layers - half, n_layers)),
                                                            list(range(n_layers))]
     default = VisualPath()
-    paths = [replace(default, key_layers=tuple(layers)) for layers in layer_sets]
-    return paths + [VisualPath(row=row, aggregation=aggregation) for row in VISUAL_ROWS for aggregation in
-                    VISUAL_AGGREGATIONS if (row, aggregation) != (default.row, default.aggregation)]
+    paths = [replace(default, row=row, key_layers=tuple(layers)) for row in VISUAL_ROWS for layers in layer_sets]
+    return paths + [VisualPath(row=row, aggregation=aggregation) for row in VISUAL_ROWS
+                    for aggregation in VISUAL_AGGREGATIONS if aggregation != default.aggregation]
 
 
 def main() -> None:

@@ -1,24 +1,28 @@
-"""Where the model looks when it names the first place of its CoT: attention of each head to the image.
+"""Where the model looks when its CoT reads something off the image: attention of each head to the image.
 
     python benchmarks/bench_lookup.py --data runs/synth/val.jsonl --out benchmarks/results/lookup.json
 
 The reference reply of each record is teacher-forced in `cot` mode with eager attention. At the token
-that predicts the first place the CoT names (the row of "the red star is at row 2 column 3", the line
-of "the tea on line 1"), the attention of every head of every layer to the image tokens is split
-between the *target* (the object at that place, or the receipt line's tokens), the objects that share
-one key with it (its colour or its shape), the other objects (other receipt lines) and empty cells
-(the rest of a head's attention is on the text).
-A lookup the model has learned shows as a head that puts nearly all its image attention on the target;
-the first place is also scored as read or not (greedy right at every token), as in bench_reading.py.
+that predicts a word the CoT reads off the image, the attention of every head of every layer to the
+image tokens is split between the *target* (the object or receipt line the word is read from), the
+objects that share one key with it (its colour or its shape), the other objects (other receipt lines)
+and empty cells (the rest of a head's attention is on the text). A lookup the model has learned shows
+as a head that puts nearly all its image attention on the target; the word is also scored as read or
+not (greedy right at every token), as in bench_reading.py.
 
-Lookups, by what names the target: the star (count's "same colour as the star": one shape, the same in
-every question), a colour-and-shape pair from the question (relate; count's first match of a pair),
-an item from the question (doc).
+Lookups, by what names the target:
+- count: the star (the row of "The star at row 2 column 3 is red": one shape, the same in every
+  question);
+- doc: an item's line (the line of "The tea on line 1 costs 2": an item from the question);
+- walk: the next object (the colour of each object of "I see a red star, a blue circle (1) ...": the
+  next occupied cell in reading order);
+- relate: the neighbour (the colour of "Left of it is a blue circle": the cell beside the reference).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,30 +33,37 @@ from vskip.encoding import token_word_index
 from vskip.records import Record
 from vskip.report import format_table
 from vskip.synth.scenes import GRID
+from vskip.synth.words import DIRECTIONS
 
 PARTS = ("target", "one key shared", "other objects", "empty")
 
 
-def lookup_of(record: Record) -> str | None:
-    """What names the object whose place the CoT gives first (None: the CoT names no place)."""
-    if not any(word["type"] == "position" for word in record.get("visual_words") or []):
-        return None
+def lookups(record: Record) -> list[tuple[str, int, list[int]]]:
+    """Each lookup of the record's reference CoT: (what names the target, the CoT word index of the word
+    read, the image tokens (cells) it is read from)."""
+    visual = record.get("visual_words") or []
     if record["task"] == "doc":
-        return "doc: an item's line"
+        index = next(word["index"] for word in visual if word["type"] == "position")  # "on line L"
+        line = int(record["cot"].split()[index])
+        return [("doc: an item's line", index, list(range((line - 1) * GRID, line * GRID)))]
+    scene = record["scene"]
+    found = []
     if record["task"] == "count" and "the star" in record["question"]:
-        return "count: the star"
-    return f"{record['task']}: a colour-and-shape pair"
+        star = next(obj for obj in scene if obj["shape"] == "star")
+        index = next(word["index"] for word in visual if word["type"] == "position")  # "row R"
+        found.append(("count: the star", index, [_cell(star)]))
+    walk_start = record["cot"].split().index("see")
+    colours = [word["index"] for word in visual if word["type"] == "colour" and word["index"] > walk_start]
+    found += [("walk: the next object", index, [_cell(obj)]) for index, obj in zip(colours, scene)]
+    if record["task"] == "relate":
+        direction, colour, shape = re.search(r"(left of|right of) the (\w+) (\w+)\?", record["question"]).groups()
+        ref = next(obj for obj in scene if (obj["colour"], obj["shape"]) == (colour, shape))
+        found.append(("relate: the neighbour", colours[len(scene)], [_cell(ref) + DIRECTIONS[direction][0]]))
+    return found
 
 
-def first_place(record: Record) -> tuple[int, list[int]]:
-    """The CoT word index of the first place's first number, and the image tokens (cells) it names."""
-    words = [word.strip(".,") for word in record["cot"].split()]
-    index = next(word["index"] for word in record["visual_words"] if word["type"] == "position")
-    if record["task"] == "doc":
-        line = int(words[index])
-        return index, list(range((line - 1) * GRID, line * GRID))
-    row, col = int(words[index]), int(words[index + 2])  # "row R column C"
-    return index, [(row - 1) * GRID + col - 1]
+def _cell(obj: dict) -> int:
+    return (obj["row"] - 1) * GRID + obj["col"] - 1
 
 
 def parts(record: Record, target: list[int]) -> list[str]:
@@ -73,29 +84,28 @@ def parts(record: Record, target: list[int]) -> list[str]:
 
 @torch.inference_mode()
 def measure(loaded, records: list[Record], base_dir: Path, batch_size: int) -> dict[str, dict]:
-    """Per lookup: items, first places read right, and per (layer, head) the mean attention on each part."""
+    """Per lookup: how many, how many read right, and per (layer, head) the mean attention on each part."""
     tokenizer = loaded.processor.tokenizer
     image_token = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     found: dict[str, dict] = defaultdict(lambda: {"n": 0, "read": 0, "mass": defaultdict(lambda: torch.zeros(4))})
-    chosen = [record for record in records if lookup_of(record)]
-    for batch, replies, encoded, out in teacher_forced(loaded, chosen, base_dir, batch_size, output_attentions=True):
+    for batch, replies, encoded, out in teacher_forced(loaded, records, base_dir, batch_size, output_attentions=True):
         greedy = out.logits.argmax(-1).cpu()
         ids = encoded.inputs["input_ids"]
         for row, (record, reply, span) in enumerate(zip(batch, replies, encoded.reply_spans)):
-            index, target = first_place(record)
-            tokens = [span.start + t for t, word in enumerate(token_word_index(tokenizer, reply, record["cot"]))
-                      if word == index]
-            query = tokens[-1] - 1  # the token whose logits give the place's number
+            word_of_token = token_word_index(tokenizer, reply, record["cot"])
             image = (ids[row] == image_token).nonzero().flatten()
-            kinds = parts(record, target)
-            cells_of_part = [[cell for cell, kind in enumerate(kinds) if kind == name] for name in PARTS]
-            result = found[lookup_of(record)]
-            result["n"] += 1
-            result["read"] += all(greedy[row, t - 1] == ids[row, t] for t in tokens)
-            for layer, attention in enumerate(out.attentions):
-                mass = attention[row, :, query, image].float().cpu()  # heads x image tokens
-                for part, cells in enumerate(cells_of_part):
-                    result["mass"][layer, part] += mass[:, cells].sum(-1)
+            for lookup, index, target in lookups(record):
+                tokens = [span.start + t for t, word in enumerate(word_of_token) if word == index]
+                query = tokens[-1] - 1  # the token whose logits give the word's last token
+                kinds = parts(record, target)
+                cells_of_part = [[cell for cell, kind in enumerate(kinds) if kind == name] for name in PARTS]
+                result = found[lookup]
+                result["n"] += 1
+                result["read"] += all(greedy[row, t - 1] == ids[row, t] for t in tokens)
+                for layer, attention in enumerate(out.attentions):
+                    mass = attention[row, :, query, image].float().cpu()  # heads x image tokens
+                    for part, cells in enumerate(cells_of_part):
+                        result["mass"][layer, part] += mass[:, cells].sum(-1)
     return found
 
 
@@ -110,7 +120,7 @@ def rows_of(found: dict[str, dict]) -> tuple[list[dict], list[dict]]:
                 table[layer, head][PARTS[part]] = round(value, 4)
         heads += [{"lookup": lookup, "layer": layer, "head": head, **mass} for (layer, head), mass in table.items()]
         (layer, head), best = max(table.items(), key=lambda item: item[1]["target"])
-        summary.append({"lookup": lookup, "n": n, "first place read": round(result["read"] / n, 4),
+        summary.append({"lookup": lookup, "n": n, "read": round(result["read"] / n, 4),
                         "head": f"{layer}.{head}", **best})
     return summary, heads
 

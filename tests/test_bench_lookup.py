@@ -22,25 +22,28 @@ def bench(monkeypatch):
     return importlib.import_module("bench_lookup")
 
 
-def test_the_first_place_names_the_target_and_the_rest_is_split_by_shared_keys(bench, tmp_path):
+def test_each_lookup_names_the_word_read_and_its_target(bench, tmp_path):
     records = read_records(build(tmp_path, seed=4, n_train=0, n_val=8, n_test=0, progress=False)["val"])
     for record in records:
-        if bench.lookup_of(record) is None:
-            assert record["task"] == "pope" or "There are no" in record["cot"]
-            continue
-        index, target = bench.first_place(record)
-        words = record["cot"].split()
-        assert words[index - 1] in ("row", "line")
-        kinds = bench.parts(record, target)
-        assert [cell for cell, kind in enumerate(kinds) if kind == "target"] == target
-        if record["task"] == "doc":
-            assert len(target) == 4 and kinds.count("other objects") == 8 and kinds.count("empty") == 4
-        else:
+        words = [word.strip(".,") for word in record["cot"].split()]
+        found = bench.lookups(record)
+        for lookup, index, target in found:
+            kinds = bench.parts(record, target)
+            assert [cell for cell, kind in enumerate(kinds) if kind == "target"] == target
+            if record["task"] == "doc":
+                assert words[index - 1] == "line" and target[0] == (int(words[index]) - 1) * 4
+                assert len(target) == 4 and kinds.count("other objects") == 8 and kinds.count("empty") == 4
+                continue
             (obj,) = [o for o in record["scene"] if (o["row"] - 1) * 4 + o["col"] - 1 == target[0]]
-            assert f"{obj['shape']}" in record["cot"]
             assert len(record["scene"]) == 16 - kinds.count("empty")
-    relate = next(r for r in records if r["task"] == "relate")
-    assert bench.lookup_of(relate) == "relate: a colour-and-shape pair"
+            if lookup == "count: the star":
+                assert obj["shape"] == "star" and words[index - 1] == "row" and int(words[index]) == obj["row"]
+            else:  # the colour word of the object in the target cell, its shape beside it
+                assert words[index] == obj["colour"] and obj["shape"] in words[index - 2 : index + 2]
+        names = [lookup for lookup, _, _ in found]
+        if record["task"] != "doc":
+            assert names.count("walk: the next object") == len(record["scene"])
+            assert names.count("relate: the neighbour") == (record["task"] == "relate")
 
 
 @pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
@@ -51,7 +54,7 @@ def test_the_shipped_model_finds_the_star(bench, monkeypatch, tmp_path):
     bench.main()
     report = json.loads(out.read_text())
     rows = {row["lookup"]: row for row in report["rows"]}
-    assert {"doc: an item's line", "relate: a colour-and-shape pair"} <= set(rows)
+    assert {"doc: an item's line", "walk: the next object", "relate: the neighbour"} <= set(rows)
     for row in report["rows"]:
         assert 0 < sum(row[part] for part in bench.PARTS) <= 1 + 1e-4  # the rest of its attention is on text
     # One head puts all its image attention on the star (BENCHMARKS.md: 1.000 on 148 val items)

@@ -13,17 +13,22 @@ p = 0.55 (otherwise uniform over the other colours); other shapes' colours and a
 uniform. Each item has a usual price (tea 2, bun 3, jam 4, egg 1, pie 6, milk 5) used with p = 0.6,
 otherwise uniform over the other prices.
 
-Families (record field `task`), each answered in two or more steps the CoT spells out:
-- count: "How many other objects are the same colour as the star?" (find the star, read its
-  colour, list the others of that colour) or "How many red squares are there?" (list each match
-  with its position; near misses share one attribute). Answers 0-3 as digits.
-- relate: "What colour is the shape left of the blue star?" / "What shape is above the green
-  circle?": the reference is unique by colour and shape, the neighbour cell is occupied.
-- doc: "How much do the tea and the jam cost together?" (75 %; read two prices, add) or "How
-  much does the bun cost?".
+Families (record field `task`), each answered in two or more steps the CoT spells out. The scene
+families' CoTs walk the scene: "I see a red star, a red square (1) and a blue square." names every
+object in reading order and numbers each match of the question as it is met, so no step has to find
+a colour-and-shape pair among the image tokens at once (a 4-layer model trained from scratch did not
+learn that; BENCHMARKS.md).
+- count: "How many other objects are the same colour as the star?" (find the star and its colour,
+  then walk) or "How many red squares are there?" (near misses share one attribute); the last
+  number of the walk is the answer, 0-3 as digits.
+- relate: "What colour is the shape left of the blue star?" / "What shape is right of the green
+  circle?": the reference is unique by colour and shape, the neighbour cell is occupied, so the
+  neighbour is the object just before or after the reference in the walk.
+- doc: "How much do the tea, the jam and the egg cost together?" (read two or three prices, then
+  add them one at a time) or "How much does the bun cost?" (one in six).
 - pope: "Is there a green star?", exactly half yes per split; negatives split evenly among
   random (any absent pair), popular (an absent yellow star / red circle) and adversarial (colour
-  and shape both in the scene, never together). The CoT lists the objects in reading order.
+  and shape both in the scene, never together).
 
 Record (one JSON line): `id`, `image` (relative to the JSONL file), `task`, `question`, `answer`,
 `cot`, `visual_words` (`{"index", "word", "type"}` for each CoT word that is a fact of the image,

@@ -14,7 +14,7 @@ from .words import ITEMS, Cot, prior_price
 LINES = 3
 FONT_SIZE = 18
 MARGIN = 6
-SUM_SHARE = 0.75  # the rest of the questions read a single price
+ITEMS_ASKED = (1, 2, 2, 3, 3, 3)  # how many prices a question reads (one drawn): mostly sums
 
 
 @lru_cache(maxsize=1)
@@ -43,26 +43,27 @@ def draw_document(document: list[dict[str, Any]]) -> Image.Image:
 
 
 def doc_item(rng: random.Random) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Read two prices and add them (most questions), or read one price."""
+    """Read two or three prices and add them one at a time (most questions), or read one price."""
     document = random_document(rng)
-    lines = rng.sample(range(LINES), 2 if rng.random() < SUM_SHARE else 1)  # in the order asked
+    asked = [document[line] | {"line": line + 1} for line in rng.sample(range(LINES), rng.choice(ITEMS_ASKED))]
     cot = Cot()
-    for line in lines:
-        entry = document[line]
-        cot.say("The").fact(entry["item"], "object").say("on line").fact(line + 1, "position")
+    for entry in asked:
+        cot.say("The").fact(entry["item"], "object").say("on line").fact(entry["line"], "position")
         cot.say("costs").fact(entry["price"], "value").end()
-    if len(lines) == 2:
-        first, second = (document[line] for line in lines)
-        question = f"How much do the {first['item']} and the {second['item']} cost together?"
-        answer = first["price"] + second["price"]
-        cot.fact(first["price"], "value").say("plus").fact(second["price"], "value").say(f"makes {answer}.")
+    total = asked[0]["price"]
+    for entry in asked[1:]:
+        # The first sum adds two prices read from the image; a later one adds to the running total.
+        cot.fact(total, "value") if entry is asked[1] else cot.say(str(total))
+        cot.say("plus").fact(entry["price"], "value").say(f"makes {total + entry['price']}.")
+        total += entry["price"]
+    names = [f"the {entry['item']}" for entry in asked]
+    if len(asked) == 1:
+        question = f"How much does {names[0]} cost?"
     else:
-        entry = document[lines[0]]
-        question = f"How much does the {entry['item']} cost?"
-        answer = entry["price"]
+        question = f"How much do {', '.join(names[:-1])} and {names[-1]} cost together?"
     record = {
         "question": question,
-        "answer": str(answer),
+        "answer": str(total),
         "task": "doc",
         "cot": cot.text,
         "visual_words": cot.visual_words,

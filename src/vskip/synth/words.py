@@ -26,18 +26,16 @@ USUAL_PRICE: dict[str, int] = {"tea": 2, "bun": 3, "jam": 4, "egg": 1, "pie": 6,
 USUAL_PRICE_SHARE = 0.6
 PRICES: tuple[int, ...] = tuple(range(1, 10))
 
-DIRECTIONS: dict[str, tuple[int, int, str]] = {
-    # question phrase -> (row step, column step, CoT phrase)
-    "left of": (0, -1, "Left of it,"),
-    "right of": (0, 1, "Right of it,"),
-    "above": (-1, 0, "Above it,"),
-    "below": (1, 0, "Below it,"),
+DIRECTIONS: dict[str, tuple[int, str]] = {
+    # question phrase -> (column step, CoT phrase)
+    "left of": (-1, "Left of it is"),
+    "right of": (1, "Right of it is"),
 }
 
 # Every word a template writes besides the attribute words above (punctuation stripped).
 TEMPLATE_WORDS = (
     "How many other objects are the same colour as star There is a an at row column That makes no "
-    "red squares there What shape colour is left of right above below Left Right Above Below it The "
+    "red squares there What shape colour is left of right Left Right it The "
     "I see and Is yes much do cost together does costs on line plus"
 ).split()
 
@@ -135,6 +133,6 @@ VOCABULARY: tuple[str, ...] = tuple(
         | set(SHAPES)
         | set(PLURALS.values())
         | set(ITEMS)
-        | {str(n) for n in range(0, 19)}
+        | {str(n) for n in range(0, 3 * max(PRICES) + 1)}
     )
 )
