@@ -119,9 +119,10 @@ def _place(rng: random.Random, things: list[tuple[str, str]]) -> list[Obj]:
 
 def _walk(cot: Cot, scene: list[Obj], matches: Callable[[Obj], bool]) -> list[Obj]:
     """'I see a red star, a red square (1) and a blue square (2).': every object in reading order, each
-    match numbered as it is met. Each step reads the next image token and compares it with words just
-    written, where finding a colour-and-shape pair among the image tokens in one step is what a
-    4-layer model trained from scratch did not learn (BENCHMARKS.md). Returns the matches."""
+    match numbered as it is met; returns the matches. Each step reads the next occupied image token
+    and compares the pair just written with the question's: finding a colour-and-shape pair among
+    the image tokens in one step is what a 4-layer model trained from scratch did not learn
+    (BENCHMARKS.md)."""
     found: list[Obj] = []
 
     def write(c: Cot, obj: Obj) -> None:
