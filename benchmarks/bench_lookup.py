@@ -56,7 +56,8 @@ def lookups(record: Record) -> list[tuple[str, int, list[int]]]:
     colours = [word["index"] for word in visual if word["type"] == "colour" and word["index"] > walk_start]
     found += [("walk: the next object", index, [_cell(obj)]) for index, obj in zip(colours, scene)]
     if record["task"] == "relate":
-        direction, colour, shape = re.search(r"(left of|right of) the (\w+) (\w+)\?", record["question"]).groups()
+        asked = re.search(rf"({'|'.join(DIRECTIONS)}) the (\w+) (\w+)\?", record["question"])
+        direction, colour, shape = asked.groups()
         ref = next(obj for obj in scene if (obj["colour"], obj["shape"]) == (colour, shape))
         found.append(("relate: the neighbour", colours[len(scene)], [_cell(ref) + DIRECTIONS[direction][0]]))
     return found

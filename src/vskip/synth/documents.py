@@ -52,8 +52,10 @@ def doc_item(rng: random.Random) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         cot.say("costs").fact(entry["price"], "value").end()
     total = asked[0]["price"]
     for entry in asked[1:]:
-        # The first sum adds two prices read from the image; a later one adds to the running total.
-        cot.fact(total, "value") if entry is asked[1] else cot.say(str(total))
+        if entry is asked[1]:
+            cot.fact(total, "value")  # the first sum adds two prices read from the image
+        else:
+            cot.say(str(total))  # a later one adds to the running total
         cot.say("plus").fact(entry["price"], "value").say(f"makes {total + entry['price']}.")
         total += entry["price"]
     names = [f"the {entry['item']}" for entry in asked]
