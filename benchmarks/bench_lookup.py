@@ -13,7 +13,8 @@ not (greedy right at every token), as in bench_reading.py.
 Lookups, by what names the target:
 - count: the star (the row of "The star at row 2 column 3 is red": one shape, the same in every
   question);
-- doc: an item's line (the line of "The tea on line 1 costs 2": an item from the question);
+- doc: the next line (the item of each line of "I see tea 2, jam 4 and milk 5": the next line in
+  reading order);
 - walk: the next object (the colour of each object of "I see a red star, a blue circle (1) ...": the
   next occupied cell in reading order);
 - relate: the neighbour (the colour of "Left of it is a blue circle": the cell beside the reference).
@@ -43,9 +44,9 @@ def lookups(record: Record) -> list[tuple[str, int, list[int]]]:
     read, the image tokens (cells) it is read from)."""
     visual = record.get("visual_words") or []
     if record["task"] == "doc":
-        index = next(word["index"] for word in visual if word["type"] == "position")  # "on line L"
-        line = int(record["cot"].split()[index])
-        return [("doc: an item's line", index, list(range((line - 1) * GRID, line * GRID)))]
+        walked = [word["index"] for word in visual if word["type"] == "object"][: len(record["document"])]
+        return [("doc: the next line", index, list(range(line * GRID, (line + 1) * GRID)))
+                for line, index in enumerate(walked)]
     scene = record["scene"]
     found = []
     if record["task"] == "count" and "the star" in record["question"]:

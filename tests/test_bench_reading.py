@@ -34,7 +34,7 @@ def test_roles_split_positions_by_axis_and_place_and_attributes_by_the_question(
     star = next(r for r in records if "the star" in r["question"])
     assert {"row (first)", "column (first)"} <= set(bench.word_roles(star).values())
     doc = next(r for r in records if r["task"] == "doc")
-    assert set(bench.word_roles(doc).values()) == {"object (asked)", "line", "value"}
+    assert "object (asked)" in set(bench.word_roles(doc).values()) <= {"object (asked)", "object", "value"}
     for record in records:
         assert sorted(bench.word_roles(record)) == [w["index"] for w in record["visual_words"]]
 

@@ -111,6 +111,16 @@ def test_scene_cots_walk_the_scene_and_number_each_match(built):
             assert r["cot"].endswith(f"{neighbour[0]} {neighbour[1]}.")
 
 
+def test_receipt_cots_read_every_line_then_the_asked_prices(built):
+    """Every receipt CoT reads its lines in order, then names the question's items in its order."""
+    _, records = built
+    for r in (r for r in records if r["task"] == "doc"):
+        walk, *steps = r["cot"].split(". ")
+        assert re.findall(r"(\w+) (\d)", walk) == [(line["item"], str(line["price"])) for line in r["document"]]
+        asked = re.findall(r"the (\w+)", r["question"])
+        assert [step.split()[:3] for step in steps[: len(asked)]] == [["The", item, "costs"] for item in asked]
+
+
 def test_scene_ground_truth_is_well_formed(built):
     _, records = built
     for r in records:
@@ -143,7 +153,7 @@ def test_reference_cots_make_only_true_claims(built):
 
 def test_reference_cots_have_true_premises(built):
     _, records = built
-    # None: a one-step CoT ("The bun on line 1 costs 3.").
+    # None: a CoT with no claim before its last sentence.
     verdicts = Counter(premises_true(r, r["cot"]) for r in records)
     assert set(verdicts) <= {True, None} and verdicts[True] > verdicts[None]
 
@@ -237,6 +247,9 @@ DOC = {
         (SCENE, "That makes 3 objects.", (0, 0)),
         (DOC, "The tea on line 1 costs 4. The jam on line 2 costs 3. 4 plus 3 makes 9.", (2, 0)),
         (DOC, "The tea costs 2. The jam on line 3 costs 3. The pie costs 1.", (3, 3)),
+        (DOC, "I see tea 4, jam 3 and egg 1. The jam costs 3.", (4, 0)),
+        # A walk's order is not checked (compression drops entries); each pair is.
+        (DOC, "I see jam 3, tea 4 and egg 2. The jam costs 3.", (4, 1)),
     ],
 )
 def test_hallucinated_words(record, text, expected):
@@ -255,6 +268,8 @@ def test_hallucinated_words(record, text, expected):
         (SCENE, "That makes 3. That makes 4.", None),
         (DOC, "The tea on line 1 costs 4. The jam on line 2 costs 3. 4 plus 3 makes 9.", True),
         (DOC, "The tea on line 2 costs 4. The jam on line 2 costs 3. 4 plus 3 makes 7.", False),
+        (DOC, "I see tea 4, jam 3 and egg 1. The egg costs 1. The jam costs 3. 1 plus 3 makes 5.", True),
+        (DOC, "I see tea 4, jam 5 and egg 1. The egg costs 1. The jam costs 5. 1 plus 5 makes 6.", False),
     ],
 )
 def test_premises_true(record, text, expected):

@@ -7,7 +7,9 @@ Words are `text.split()`, compared in lower case with surrounding punctuation st
   <colour> <shape>`, true iff that pair sits in that cell; preceded by `no` ("There is no green
   star"), true iff the pair is absent; `<shape> [at row R column C] is <colour>` ("The star at
   row 2 column 1 is red"), true iff such an object exists (there).
-- documents: `<item> [on line L] costs N`, true iff the receipt has that item at price N (on line L).
+- documents: `<item> [on line L] costs N` or the walk's `<item> N` ("I see tea 2, jam 4 and milk
+  5"), true iff the receipt has that item at price N (on line L). A walk's order is not read as
+  lines: a compressed CoT drops whole entries of it.
 
 Arithmetic ("4 plus 3 makes 7") and counts are reasoning, not attributes, and are not checked.
 Every claim a reference CoT of vskip-synth makes is one of these, so the count is exact there.
@@ -120,6 +122,10 @@ def _document_claims(words: list[str], document: list[dict[str, Any]]) -> list[M
         if word not in ITEMS:
             continue
         j, line = i + 1, None
+        if j < len(words) and words[j].isdigit():
+            price = int(words[j])
+            mentions.append(Mention(i, j + 1, f"{word} {price}", prices.get(word) == price))
+            continue
         if words[j : j + 2] == ["on", "line"] and j + 2 < len(words) and words[j + 2].isdigit():
             j, line = j + 3, int(words[j + 2])
         if words[j : j + 1] == ["costs"] and j + 1 < len(words) and words[j + 1].isdigit():

@@ -43,13 +43,19 @@ def draw_document(document: list[dict[str, Any]]) -> Image.Image:
 
 
 def doc_item(rng: random.Random) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Read two or three prices and add them one at a time (most questions), or read one price."""
+    """Read the receipt line by line, then two or three of its prices added one at a time (most
+    questions), or one price.
+
+    'I see tea 2, jam 4 and milk 5.' reads each line in turn, the positional read the scenes' walk
+    uses; 'The jam costs 4.' then finds a question's item in that text, not among the image tokens:
+    finding an item's line among them ("The jam on line 2 costs 4") was the lookup the teacher got
+    wrong (BENCHMARKS.md)."""
     document = random_document(rng)
-    asked = [document[line] | {"line": line + 1} for line in rng.sample(range(LINES), rng.choice(ITEMS_ASKED))]
-    cot = Cot()
+    asked = [document[line] for line in rng.sample(range(LINES), rng.choice(ITEMS_ASKED))]
+    cot = Cot().say("I see")
+    cot.series(document, lambda c, entry: c.fact(entry["item"], "object").fact(entry["price"], "value")).end()
     for entry in asked:
-        cot.say("The").fact(entry["item"], "object").say("on line").fact(entry["line"], "position")
-        cot.say("costs").fact(entry["price"], "value").end()
+        cot.say("The").fact(entry["item"], "object").say("costs").fact(entry["price"], "value").end()
     total = asked[0]["price"]
     for entry in asked[1:]:
         if entry is asked[1]:
