@@ -43,7 +43,8 @@ def test_it_runs_on_val_and_refuses_test(bench, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(sys, "argv", ["bench_compression.py", "--data", str(paths["val"]), "--out", str(out)])
     bench.main()
     report = json.loads(out.read_text())
-    assert report["default_visual_path"] == {"key_layers": [0, 1], "row": "own", "aggregation": "layer-mean-head-max"}
+    assert report["default_visual_path"] == {"key_layers": [0, 1, 2, 3], "row": "predictor",
+                                            "aggregation": "layer-mean-head-max"}
     assert len(report["ablation"]) == 2 * len(bench.ablation_paths(4))  # the visual and vskip gates of each
     read = {(row["row"], row["aggregation"]) for row in report["ablation"]}
     assert read == {(row, aggregation) for row in VISUAL_ROWS for aggregation in VISUAL_AGGREGATIONS}

@@ -70,21 +70,21 @@ def test_batching_does_not_change_the_scores(tiny_random, image_dataset):
 
 def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):
     records = read_records(image_dataset)[:1]
-    assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [0]
-    low = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
-    high = score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(key_layers=(1,)),
-                         progress=False)[0]
-    assert low["text_score"] == high["text_score"] and low["visual_score"] != high["visual_score"]
+    assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [0, 1]
+    every = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
+    upper = score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(key_layers=(1,)),
+                          progress=False)[0]
+    assert every["text_score"] == upper["text_score"] and every["visual_score"] != upper["visual_score"]
     with pytest.raises(BadInput, match="subset of"):
         score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(key_layers=(7,)), progress=False)
 
 
 def test_the_visual_path_options_change_the_visual_scores_only(tiny_random, image_dataset):
     records = read_records(image_dataset)[:1]
-    paper = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
-    for visual in (VisualPath(row="predictor"), VisualPath(aggregation="head-max-layer-mean", key_layers=(0, 1))):
+    default = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
+    for visual in (VisualPath(row="own"), VisualPath(aggregation="head-max-layer-mean")):
         other = score_records(tiny_random, records, image_dataset.parent, visual=visual, progress=False)[0]
-        assert other["text_score"] == paper["text_score"] and other["visual_score"] != paper["visual_score"]
+        assert other["text_score"] == default["text_score"] and other["visual_score"] != default["visual_score"]
     with pytest.raises(BadInput, match="the row is one of own, predictor"):
         score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(row="next"), progress=False)
 

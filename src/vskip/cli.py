@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
     score.add_argument("--out", required=True, help="JSONL of the records with their scores")
     score.add_argument("--key-layers", type=_layer_list,
-                       help="comma-separated layer indices (default: the lower half of the layers that see the image)")
+                       help="comma-separated layer indices (default: every layer that sees the image)")
     score.add_argument("--visual-row", choices=VISUAL_ROWS, default=default_visual.row,
                        help="query row whose attention to the image scores token i: its own, or the one that "
                             "predicted it (i - 1, where the text path reads its surprisal)")
