@@ -1,12 +1,12 @@
 """Grounding questions asked of an item's own image: where a thing is, and what is at a place.
 
-Chains of thought name positions ("the star at row 2 column 1", "the tea on line 3"), and a
-model that reads *what* an image holds but not *where* writes those wrong. Teacher-
-forced, vskip-tiny trained on the benchmark's questions alone got the line of a receipt item
-right at about chance, though its image tokens carry their row plainly: the skill is learned
-from too few, too entangled examples. These questions ask it alone, drawn from the ground truth
-of any training record, the way LLaVA's first stage aligns a tower with its captions. They are
-training data only: the benchmark's families stay as they are.
+Chains of thought name positions ("the star at row 2 column 1"; receipts did, "the tea on line 3",
+before they were walked line by line), and a model that reads *what* an image holds but not
+*where* writes those wrong. Teacher-forced, vskip-tiny trained on the benchmark's questions alone
+got the line of a receipt item right at about chance, though its image tokens carry their row
+plainly: the skill is learned from too few, too entangled examples. These questions ask it
+alone, drawn from the ground truth of any training record, the way LLaVA's first stage aligns a
+tower with its captions. They are training data only: the benchmark's families stay as they are.
 """
 
 from __future__ import annotations
