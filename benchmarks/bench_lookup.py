@@ -33,7 +33,8 @@ from bench_reading import teacher_forced, teacher_forced_run
 from vskip.encoding import token_word_index
 from vskip.records import Record
 from vskip.report import format_table
-from vskip.synth.scenes import GRID
+from vskip.synth.documents import line_cells
+from vskip.synth.scenes import GRID, cell_of
 from vskip.synth.words import DIRECTIONS
 
 PARTS = ("target", "one key shared", "other objects", "empty")
@@ -45,27 +46,22 @@ def lookups(record: Record) -> list[tuple[str, int, list[int]]]:
     visual = record.get("visual_words") or []
     if record["task"] == "doc":
         walked = [word["index"] for word in visual if word["type"] == "object"][: len(record["document"])]
-        return [("doc: the next line", index, list(range(line * GRID, (line + 1) * GRID)))
-                for line, index in enumerate(walked)]
+        return [("doc: the next line", index, list(line_cells(line))) for line, index in enumerate(walked)]
     scene = record["scene"]
     found = []
     if record["task"] == "count" and "the star" in record["question"]:
         star = next(obj for obj in scene if obj["shape"] == "star")
         index = next(word["index"] for word in visual if word["type"] == "position")  # "row R"
-        found.append(("count: the star", index, [_cell(star)]))
+        found.append(("count: the star", index, [cell_of(star)]))
     walk_start = record["cot"].split().index("see")
     colours = [word["index"] for word in visual if word["type"] == "colour" and word["index"] > walk_start]
-    found += [("walk: the next object", index, [_cell(obj)]) for index, obj in zip(colours, scene)]
+    found += [("walk: the next object", index, [cell_of(obj)]) for index, obj in zip(colours, scene)]
     if record["task"] == "relate":
         asked = re.search(rf"({'|'.join(DIRECTIONS)}) the (\w+) (\w+)\?", record["question"])
         direction, colour, shape = asked.groups()
         ref = next(obj for obj in scene if (obj["colour"], obj["shape"]) == (colour, shape))
-        found.append(("relate: the neighbour", colours[len(scene)], [_cell(ref) + DIRECTIONS[direction][0]]))
+        found.append(("relate: the neighbour", colours[len(scene)], [cell_of(ref) + DIRECTIONS[direction][0]]))
     return found
-
-
-def _cell(obj: dict) -> int:
-    return (obj["row"] - 1) * GRID + obj["col"] - 1
 
 
 def parts(record: Record, target: list[int]) -> list[str]:
@@ -73,12 +69,12 @@ def parts(record: Record, target: list[int]) -> list[str]:
     kinds = ["empty"] * GRID * GRID
     if record["task"] == "doc":
         for line in range(len(record["document"])):
-            for cell in range(line * GRID, (line + 1) * GRID):
+            for cell in line_cells(line):
                 kinds[cell] = "target" if cell in target else "other objects"
         return kinds
-    cell_of = {(obj["row"] - 1) * GRID + obj["col"] - 1: obj for obj in record["scene"]}
-    wanted = cell_of[target[0]]
-    for cell, obj in cell_of.items():
+    at = {cell_of(obj): obj for obj in record["scene"]}
+    wanted = at[target[0]]
+    for cell, obj in at.items():
         shared = obj["colour"] == wanted["colour"] or obj["shape"] == wanted["shape"]
         kinds[cell] = "target" if cell == target[0] else "one key shared" if shared else "other objects"
     return kinds

@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from ..records import Record, image_paths, load_image
-from ..synth.scenes import GRID
+from ..synth.documents import line_cells
+from ..synth.scenes import GRID, cell_of
 from ..synth.words import COLOURS, ITEMS, PRICES, SHAPES
 from ..training import TrainConfig, train
 
@@ -49,12 +50,12 @@ def cell_targets(record: Record) -> dict[str, list[int]]:
         targets["row"][k], targets["col"][k] = k // GRID + 1, k % GRID + 1
 
     for obj in record.get("scene") or []:
-        k = (obj["row"] - 1) * GRID + obj["col"] - 1
+        k = cell_of(obj)
         targets["colour"][k] = list(COLOURS).index(obj["colour"]) + 1
         targets["shape"][k] = SHAPES.index(obj["shape"]) + 1
         mark(k)
     for line, entry in enumerate(record.get("document") or []):
-        for k in range(line * GRID, (line + 1) * GRID):
+        for k in line_cells(line):
             targets["item"][k] = ITEMS.index(entry["item"]) + 1
             targets["price"][k] = int(entry["price"])
             mark(k)

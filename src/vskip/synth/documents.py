@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .scenes import CELL, SIZE
+from .scenes import CELL, GRID, SIZE
 from .words import ITEMS, Cot, prior_price
 
 LINES = 3
@@ -29,6 +29,11 @@ def font() -> ImageFont.FreeTypeFont:
 def random_document(rng: random.Random) -> list[dict[str, Any]]:
     """Three distinct items, each at its usual price with the prior's share, else another price 1-9."""
     return [{"item": item, "price": prior_price(rng, item)} for item in rng.sample(ITEMS, LINES)]
+
+
+def line_cells(line: int) -> range:
+    """The grid cells (merged image tokens) of receipt line `line`, counted from 0: one row of the grid."""
+    return range(line * GRID, (line + 1) * GRID)
 
 
 def draw_document(document: list[dict[str, Any]]) -> Image.Image:

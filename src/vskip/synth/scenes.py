@@ -21,6 +21,11 @@ STAR_SHARE = 0.5  # count questions about the star's colour; the rest count a co
 Obj = dict[str, Any]  # {"colour", "shape", "row", "col"}, row and col in 1..4
 
 
+def cell_of(obj: Obj) -> int:
+    """The grid cell `obj` sits in, counted from 0 in reading order: also its merged image token."""
+    return (obj["row"] - 1) * GRID + obj["col"] - 1
+
+
 def random_scene(rng: random.Random, n: int | None = None) -> list[Obj]:
     """3-7 objects in distinct cells, each shape uniform, each colour from its shape's prior."""
     n = rng.randint(3, 7) if n is None else n
