@@ -5,7 +5,8 @@
 The model scores each item's reference chain of thought (teacher-forced, with the blind pass for
 the information-gain scorer); every method then compresses it at each γ. Reported per method and
 γ: VARR per attribute type (share of the reference CoT's visual words kept, exact by index), the
-share of kept words that are function words, and the kept share of tokens. The ablations repeat
+share of kept words that are function words, and the kept share of tokens; per family, the share of
+the CoT's tokens no gate at γ below it can drop without losing an anchor (`room`). The ablations repeat
 the `visual` and `vskip` gates at γ = 0.5 with the visual path read otherwise (`score.VisualPath`):
 over other key layers; at the row that predicted the token instead of its own; with the max over
 heads taken before the mean over layers. These choose the defaults, so the script refuses a test
@@ -64,6 +65,24 @@ def quality(compressed: list[dict]) -> list[dict]:
     return rows
 
 
+def room(scored: list[dict]) -> list[dict]:
+    """Per family, how much of a CoT a gate could drop and keep every anchor: the share of its tokens in
+    visual words and numbers (the counters "(1)", prices, sums), and in every word that is not a
+    function word. Above γ, no gate keeps them all."""
+    groups: dict[str, list[int]] = {}
+    for record in scored:
+        visual = {entry["index"] for entry in record["visual_words"]}
+        totals = groups.setdefault(record["task"], [0, 0, 0])
+        for index, (word, tokens) in enumerate(zip(record["words"], record["word_tokens"])):
+            bare = word.strip(".,?!()").lower()
+            totals[0] += tokens * (index in visual or any(ch.isdigit() for ch in word))
+            totals[1] += tokens * (index in visual or bare not in FUNCTION_WORDS)
+            totals[2] += tokens
+    return [{"task": task, "anchor_token_share": anchors / total, "content_token_share": content / total,
+             "cot_tokens": total / sum(1 for record in scored if record["task"] == task)}
+            for task, (anchors, content, total) in sorted(groups.items())]
+
+
 def is_test_split(path: str | Path, records: list[dict]) -> bool:
     """Whether the records are a test split, by the file's name or vskip-synth's ids."""
     return Path(path).stem == "test" or any(str(record["id"]).startswith("test-") for record in records)
@@ -102,6 +121,7 @@ def main() -> None:
 
     scored = score_records(loaded, chosen, base, blind=True)
     main_rows = quality(compress_records(scored, methods, ratios))
+    room_rows = room(scored)
     default = default_key_layers(loaded.adapter, loaded.model.config)
 
     subset = first_per_task(records, args.ablation_per_task)
@@ -118,8 +138,10 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({"model": args.model, "precision": loaded.precision, "data": args.data,
                                           "items": len(chosen), "ablation_items": len(subset),
                                           "default_visual_path": {**asdict(VisualPath()), "key_layers": default},
-                                          "quality": main_rows, "ablation": ablation}, indent=2) + "\n")
+                                          "quality": main_rows, "room": room_rows,
+                                          "ablation": ablation}, indent=2) + "\n")
     print(format_table(main_rows, list(main_rows[0])))
+    print(format_table(room_rows, list(room_rows[0])))
     print(format_table(ablation, list(ablation[0])))
 
 

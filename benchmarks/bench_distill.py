@@ -1,17 +1,22 @@
 """Distillation recipes side by side: which one makes a student follow γ and keep the teacher's accuracy.
 
     python benchmarks/bench_distill.py --data runs/synth --work runs/bench-distill \
-        --out benchmarks/results/distill.json
+        --compressed runs/demo/compressed.jsonl --out benchmarks/results/distill.json
 
 The teacher (`--model`) writes chains of thought for the first `--n-train` training items of each
 family; the correct ones are scored and compressed by `--method` at every γ of `--ratios`, once, in
-`--work`. Each recipe (`RECIPES`, or the names given to `--recipes`) then distils one student from
-those records, and the teacher (`full`) and every student at every γ are evaluated on the first
-`--n-val` items per family of the *validation* split (choices are made there; the test split only
-reports): accuracy, accuracy as a share of `full`'s, and ActRatio (the student's CoT tokens over the
-teacher's on the same items). Each recipe's figures land in `WORK/recipes/NAME.json`, so recipes can
-run in separate processes on the same work (a GPU has room for several of these small models); every
-run merges what is there into `--out` and prints the table.
+`--work` (or `--compressed` names records already compressed, such as the demo's). Each recipe
+(`RECIPES`, or the names given to `--recipes`) then distils one student from those records, and the
+teacher (`full`) and every student at every γ are evaluated on the first `--n-val` items per family
+of the *validation* split (choices are made there; the test split only reports): accuracy, overall
+and per family, accuracy as a share of `full`'s, and ActRatio (the student's CoT tokens over the
+teacher's on the same items). Beside each accuracy, the *forced* accuracy splits the loss in two:
+the student is handed the gate's own compression of the teacher's CoT on each item `full` got right
+(the CoT it was trained to write) and only answers; the gap between accuracy and forced accuracy is
+the student's writing, the gap between forced accuracy and 1 what the gate's compression leaves
+out. Each recipe's figures land in `WORK/recipes/NAME.json`, so recipes can run in separate
+processes on the same work (a GPU has room for several of these small models); every run merges what
+is there into `--out` and prints the table.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from pathlib import Path
 from vskip.compress import compress_records
 from vskip.distill import DEFAULT_DISTILL, DistillSettings, LoraSettings
 from vskip.distill import distill as distill_student
+from vskip.encoding import encode, record_example
 from vskip.evaluate import EvalSettings, evaluate
-from vskip.generate import generate
+from vskip.generate import decode, generate
 from vskip.lora import ADAPTER_INFO, load_student
+from vskip.metrics import is_correct
 from vskip.models import load_model
 from vskip.precision import DTYPES
+from vskip.prompts import ANSWER_PREFIX, split_response
 from vskip.records import iter_jsonl, read_records, write_jsonl_atomic
 from vskip.report import format_table
 from vskip.score import score_records
@@ -48,6 +56,7 @@ RECIPES: dict[str, DistillSettings] = {
     "lora-all-linear-r8-1500": _recipe(1500, 1e-3, LoraSettings(rank=8, alpha=16, target_modules="all-linear")),
     "lora-all-linear-r32-1000": _recipe(1000, 1e-3, ALL_LINEAR),
     "lora-all-linear-r32-1500": _recipe(1500, 1e-3, ALL_LINEAR),
+    "lora-all-linear-r32-1500-lr2e-3": _recipe(1500, 2e-3, ALL_LINEAR),
     "lora-all-linear-r32-3000": _recipe(3000, 1e-3, ALL_LINEAR),
     "full-1000": _recipe(1000, 3e-4, None),
     "full-1500": _recipe(1500, 3e-4, None),
@@ -67,7 +76,12 @@ def by_family(records: list[dict], n: int) -> list[dict]:
 
 
 def prepare(args, work: Path) -> Path:
-    """Teacher CoTs on the training items, scored and compressed: the records every recipe learns from."""
+    """Teacher CoTs on the training items, scored and compressed: the records every recipe learns from
+    (`--compressed`, when given: a file `vskip compress` or `vskip demo` wrote)."""
+    if args.compressed:
+        if not Path(args.compressed).is_file():
+            raise SystemExit(f"{args.compressed}: no such file; run `vskip demo` or `vskip compress` first")
+        return Path(args.compressed)
     compressed_path = work / "compressed.jsonl"
     if compressed_path.is_file():
         return compressed_path
@@ -87,27 +101,64 @@ def evaluate_full(args, work: Path, val: list[dict]) -> dict:
     return evaluate(teacher, val, args.data, path, settings=_eval_settings(args))
 
 
-def run_recipe(args, work: Path, name: str, settings: DistillSettings, val: list[dict], full: dict) -> dict:
+def val_compressions(args, work: Path) -> list[dict]:
+    """The gate's compressions of the teacher's correct CoTs on the validation items (`full`'s own)."""
+    path = work / "eval" / "compressed.jsonl"
+    if not path.is_file():
+        items = [item for item in iter_jsonl(work / "eval" / "full.json.items.jsonl") if item["correct"]]
+        teacher = load_model(args.model, dtype=args.dtype)
+        scored = score_records(teacher, items, path.parent, blind=args.method == "gain", progress=False)
+        write_jsonl_atomic(path, compress_records(scored, [args.method], args.ratios, args.seed))
+    return list(iter_jsonl(path))
+
+
+def forced_accuracy(student, compressed: list[dict], base: Path, ratio: float, batch_size: int) -> float:
+    """Accuracy of the student answering after the gate's compressed CoT at γ, teacher-forced: only the answer
+    is generated."""
+    records = [record for record in compressed if record["ratio"] == ratio]
+    right = 0
+    for start in range(0, len(records), batch_size):
+        batch = records[start:start + batch_size]
+        examples = [record_example(student.processor, record, base, ratio=ratio) for record in batch]
+        for example, record in zip(examples, batch):
+            example.prompt += f"{record['compressed_cot']}\n{ANSWER_PREFIX}"
+        inputs = encode(student.processor, examples, for_generation=True).inputs
+        output = decode(student, inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1]:]
+        for record, tokens in zip(batch, output):
+            answer = student.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+            right += is_correct(split_response(f"{ANSWER_PREFIX}{answer}")[1], record)
+    return right / len(records)
+
+
+def run_recipe(args, work: Path, records_path: Path, name: str, settings: DistillSettings, val: list[dict],
+               full: dict) -> dict:
     path = work / "recipes" / f"{name}.json"
     if path.is_file():
         return json.loads(path.read_text())
     if args.steps:
         settings = replace(settings, training=replace(settings.training, steps=args.steps))
     student_dir = work / "students" / name
-    started = time.perf_counter()
-    distill_student(args.model, list(iter_jsonl(work / "compressed.jsonl")), work, student_dir, method=args.method,
-                    settings=settings, dtype=args.dtype)
-    seconds = time.perf_counter() - started
+    info_path = student_dir / ADAPTER_INFO
+    if not info_path.is_file():  # written last: a student already distilled is evaluated again, not retrained
+        started = time.perf_counter()
+        distill_student(args.model, list(iter_jsonl(records_path)), records_path.parent, student_dir,
+                        method=args.method, settings=settings, dtype=args.dtype)
+        info = json.loads(info_path.read_text())
+        info["seconds"] = round(time.perf_counter() - started, 1)
+        info_path.write_text(json.dumps(info, indent=2) + "\n")
+    info = json.loads(info_path.read_text())
     student = load_student(args.model, student_dir, dtype=args.dtype)
+    compressed = val_compressions(args, work)
     rows = []
     for ratio in args.ratios:
         results = evaluate(student, val, args.data, work / "eval" / f"{name}-{ratio}.json",
                            settings=replace(_eval_settings(args), ratio=ratio), baseline=full, adapter=student_dir)
         rows.append({"ratio": ratio, "accuracy": results["accuracy"], "act_ratio": results["act_ratio"],
-                     "accuracy_vs_full": results["accuracy"] / full["accuracy"] if full["accuracy"] else None})
-    report = {"recipe": name, "settings": asdict(settings), "distill_seconds": round(seconds, 1),
-              "trained_parameters": json.loads((student_dir / ADAPTER_INFO).read_text())["trainable_parameters"],
-              "rows": rows}
+                     "accuracy_vs_full": results["accuracy"] / full["accuracy"] if full["accuracy"] else None,
+                     "forced_accuracy": forced_accuracy(student, compressed, work / "eval", ratio, args.batch_size),
+                     "accuracy_by_task": {task: block["accuracy"] for task, block in results["tasks"].items()}})
+    report = {"recipe": name, "settings": asdict(settings), "distill_seconds": info.get("seconds"),
+              "trained_parameters": info["trainable_parameters"], "rows": rows}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -124,7 +175,10 @@ def merge(work: Path, out: Path, full: dict) -> list[dict]:
     reports.sort(key=lambda report: list(RECIPES).index(report["recipe"]))
     for report in reports:
         for row in report["rows"]:
-            rows.append({"recipe": report["recipe"], **row, "trained_parameters": report["trained_parameters"],
+            by_task = {f"accuracy_{task}": value for task, value in row.get("accuracy_by_task", {}).items()}
+            row = {key: value for key, value in row.items() if key != "accuracy_by_task"}
+            rows.append({"recipe": report["recipe"], **row, **by_task,
+                         "trained_parameters": report["trained_parameters"],
                          "distill_seconds": report["distill_seconds"]})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"full": {"accuracy": full["accuracy"], "n": full["n"]}, "rows": rows,
@@ -141,6 +195,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/distill.json")
     parser.add_argument("--recipes", nargs="*", choices=list(RECIPES), default=list(RECIPES),
                         help="recipes to run (none: prepare and merge only)")
+    parser.add_argument("--compressed", help="learn from this file's compressed records "
+                        "(e.g. runs/demo/compressed.jsonl) instead of preparing them in --work")
     parser.add_argument("--method", default="vskip")
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.5, 0.7, 0.9])
     parser.add_argument("--n-train", type=int, default=1000, help="training items per family given to the teacher")
@@ -151,11 +207,11 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(args.work)
-    prepare(args, work)
+    records_path = prepare(args, work)
     val = by_family(read_records(Path(args.data) / "val.jsonl"), args.n_val)
     full = evaluate_full(args, work, val)
     for name in args.recipes:
-        run_recipe(args, work, name, RECIPES[name], val, full)
+        run_recipe(args, work, records_path, name, RECIPES[name], val, full)
     rows = merge(work, Path(args.out), full)
     print(format_table(rows, list(rows[0])))
 

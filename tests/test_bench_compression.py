@@ -48,3 +48,15 @@ def test_it_runs_on_val_and_refuses_test(bench, monkeypatch, tmp_path, capsys):
     assert len(report["ablation"]) == 2 * len(bench.ablation_paths(4))  # the visual and vskip gates of each
     read = {(row["row"], row["aggregation"]) for row in report["ablation"]}
     assert read == {(row, aggregation) for row in VISUAL_ROWS for aggregation in VISUAL_AGGREGATIONS}
+
+
+def test_room_counts_the_tokens_of_anchors_and_of_words_that_are_not_function_words(bench):
+    record = {"task": "count", "words": ["I", "see", "a", "red", "star", "(1).", "That", "makes", "1."],
+              "word_tokens": [1, 1, 1, 1, 1, 3, 1, 1, 3], "visual_words": [{"index": 3}, {"index": 4}]}
+    pope = {**record, "task": "pope", "words": ["There", "is", "no", "red", "star."], "word_tokens": [1, 1, 1, 1, 2]}
+    rows = {row["task"]: row for row in bench.room([record, record, pope])}
+    # count: "red", "star" (visual) and "(1).", "1." (numbers) are 8 of 13 tokens; pope's "no" is no anchor,
+    # but no function word either
+    assert rows["count"] == {"task": "count", "anchor_token_share": 8 / 13, "content_token_share": 8 / 13,
+                             "cot_tokens": 13}
+    assert rows["pope"]["anchor_token_share"] == 3 / 6 and rows["pope"]["content_token_share"] == 4 / 6

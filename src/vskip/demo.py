@@ -42,7 +42,7 @@ class DemoConfig:
     ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
     distill_steps: int = DEFAULT_DISTILL.training.steps
     batch_size: int = 32
-    latency_items: int = 24
+    latency_items: int = 96  # ~24 per family: the per-family speed-ups need a couple dozen pairs each
     examples_per_task: int = 2
 
 
