@@ -213,7 +213,7 @@ def main() -> None:
     for name in args.recipes:
         run_recipe(args, work, records_path, name, RECIPES[name], val, full)
     rows = merge(work, Path(args.out), full)
-    print(format_table(rows, list(rows[0])))
+    print(format_table(rows, list(dict.fromkeys(key for row in rows for key in row))))
 
 
 if __name__ == "__main__":
