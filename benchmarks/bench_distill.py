@@ -112,9 +112,9 @@ def val_compressions(args, work: Path) -> list[dict]:
     return list(iter_jsonl(path))
 
 
-def forced_accuracy(student, compressed: list[dict], base: Path, ratio: float, batch_size: int) -> float:
+def forced_accuracy(student, compressed: list[dict], base: Path, ratio: float, batch_size: int) -> float | None:
     """Accuracy of the student answering after the gate's compressed CoT at γ, teacher-forced: only the answer
-    is generated."""
+    is generated. None where the teacher got no item right, so there is nothing to hand over."""
     records = [record for record in compressed if record["ratio"] == ratio]
     right = 0
     for start in range(0, len(records), batch_size):
@@ -127,7 +127,7 @@ def forced_accuracy(student, compressed: list[dict], base: Path, ratio: float, b
         for record, tokens in zip(batch, output):
             answer = student.processor.tokenizer.decode(tokens, skip_special_tokens=True)
             right += is_correct(split_response(f"{ANSWER_PREFIX}{answer}")[1], record)
-    return right / len(records)
+    return right / len(records) if records else None
 
 
 def run_recipe(args, work: Path, records_path: Path, name: str, settings: DistillSettings, val: list[dict],
