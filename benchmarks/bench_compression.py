@@ -72,15 +72,16 @@ def room(scored: list[dict]) -> list[dict]:
     groups: dict[str, list[int]] = {}
     for record in scored:
         visual = {entry["index"] for entry in record["visual_words"]}
-        totals = groups.setdefault(record["task"], [0, 0, 0])
+        totals = groups.setdefault(record["task"], [0, 0, 0, 0])  # anchors, content, tokens, CoTs
+        totals[3] += 1
         for index, (word, tokens) in enumerate(zip(record["words"], record["word_tokens"])):
             bare = word.strip(".,?!()").lower()
             totals[0] += tokens * (index in visual or any(ch.isdigit() for ch in word))
             totals[1] += tokens * (index in visual or bare not in FUNCTION_WORDS)
             totals[2] += tokens
     return [{"task": task, "anchor_token_share": anchors / total, "content_token_share": content / total,
-             "cot_tokens": total / sum(1 for record in scored if record["task"] == task)}
-            for task, (anchors, content, total) in sorted(groups.items())]
+             "cot_tokens": total / cots}
+            for task, (anchors, content, total, cots) in sorted(groups.items())]
 
 
 def is_test_split(path: str | Path, records: list[dict]) -> bool:

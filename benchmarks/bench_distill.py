@@ -122,7 +122,8 @@ def forced_accuracy(student, compressed: list[dict], base: Path, ratio: float, b
         examples = [record_example(student.processor, record, base, ratio=ratio) for record in batch]
         for example, record in zip(examples, batch):
             example.prompt += f"{record['compressed_cot']}\n{ANSWER_PREFIX}"
-        inputs = encode(student.processor, examples, for_generation=True).inputs
+        inputs = {key: value.to(student.model.device)
+                  for key, value in encode(student.processor, examples, for_generation=True).inputs.items()}
         output = decode(student, inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1]:]
         for record, tokens in zip(batch, output):
             answer = student.processor.tokenizer.decode(tokens, skip_special_tokens=True)
@@ -139,14 +140,14 @@ def run_recipe(args, work: Path, records_path: Path, name: str, settings: Distil
         settings = replace(settings, training=replace(settings.training, steps=args.steps))
     student_dir = work / "students" / name
     info_path = student_dir / ADAPTER_INFO
-    if not info_path.is_file():  # written last: a student already distilled is evaluated again, not retrained
+    if info_path.is_file():  # written last: a student already distilled is evaluated again, not retrained
+        info = json.loads(info_path.read_text())
+    else:
         started = time.perf_counter()
         distill_student(args.model, list(iter_jsonl(records_path)), records_path.parent, student_dir,
                         method=args.method, settings=settings, dtype=args.dtype)
-        info = json.loads(info_path.read_text())
-        info["seconds"] = round(time.perf_counter() - started, 1)
+        info = json.loads(info_path.read_text()) | {"seconds": round(time.perf_counter() - started, 1)}
         info_path.write_text(json.dumps(info, indent=2) + "\n")
-    info = json.loads(info_path.read_text())
     student = load_student(args.model, student_dir, dtype=args.dtype)
     compressed = val_compressions(args, work)
     rows = []
