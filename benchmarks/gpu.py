@@ -21,9 +21,10 @@ DocVQA-sized page of 72 x 72 patches (1,008 px a side, 1,296 image tokens), a 40
 - generation: greedy decoding with the KV cache from the page and prompt, `--new-tokens` tokens forced
   (no early end), at batch 1 and 16: tokens per second over the whole call and over the decode steps
   alone (the prefill is timed by a one-token call);
-- distillation: one LoRA step (vskip's `distill.lora_model`: rank 16 on the attention projections,
-  fp32 adapter weights, AdamW) at batch 4 on the full sequences, without and with gradient
-  checkpointing: peak GPU memory and time. A step that runs out of memory is recorded as such.
+- distillation: one LoRA step (vskip's `distill.lora_model` with the default recipe's adapter,
+  `DEFAULT_DISTILL.lora`: rank 32 on every linear layer of the language model, fp32 adapter weights,
+  AdamW) at batch 4 on the full sequences, without and with gradient checkpointing: peak GPU memory
+  and time. A step that runs out of memory is recorded as such.
 
 Memory is the CUDA allocator's peak during the call (`bench_scoring.peak_memory_mib`), in all
 (weights included) and over what was allocated before it. The JSON is rewritten after each model, so
@@ -52,7 +53,7 @@ from bench_scoring import (
     qwen2_vl_config,
 )
 
-from vskip.distill import LoraSettings, lora_model
+from vskip.distill import DEFAULT_DISTILL, lora_model
 from vskip.models import LoadedModel, adapter_for
 from vskip.report import format_table
 from vskip.score import default_key_layers
@@ -60,8 +61,8 @@ from vskip.training import IGNORE_INDEX, train_step
 
 CONFIGS = Path(__file__).parent / "configs"
 MODELS = ("qwen2-vl-2b", "qwen2-vl-7b")
-# The adapter of the measured step (BENCHMARKS.md's figures): the smallest that `vskip distill` trains.
-MEASURED_LORA = LoraSettings(rank=16, alpha=32, target_modules="attention")
+# The adapter of the measured step: the one `vskip distill` trains by default.
+MEASURED_LORA = DEFAULT_DISTILL.lora
 
 
 @dataclass(frozen=True)

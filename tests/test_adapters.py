@@ -269,7 +269,8 @@ def test_captured_visual_mass_equals_eager_attention(family, visual, tiny_proces
     assert adapter.name == family
     key_layers = adapter.image_layers(model.config)  # every layer that sees the image
     visual = replace(visual, key_layers=tuple(key_layers))
-    captured = score_batch(model, adapter, inputs, positions, visual=visual).visual_mass
+    scores = score_batch(model, adapter, inputs, positions, visual=visual)
+    captured = scores.visual_mass
     expected = eager_visual_mass(model, adapter, inputs, positions, key_layers, visual)
     error = max(
         abs(a - e)
@@ -279,6 +280,9 @@ def test_captured_visual_mass_equals_eager_attention(family, visual, tiny_proces
     assert error < 1e-4, f"{family}: max error {error:.2e}"
     assert max(max(row) for row in captured) > 0  # the image is seen: the check is not vacuous
     assert model.config.get_text_config()._attn_implementation == "sdpa"  # restored
+    # The capture rides in the layers' own attention calls: the text path is what a plain forward gives.
+    plain = score_batch(model, adapter, inputs, positions, visual=None).surprisal
+    assert sum(scores.surprisal, []) == pytest.approx(sum(plain, []), abs=1e-5)
 
 
 @pytest.mark.parametrize("family", sorted(BUILDERS))

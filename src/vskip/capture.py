@@ -1,11 +1,13 @@
-"""The visual path's attention capture: SDPA everywhere, plus the visual mass of chosen query rows.
+"""The visual path's attention capture: SDPA everywhere, and at the key layers the visual mass of every row.
 
 Within `capture_visual_mass` the language model attends through an attention function registered
-with transformers' `AttentionInterface`: it calls SDPA as the model would and, at the key layers
-only, recomputes the rows of the chosen queries from the post-RoPE query and key it is given
-(softmax over all keys, then the image columns summed, or Mllama's cross-attention focus). Memory
-grows with key layers x heads x rows x keys, never layers x heads x T^2, and no layer is switched to
-eager attention.
+with transformers' `AttentionInterface`. At the key layers of a self-attention model the layer's own
+SDPA call carries the image indicator as extra value channels (`attention_with_image_mass`): the
+output of those channels is each row's attention mass on the image, computed by the fused kernel
+with the layer's own mask and scaling, with no `heads x T x T` weights in memory and no second
+attention call. Mllama's cross-attention focus (an entropy, not a weighted sum) recomputes the
+chosen rows' weights from the post-RoPE query and key instead. No layer is switched to eager
+attention.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ CAPTURE_ATTENTION = "vskip_visual_mass"
 # Upper bound on the elements of one block of recomputed attention rows (heads x rows x keys),
 # so the capture's transient memory stays small whatever the sequence length.
 ROW_BLOCK_ELEMENTS = 1 << 22
-
-
+# Channels the image indicator adds to a key layer's values (queries and keys get as many zeros, which leave
+# every logit as it is): fused kernels want one head size for all three, a multiple of 8 on GPUs.
+INDICATOR_CHANNELS = 8
 
 @dataclass
 class _Capture:
@@ -41,19 +44,22 @@ class _Capture:
 _active: list[_Capture] = []
 
 
-def _capture_attention(module, query, key, value, attention_mask, *args, **kwargs):
-    output = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+def _capture_attention(module, query, key, value, attention_mask, **kwargs):
     capture = _active[-1] if _active else None
-    if capture is not None and module in capture.modules and capture.rows is not None:
-        scaling = kwargs.get("scaling")
-        scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
-        layer = capture.modules[module]
-        if capture.cross_attention:
-            mass = cross_attention_focus(query, key, attention_mask, capture.rows, scaling)
-            mass = mass * capture.gates.get(layer, 1.0)
-        else:
-            mass = image_attention_mass(query, key, attention_mask, capture.rows, capture.image_keys, scaling)
-        capture.mass[layer] = mass
+    layer = None if capture is None or capture.rows is None else capture.modules.get(module)
+    if layer is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    scaling = kwargs.pop("scaling", None)
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    if capture.cross_attention:
+        mass = cross_attention_focus(query, key, attention_mask, capture.rows, scaling)
+        capture.mass[layer] = mass * capture.gates.get(layer, 1.0)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    output, mass = attention_with_image_mass(
+        module, query, key, value, attention_mask, capture.image_keys, scaling=scaling, **kwargs
+    )
+    rows = capture.rows[:, None, :].expand(-1, mass.shape[1], -1)
+    capture.mass[layer] = mass.gather(2, rows)
     return output
 
 
@@ -68,7 +74,7 @@ def row_blocks(batch_heads: int, n_rows: int, n_keys: int) -> Iterator[slice]:
         yield slice(start, min(n_rows, start + size))
 
 
-def _row_logits(query, key, attention_mask, rows: torch.Tensor, scaling: float, causal: bool):
+def _row_logits(query, key, attention_mask, rows: torch.Tensor, scaling: float):
     """Logits (B, H, q, S) of the query rows `rows` (B, q) against every key, masked as the model does.
 
     Grouped-query keys are shared by reshaping the queries, not by repeating the keys. Returns the
@@ -80,9 +86,6 @@ def _row_logits(query, key, attention_mask, rows: torch.Tensor, scaling: float, 
     q = q.view(batch, groups, heads // groups * n_rows, dim)
     logits = (q @ key.transpose(-1, -2)).view(batch, heads, n_rows, n_keys)
     if attention_mask is None:
-        if causal:
-            allowed = torch.arange(n_keys, device=rows.device)[None, None, :] <= rows[:, :, None]
-            logits.masked_fill_(~allowed[:, None], torch.finfo(logits.dtype).min)
         return logits, None
     mask = attention_mask[..., :n_keys].expand(batch, -1, -1, -1)
     mask = mask.gather(2, rows[:, None, :, None].expand(batch, mask.shape[1], n_rows, n_keys))
@@ -91,20 +94,33 @@ def _row_logits(query, key, attention_mask, rows: torch.Tensor, scaling: float, 
     return logits.add_(mask.float()), mask > torch.finfo(mask.dtype).min / 2
 
 
-def image_attention_mass(query, key, attention_mask, rows, image_keys, scaling: float) -> torch.Tensor:
-    """`sum_{j in image} softmax_j(q_i . k_j * scaling + mask_ij)` per head and row i in `rows`: (B, H, Q).
+def attention_with_image_mass(module, query, key, value, attention_mask, image_keys, *, scaling: float, **kwargs):
+    """The layer's SDPA attention output, and `sum_{j in image} softmax_j(q_i . k_j * scaling + mask_ij)` per head
+    and query row i: (B, H, T), in the same call.
 
-    `query` (B, H, T, D) and `key` (B, KV, T, D) are post-RoPE, grouped keys serve their query
-    heads, and the softmax runs over all keys, as the model's own attention does.
+    The values gain `INDICATOR_CHANNELS` channels that are 1 at the image keys (`image_keys`, (B, T)) and 0
+    elsewhere, so those output channels hold each row's attention mass on the image; queries and keys gain as many
+    zero channels, which change no logit (the scaling is passed as it was). The first channels of the output are
+    the layer's own, handed back as the model expects them.
     """
-    batch, heads = query.shape[:2]
-    key = key.float()
-    image = image_keys[:, None, : key.shape[2], None].float()  # (B, 1, S, 1)
-    out = []
-    for block in row_blocks(batch * heads, rows.shape[1], key.shape[2]):
-        logits, _ = _row_logits(query, key, attention_mask, rows[:, block], scaling, causal=True)
-        out.append((logits.softmax(dim=-1) @ image).squeeze(-1))
-    return torch.cat(out, dim=-1)
+    dim = value.shape[-1]
+    batch, groups, n_keys, _ = key.shape
+    indicator = image_keys[:, None, :n_keys, None].to(value.dtype).expand(batch, groups, n_keys, INDICATOR_CHANNELS)
+    output, weights = sdpa_attention_forward(
+        module,
+        _pad_channels(query, INDICATOR_CHANNELS),
+        _pad_channels(key, INDICATOR_CHANNELS),
+        torch.cat([value, indicator], dim=-1),
+        attention_mask,
+        scaling=scaling,
+        **kwargs,
+    )
+    # output: (B, T, H, dim + INDICATOR_CHANNELS)
+    return (output[..., :dim], weights), output[..., dim].transpose(1, 2).float()
+
+
+def _pad_channels(states: torch.Tensor, channels: int) -> torch.Tensor:
+    return torch.nn.functional.pad(states, (0, channels))
 
 
 def cross_attention_focus(query, key, attention_mask, rows, scaling: float) -> torch.Tensor:
@@ -124,7 +140,7 @@ def cross_attention_focus(query, key, attention_mask, rows, scaling: float) -> t
     key = key.float()
     out = []
     for block in row_blocks(batch * heads, rows.shape[1], key.shape[2]):
-        logits, real = _row_logits(query, key, attention_mask, rows[:, block], scaling, causal=False)
+        logits, real = _row_logits(query, key, attention_mask, rows[:, block], scaling)
         if real is None:
             real = torch.ones_like(logits, dtype=torch.bool)[:, :1]
         weights = logits.softmax(dim=-1) * real
