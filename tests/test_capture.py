@@ -1,8 +1,11 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from vskip import capture
-from vskip.capture import capture_visual_mass, image_attention_mass
+from vskip.capture import attention_with_image_mass, capture_visual_mass
 
 
 def _naive_mass(query, key, rows, image_keys, scaling):
@@ -16,19 +19,24 @@ def _naive_mass(query, key, rows, image_keys, scaling):
     return mass.gather(2, rows[:, None, :].expand(-1, heads, -1))
 
 
-def test_image_mass_of_grouped_queries_equals_the_naive_computation(monkeypatch):
+def test_image_mass_of_grouped_queries_equals_the_naive_computation():
     torch.manual_seed(0)
-    query, key = torch.randn(2, 4, 12, 8), torch.randn(2, 2, 12, 8)
+    query, key, value = torch.randn(2, 4, 12, 8), torch.randn(2, 2, 12, 8), torch.randn(2, 2, 12, 8)
     rows = torch.tensor([[5, 7, 11], [3, 4, 9]])
     image_keys = torch.zeros(2, 12, dtype=torch.bool)
     image_keys[:, 1:4] = True
+    layer = SimpleNamespace(num_key_value_groups=2, is_causal=True)
+    (output, _), mass = attention_with_image_mass(layer, query, key, value, None, image_keys, scaling=0.35)
     expected = _naive_mass(query, key, rows, image_keys.float(), 0.35)
-    whole = image_attention_mass(query, key, None, rows, image_keys, 0.35)
-    assert torch.allclose(whole, expected, atol=1e-6)
-    # Blocks of one row at a time give the same rows: blocking only bounds the transient memory.
+    assert torch.allclose(mass.gather(2, rows[:, None, :].expand(-1, 4, -1)), expected, atol=1e-6)
+    # The layer's own output is what plain SDPA gives: the indicator channels change no logit.
+    plain, _ = sdpa_attention_forward(layer, query, key, value, None, scaling=0.35)
+    assert torch.allclose(output, plain, atol=1e-6)
+
+
+def test_row_blocks_bound_the_rows_recomputed_at_once(monkeypatch):
     monkeypatch.setattr(capture, "ROW_BLOCK_ELEMENTS", 2 * 4 * 12)
-    assert len(list(capture.row_blocks(2 * 4, 3, 12))) == 3
-    assert torch.allclose(image_attention_mass(query, key, None, rows, image_keys, 0.35), expected, atol=1e-6)
+    assert [(b.start, b.stop) for b in capture.row_blocks(2 * 4, 3, 12)] == [(0, 1), (1, 2), (2, 3)]
 
 
 def test_capture_restores_the_attention_implementation_after_an_error(tiny_random):

@@ -38,6 +38,20 @@ def test_one_record_per_method_and_ratio_without_token_arrays():
     assert "blue" in by["vskip", 0.5]["compressed_cot"]  # visually salient, kept
 
 
+def test_the_oracle_reads_the_records_essential_flags_and_the_split_reaches_the_union_only():
+    essential = {**SCORED, "essential": [False, True, False, True, False]}
+    (oracle,) = compress_records([essential], ["oracle"], [0.5])
+    assert oracle["compressed_cot"] == "star blue"
+    with pytest.raises(BadInput, match="record r0: method 'oracle' needs"):
+        compress_records([SCORED], ["oracle"], [0.5])
+    six = {**SCORED, "words": list("abcdef"), "word_tokens": [1] * 6, "word_text_score": [9, 8, 7, 0, 0, 0],
+           "word_visual_score": [0, 0, 0, 9, 8, 7]}
+    one_each, text_twice = (compress_records([six], ["vskip", "text"], [0.5], union_split=split)
+                            for split in ((1, 1), (1, 2)))
+    assert [r["compressed_cot"] for r in one_each] == ["a d e", "a b c"]
+    assert [r["compressed_cot"] for r in text_twice] == ["a b d", "a b c"]
+
+
 def test_random_masks_are_reproducible_per_record():
     first = compress_records([SCORED], ["random"], [0.5], seed=3)
     other = dict(SCORED, id="r1")
@@ -46,7 +60,7 @@ def test_random_masks_are_reproducible_per_record():
 
 
 def test_bad_methods_ratios_and_records_are_refused():
-    with pytest.raises(BadInput, match="valid: gain, random, text, truncate, visual, vskip"):
+    with pytest.raises(BadInput, match="valid: gain, oracle, random, text, truncate, visual, vskip"):
         compress_records([SCORED], ["tokenskip"], [0.5])
     with pytest.raises(BadInput, match="outside"):
         compress_records([SCORED], ["text"], [1.5])

@@ -19,6 +19,7 @@ def chains(draw):
         gain=draw(st.lists(score, min_size=n, max_size=n)),
         word_tokens=draw(st.lists(st.integers(min_value=1, max_value=4), min_size=n, max_size=n)),
         lead_tokens=draw(st.none() | st.lists(st.integers(min_value=1, max_value=5), min_size=n, max_size=n)),
+        essential=draw(st.lists(st.booleans(), min_size=n, max_size=n)),
     )
 
 
@@ -44,7 +45,13 @@ def test_kept_share_is_within_one_word_of_the_ratio(chain, ratio, method, seed):
     assert selection.kept_tokens == kept
     lead_gap = max(abs(a - b) for a, b in zip(chain["lead_tokens"] or chain["word_tokens"], chain["word_tokens"]))
     assert abs(kept - ratio * sum(chain["word_tokens"])) <= max(chain["word_tokens"]) + lead_gap
-    assert selection.keep == keep_mask(method, ratio=ratio, seed=seed, **chain)  # same input, same mask
+
+
+@settings(max_examples=200, deadline=None)
+@given(chain=chains(), ratios=st.tuples(ratios, ratios), method=methods, seed=st.integers(0, 3))
+def test_a_larger_ratio_keeps_a_superset_of_the_words(chain, ratios, method, seed):
+    smaller, larger = (keep_mask(method, ratio=ratio, seed=seed, **chain) for ratio in sorted(ratios))
+    assert all(big for small, big in zip(smaller, larger, strict=True) if small)
 
 
 def test_the_first_kept_word_costs_what_it_costs_written_first():
@@ -94,6 +101,35 @@ def test_methods_rank_by_their_own_score():
     assert keep_mask("vskip", ratio=0.5, **chain) == [True, False, True, False]
 
 
+@settings(max_examples=100, deadline=None)
+@given(chain=chains(), ratio=ratios)
+def test_oracle_keeps_every_essential_word_before_any_other(chain, ratio):
+    keep = keep_mask("oracle", ratio=ratio, **chain)
+    kept_essential = [k for k, e in zip(keep, chain["essential"], strict=True) if e]
+    if any(k for k, e in zip(keep, chain["essential"], strict=True) if not e):
+        assert all(kept_essential)
+
+
+def test_oracle_drops_the_most_predictable_essential_words_first_and_needs_the_flags():
+    chain = dict(text=[5, 1, 9, 0], visual=[0, 9, 0, 0], word_tokens=[1, 1, 1, 1], essential=[True, True, True, False])
+    assert keep_mask("oracle", ratio=0.5, **chain) == [True, False, True, False]
+    assert keep_mask("oracle", ratio=0.75, **chain) == [True, True, True, False]
+    with pytest.raises(BadInput, match="essential"):
+        keep_mask("oracle", ratio=0.5, text=[1.0], visual=[1.0], word_tokens=[1])
+
+
+def test_turns_split_the_union_budget_between_its_rankings():
+    chain = dict(text=[9, 8, 7, 0, 0, 0], visual=[0, 0, 0, 9, 8, 7], word_tokens=[1] * 6)
+    # Visual first: turns (1, 1) take visual, text, visual; (1, 2) visual, text, text; (2, 1) visual, visual, text.
+    assert keep_mask("vskip", ratio=0.5, **chain) == [True, False, False, True, True, False]
+    assert keep_mask("vskip", ratio=0.5, turns=(1, 2), **chain) == [True, True, False, True, False, False]
+    assert keep_mask("vskip", ratio=0.67, turns=(2, 1), **chain) == [True, False, False, True, True, True]
+    with pytest.raises(BadInput, match="has 1 ranking"):
+        keep_mask("text", ratio=0.5, turns=(2, 1), **chain)
+    with pytest.raises(BadInput, match="one turn or more"):
+        keep_mask("vskip", ratio=0.5, turns=(0, 1), **chain)
+
+
 def test_random_depends_on_the_seed_only():
     chain = dict(text=[0.0] * 40, visual=[0.0] * 40, word_tokens=[1] * 40)
     masks = {seed: keep_mask("random", ratio=0.5, seed=seed, **chain) for seed in range(3)}
@@ -117,7 +153,7 @@ def test_a_method_is_one_registered_function():
 
 def test_bad_requests_are_refused():
     chain = dict(text=[1.0], visual=[1.0], word_tokens=[1])
-    with pytest.raises(BadInput, match="valid: gain, random, text, truncate, visual, vskip"):
+    with pytest.raises(BadInput, match="valid: gain, oracle, random, text, truncate, visual, vskip"):
         keep_mask("llmlingua", ratio=0.5, **chain)
     with pytest.raises(BadInput, match="outside"):
         keep_mask("text", ratio=0.0, **chain)

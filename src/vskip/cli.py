@@ -55,6 +55,17 @@ def _ratio_list(text: str) -> list[float]:
     return [_ratio(part) for part in text.split(",") if part.strip()]
 
 
+def _union_split(text: str) -> tuple[int, int]:
+    """'2:1' -> (2, 1): the turns of the visual and the text ranking in the `vskip` union."""
+    try:
+        visual, text_turns = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not VISUAL:TEXT turns, such as 2:1") from None
+    if min(visual, text_turns) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: each ranking takes one turn or more")
+    return visual, text_turns
+
+
 def _layer_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -262,7 +273,8 @@ def cmd_compress(args) -> None:
 
     _check(args)
     records = _read(args, args.data, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
-    results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed)
+    results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed,
+                               union_split=args.union_split)
     write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.data), Path(args.out).parent))
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
 
@@ -390,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The stages' defaults, each defined once, where the stage is.
     from .distill import DEFAULT_DISTILL
     from .evaluate import DEFAULT_SETTINGS
+    from .gate import UNION_SPLIT
     from .models.adapters import LORA_TARGETS
     from .score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
 
@@ -471,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--methods", default="vskip,text,visual,random,truncate", help="comma-separated")
     compress.add_argument("--ratios", type=_ratio_list, default="0.5,0.7,0.9", help="comma-separated γ values")
     compress.add_argument("--seed", type=int, default=0, help="seed of the random method")
+    compress.add_argument("--union-split", type=_union_split, default=":".join(map(str, UNION_SPLIT)),
+                          metavar="VISUAL:TEXT",
+                          help="turns of the visual and the text ranking in each cycle of the vskip union")
     compress.add_argument("--out", required=True, help="JSONL: one record per item, method and ratio")
     compress.set_defaults(run=cmd_compress)
 

@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Iterable
 
 from .errors import BadInput
-from .gate import METHODS, compress_text, keep_mask
+from .gate import METHODS, UNION_SPLIT, compress_text, keep_mask
 from .records import Record, check_ratio
 from .score import TOKEN_FIELDS
 
@@ -14,10 +14,16 @@ WORD_FIELDS = ("words", "word_text_score", "word_visual_score", "word_tokens")
 
 
 def compress_records(
-    score_records: Iterable[Record], methods: Iterable[str], ratios: Iterable[float], seed: int = 0
+    scored: Iterable[Record],
+    methods: Iterable[str],
+    ratios: Iterable[float],
+    seed: int = 0,
+    union_split: tuple[int, int] = UNION_SPLIT,
 ) -> list[dict]:
     """For each scored record × method × ratio: the record's fields (per-token arrays dropped), `method`,
-    `ratio`, `compressed_cot` and `keep` (one bool per CoT word).
+    `ratio`, `compressed_cot` and `keep` (one bool per CoT word). `union_split` is the turns the `vskip`
+    union gives its visual and its text ranking in each cycle (see `gate.select`); records that carry
+    `essential` flags (vskip-synth) can be compressed by `oracle`.
 
     The `random` method draws from a generator seeded by `seed` and the record's id, so a record's
     mask does not depend on which other records are in the file.
@@ -29,7 +35,7 @@ def compress_records(
     if not ratios:
         raise BadInput("no ratio given; pass kept shares such as 0.5")
     out = []
-    for record in score_records:
+    for record in scored:
         missing = [name for name in WORD_FIELDS if name not in record]
         if missing:
             raise BadInput(f"record {record.get('id')}: no {', '.join(missing)}; score the records first")
@@ -45,6 +51,8 @@ def compress_records(
                         gain=record.get("word_gain_score"),
                         word_tokens=record["word_tokens"],
                         lead_tokens=record.get("word_lead_tokens"),
+                        essential=record.get("essential"),
+                        turns=union_split if method == "vskip" else None,
                         ratio=ratio,
                         seed=record_seed,
                     )

@@ -2,7 +2,9 @@
 
 Every method is one function from the word scores to one or more *rankings* (a priority per word,
 higher kept first). The budget is `round(γ · n_tokens)` CoT tokens, filled word by word from the
-rankings; with several rankings, turns alternate between them (V-Skip's union of saliencies).
+rankings; with several rankings, turns alternate between them (V-Skip's union of saliencies), each
+ranking taking as many turns in a row as `turns` gives it (one each by default: `turns=(2, 1)` splits
+the union's budget two to one between the visual and the text ranking).
 
 Tokens are the ones the compressed CoT is written in: a word costs its `word_tokens` (its tokens in
 the CoT, the space before it included), except the first kept word, which is written with no space
@@ -46,9 +48,12 @@ class WordScores:
     word_tokens: Sequence[int]  # tokens per word: the budget is counted in tokens
     gain: Sequence[float] | None = None  # visual information gain, when scored with `blind`
     lead_tokens: Sequence[int] | None = None  # tokens per word written first (default: `word_tokens`)
+    essential: Sequence[bool] | None = None  # the words a step needs, where the data knows them (vskip-synth)
 
 
 Method = Callable[[WordScores, random.Random], list[Sequence[float]]]
+# Turns of the visual and the text ranking in each cycle of the `vskip` union: one each, the paper's union.
+UNION_SPLIT = (1, 1)
 METHODS: dict[str, Method] = {}
 
 
@@ -99,6 +104,18 @@ def union_of_saliencies(scores: WordScores, rng: random.Random) -> list[Sequence
     return [scores.visual, scores.text]
 
 
+@register_method("oracle")
+def essential_first(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
+    """The essential words first, then the rest, each by surprisal: the best a gate can keep where the data
+    says which words a step needs (vskip-synth's natural CoTs). Below the essential share it drops the
+    essential words the model finds most predictable."""
+    if scores.essential is None:
+        raise BadInput("method 'oracle' needs the records' `essential` flags (vskip synth --cot-style natural)")
+    # Lifted by more than the scores' range, every essential word ranks above every other word.
+    lift = max(scores.text, default=0.0) - min(scores.text, default=0.0) + 1.0
+    return [[text + lift * essential for text, essential in zip(scores.text, scores.essential, strict=True)]]
+
+
 @dataclass(frozen=True)
 class Selection:
     keep: list[bool]
@@ -118,19 +135,28 @@ def select(
     ratio: float,
     gain: Sequence[float] | None = None,
     lead_tokens: Sequence[int] | None = None,
+    essential: Sequence[bool] | None = None,
+    turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Selection:
-    """The words `method` keeps at target ratio `ratio`, with the thresholds that selected them."""
+    """The words `method` keeps at target ratio `ratio`, with the thresholds that selected them; `turns`: how
+    many turns in a row each of the method's rankings takes (default one each)."""
     if method not in METHODS:
         raise BadInput(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
     ratio = check_ratio(ratio)
     n = len(word_tokens)
-    for name, values in (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens)):
+    named = (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens), ("essential", essential))
+    for name, values in named:
         if values is not None and len(values) != n:
             raise BadInput(f"{len(values)} {name} scores for {n} words")
         if values is not None and any(math.isnan(v) for v in values):
             raise BadInput(f"{name} scores contain NaN")
-    rankings = METHODS[method](WordScores(text, visual, word_tokens, gain, lead_tokens), random.Random(seed))
+    rankings = METHODS[method](WordScores(text, visual, word_tokens, gain, lead_tokens, essential), random.Random(seed))
+    turns = [1] * len(rankings) if turns is None else list(turns)
+    if len(turns) != len(rankings) or min(turns) < 1:
+        raise BadInput(f"turns {turns}: method {method!r} has {len(rankings)} ranking(s), each takes one turn or more")
+    # One cycle of turns: ranking k appears turns[k] times in a row.
+    schedule = [k for k, times in enumerate(turns) for _ in range(times)]
     orders = [sorted(range(n), key=lambda i, p=priority: (-p[i], i)) for priority in rankings]
     # The CoT's own first word is written first in the CoT too: its lead is its word tokens.
     lead = [*word_tokens[:1], *(word_tokens if lead_tokens is None else lead_tokens)[1:]]
@@ -141,16 +167,17 @@ def select(
     kept = 0  # tokens of the kept words as written: their word tokens, the first one's lead tokens
     words_total, first = 0, n  # Σ word_tokens of the kept words; the first kept word (n: none yet)
     reached = [0] * len(orders)
-    turn = 0
+    step = 0  # position in the schedule
     while True:
         # The next unkept word of the ranking whose turn it is, or of the next one with words left.
-        for _ in orders:
+        for _ in schedule:
+            turn = schedule[step]
             order = orders[turn]
             while reached[turn] < n and keep[order[reached[turn]]]:
                 reached[turn] += 1
             if reached[turn] < n:
                 break
-            turn = (turn + 1) % len(orders)
+            step = (step + 1) % len(schedule)
         else:
             break
         word = order[reached[turn]]
@@ -161,7 +188,7 @@ def select(
         keep[word] = True
         kept, words_total, first = cost, words_total + word_tokens[word], start
         reached[turn] += 1
-        turn = (turn + 1) % len(orders)
+        step = (step + 1) % len(schedule)
     thresholds = [rankings[k][orders[k][reached[k] - 1]] if reached[k] else None for k in range(len(orders))]
     return Selection(keep, thresholds, kept, budget)
 
@@ -175,11 +202,13 @@ def keep_mask(
     ratio: float,
     gain: Sequence[float] | None = None,
     lead_tokens: Sequence[int] | None = None,
+    essential: Sequence[bool] | None = None,
+    turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> list[bool]:
     """One bool per CoT word: kept by `method` at target ratio γ = `ratio` (see the module's fill rule)."""
     return select(method, text=text, visual=visual, word_tokens=word_tokens, ratio=ratio, gain=gain,
-                  lead_tokens=lead_tokens, seed=seed).keep
+                  lead_tokens=lead_tokens, essential=essential, turns=turns, seed=seed).keep
 
 
 def compress_text(words: Sequence[str], keep: Sequence[bool]) -> str:
