@@ -3,14 +3,19 @@
     python benchmarks/bench_compression.py --data runs/synth/val.jsonl --out benchmarks/results/compression.json
 
 The model scores each item's reference chain of thought (teacher-forced, with the blind pass for
-the information-gain scorer); every method then compresses it at each γ. Reported per method and
-γ: VARR per attribute type (share of the reference CoT's visual words kept, exact by index), the
-share of kept words that are function words, and the kept share of tokens; per family, the share of
-the CoT's tokens no gate at γ below it can drop without losing an anchor (`room`). The ablations repeat
-the `visual` and `vskip` gates at γ = 0.5 with the visual path read otherwise (`score.VisualPath`):
-over other key layers; at the row that predicted the token instead of its own; with the max over
-heads taken before the mean over layers. These choose the defaults, so the script refuses a test
-split (a file named test.jsonl, or items whose ids start with "test-"): the test split only reports.
+the information-gain scorer); every method then compresses it at each γ (`oracle` too where the
+records carry `essential` flags, as vskip-synth's natural CoTs do). Reported per method and γ: VARR
+per attribute type (share of the reference CoT's visual words kept, exact by index), the
+essential-word recall (share of the words a step needs that are kept), the share of kept words that
+are function words, the kept share of tokens, and the forced accuracy (the model handed the
+compression after the prompt and asked only for the answer: `evaluate.forced_correct`; `--no-forced`
+skips it); per family, the share of the CoT's tokens no gate at γ below it can drop without losing an
+anchor (`room`). The ablations repeat the `visual` and `vskip` gates at γ = 0.5 with the visual path
+read otherwise (`score.VisualPath`): over other key layers; at the row that predicted the token
+instead of its own; with the max over heads taken before the mean over layers; and the `vskip` union
+with its budget split otherwise between the visual and the text ranking (`--union-split`), with
+forced accuracy for the union. These choose the defaults, so the script refuses a test split (a file
+named test.jsonl, or items whose ids start with "test-"): the test split only reports.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from vskip.compress import compress_records
+from vskip.evaluate import forced_correct
 from vskip.metrics import varr_from_mask
 from vskip.models import load_model
 from vskip.precision import DTYPES
@@ -43,7 +49,11 @@ def quality(compressed: list[dict]) -> list[dict]:
     rows = []
     for (method, ratio), records in sorted(groups.items(), key=lambda g: (-g[0][1], g[0][0])):
         kept, total, function, kept_words, kept_tokens, tokens = Counter(), Counter(), 0, 0, 0, 0
+        essential_kept = essential_total = 0
         for record in records:
+            for keep, essential in zip(record["keep"], record.get("essential") or []):
+                essential_kept += keep and essential
+                essential_total += essential
             for kind, (k, t) in varr_from_mask(record["visual_words"], record["keep"]).items():
                 kept[kind] += k
                 total[kind] += t
@@ -59,10 +69,22 @@ def quality(compressed: list[dict]) -> list[dict]:
             "ratio": ratio,
             **{f"varr_{kind}": kept[kind] / total[kind] for kind in sorted(total)},
             "varr": sum(kept.values()) / sum(total.values()),
+            "essential_recall": essential_kept / essential_total if essential_total else None,
             "function_word_share": function / kept_words if kept_words else None,
             "kept_token_share": kept_tokens / tokens,
         })
     return rows
+
+
+def with_forced_accuracy(rows: list[dict], compressed: list[dict], loaded, base: Path, batch_size: int) -> list[dict]:
+    """`rows` (one per method and γ) with the share of `compressed` records the model answers right when handed
+    their compression."""
+    right = forced_correct(loaded, compressed, base, batch_size=batch_size)
+    forced: dict[tuple[str, float], list[bool]] = {}
+    for record, correct in zip(compressed, right, strict=True):
+        forced.setdefault((record["method"], record["ratio"]), []).append(correct)
+    return [{**row, "forced_accuracy": sum(forced[key]) / len(forced[key])}
+            for row in rows for key in [(row["method"], row["ratio"])]]
 
 
 def room(scored: list[dict]) -> list[dict]:
@@ -108,8 +130,13 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="a validation split (never the test split)")
     parser.add_argument("--per-task", type=int, default=100, help="items per task family")
     parser.add_argument("--ablation-per-task", type=int, default=100)
+    parser.add_argument("--union-splits", default="1:1,2:1,3:1,1:2",
+                        help="VISUAL:TEXT turns of the vskip union that the ablation compares")
+    parser.add_argument("--no-forced", dest="forced", action="store_false", help="skip the forced accuracy")
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/compression.json")
     args = parser.parse_args()
+    splits = [tuple(int(turns) for turns in split.split(":")) for split in args.union_splits.split(",")]
 
     records = read_records(args.data)
     if is_test_split(args.data, records):
@@ -118,22 +145,33 @@ def main() -> None:
     loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     base = Path(args.data).parent
     methods = ["truncate", "random", "text", "gain", "visual", "vskip"]
+    if all(record.get("essential") for record in chosen):
+        methods.append("oracle")
     ratios = [0.5, 0.7, 0.9]
 
     scored = score_records(loaded, chosen, base, blind=True)
-    main_rows = quality(compress_records(scored, methods, ratios))
+    compressed = compress_records(scored, methods, ratios)
+    main_rows = quality(compressed)
+    if args.forced:
+        main_rows = with_forced_accuracy(main_rows, compressed, loaded, base, args.batch_size)
     room_rows = room(scored)
     default = default_key_layers(loaded.adapter, loaded.model.config)
 
     subset = first_per_task(records, args.ablation_per_task)
     ablation = []
     for visual in ablation_paths(loaded.model.config.text_config.num_hidden_layers):
-        rows = quality(compress_records(score_records(loaded, subset, base, visual=visual, progress=False),
-                                        ["visual", "vskip"], [0.5]))
+        rescored = score_records(loaded, subset, base, visual=visual, progress=False)
         layers = visual.key_layers if visual.key_layers is not None else default
-        for row in rows:
-            ablation.append({"key_layers": ",".join(map(str, layers)), "row": visual.row,
-                             "aggregation": visual.aggregation, **row})
+        path = {"key_layers": ",".join(map(str, layers)), "row": visual.row, "aggregation": visual.aggregation}
+        visual_rows = quality(compress_records(rescored, ["visual"], [0.5]))
+        ablation += [{**path, "union_split": None, **row} for row in visual_rows]
+        for split in splits:
+            union = compress_records(rescored, ["vskip"], [0.5], union_split=split)
+            rows = quality(union)
+            if args.forced and (list(layers), visual.row, visual.aggregation) == (default, VisualPath().row,
+                                                                                  VisualPath().aggregation):
+                rows = with_forced_accuracy(rows, union, loaded, base, args.batch_size)
+            ablation += [{**path, "union_split": f"{split[0]}:{split[1]}", **row} for row in rows]
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"model": args.model, "precision": loaded.precision, "data": args.data,

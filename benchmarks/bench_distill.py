@@ -30,14 +30,11 @@ from pathlib import Path
 from vskip.compress import compress_records
 from vskip.distill import DEFAULT_DISTILL, DistillSettings, LoraSettings
 from vskip.distill import distill as distill_student
-from vskip.encoding import encode, record_example
-from vskip.evaluate import EvalSettings, evaluate
-from vskip.generate import decode, generate
+from vskip.evaluate import EvalSettings, evaluate, forced_correct
+from vskip.generate import generate
 from vskip.lora import ADAPTER_INFO, load_student
-from vskip.metrics import is_correct
 from vskip.models import load_model
 from vskip.precision import DTYPES
-from vskip.prompts import ANSWER_PREFIX, split_response
 from vskip.records import iter_jsonl, read_records, write_jsonl_atomic
 from vskip.report import format_table
 from vskip.score import score_records
@@ -116,19 +113,8 @@ def forced_accuracy(student, compressed: list[dict], base: Path, ratio: float, b
     """Accuracy of the student answering after the gate's compressed CoT at γ, teacher-forced: only the answer
     is generated. None where the teacher got no item right, so there is nothing to hand over."""
     records = [record for record in compressed if record["ratio"] == ratio]
-    right = 0
-    for start in range(0, len(records), batch_size):
-        batch = records[start:start + batch_size]
-        examples = [record_example(student.processor, record, base, ratio=ratio) for record in batch]
-        for example, record in zip(examples, batch):
-            example.prompt += f"{record['compressed_cot']}\n{ANSWER_PREFIX}"
-        inputs = {key: value.to(student.model.device)
-                  for key, value in encode(student.processor, examples, for_generation=True).inputs.items()}
-        output = decode(student, inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1]:]
-        for record, tokens in zip(batch, output):
-            answer = student.processor.tokenizer.decode(tokens, skip_special_tokens=True)
-            right += is_correct(split_response(f"{ANSWER_PREFIX}{answer}")[1], record)
-    return right / len(records) if records else None
+    right = forced_correct(student, records, base, ratio=ratio, batch_size=batch_size)
+    return sum(right) / len(right) if right else None
 
 
 def run_recipe(args, work: Path, records_path: Path, name: str, settings: DistillSettings, val: list[dict],

@@ -40,12 +40,17 @@ def test_it_runs_on_val_and_refuses_test(bench, monkeypatch, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main()
     assert "is a test split" in capsys.readouterr().err and not out.exists()
-    monkeypatch.setattr(sys, "argv", ["bench_compression.py", "--data", str(paths["val"]), "--out", str(out)])
+    monkeypatch.setattr(sys, "argv", ["bench_compression.py", "--data", str(paths["val"]), "--out", str(out),
+                                       "--union-splits", "1:1,2:1"])
     bench.main()
     report = json.loads(out.read_text())
     assert report["default_visual_path"] == {"key_layers": [0, 1, 2, 3], "row": "predictor",
                                             "aggregation": "layer-mean-head-max"}
-    assert len(report["ablation"]) == 2 * len(bench.ablation_paths(4))  # the visual and vskip gates of each
+    # The visual gate and the vskip union at each split, for each path; forced accuracy for the default path's unions.
+    assert len(report["ablation"]) == 3 * len(bench.ablation_paths(4))
+    forced = [row for row in report["ablation"] if "forced_accuracy" in row]
+    assert [row["union_split"] for row in forced] == ["1:1", "2:1"]
+    assert all(0 <= row["forced_accuracy"] <= 1 for row in forced + report["quality"])
     read = {(row["row"], row["aggregation"]) for row in report["ablation"]}
     assert read == {(row, aggregation) for row in VISUAL_ROWS for aggregation in VISUAL_AGGREGATIONS}
 
@@ -60,3 +65,11 @@ def test_room_counts_the_tokens_of_anchors_and_of_words_that_are_not_function_wo
     assert rows["count"] == {"task": "count", "anchor_token_share": 8 / 13, "content_token_share": 8 / 13,
                              "cot_tokens": 13}
     assert rows["pope"]["anchor_token_share"] == 3 / 6 and rows["pope"]["content_token_share"] == 4 / 6
+
+
+def test_quality_counts_the_essential_words_kept(bench):
+    record = {"method": "oracle", "ratio": 0.5, "words": ["So", "a", "red", "star."], "word_tokens": [1, 1, 1, 2],
+              "visual_words": [{"index": 2, "type": "colour"}], "keep": [False, True, True, False],
+              "essential": [False, True, True, True]}
+    (row,) = bench.quality([record, {**record, "essential": None}])
+    assert row["essential_recall"] == 2 / 3 and row["varr"] == 1.0

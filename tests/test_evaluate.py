@@ -5,8 +5,18 @@ import pytest
 
 from vskip.cli import main
 from vskip.errors import BadInput
-from vskip.evaluate import EvalSettings, attach_latency, check_baseline, evaluate, ratio_warning, read_baseline
+from vskip.evaluate import (
+    EvalSettings,
+    attach_latency,
+    check_baseline,
+    evaluate,
+    forced_correct,
+    ratio_warning,
+    read_baseline,
+)
+from vskip.models import load_model
 from vskip.records import read_records
+from vskip.synth import build
 
 KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
         "hallucination_rate", "pope_f1", "pope_yes_ratio")
@@ -107,3 +117,18 @@ def test_the_cli_times_the_baseline_s_own_model_beside_the_run(saved_tiny, image
     assert "no speed-up: the baseline's model cannot be loaded here" in capsys.readouterr().err
     alone = json.loads((tmp_path / "alone.json").read_text())
     assert alone["speedup"] is None and alone["latency_s_median"] is not None and alone["n"] == 3
+
+
+def test_forced_answers_follow_the_handed_cot(tmp_path):
+    """The shipped teacher, handed each item's reference CoT, answers what the CoT concludes."""
+    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, progress=False)
+    records = read_records(tmp_path / "val.jsonl")
+    teacher = load_model("vskip-tiny")
+    handed = [{**record, "compressed_cot": record["cot"]} for record in records]
+    assert all(forced_correct(teacher, handed, tmp_path, batch_size=4))
+    # Given the CoT of another item of the same family, it answers what that CoT concludes, not its own item.
+    swapped = [{**record, "compressed_cot": other["cot"]}
+               for record, other in zip(records, records[1:] + records[:1]) if record["answer"] != other["answer"]
+               and record["task"] == other["task"]]
+    assert swapped and sum(forced_correct(teacher, swapped, tmp_path, batch_size=4)) < len(swapped) / 2
+

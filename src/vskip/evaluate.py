@@ -120,6 +120,36 @@ def item_metrics(record: Record, generated: Record) -> Record:
     return item
 
 
+def forced_correct(
+    loaded: LoadedModel,
+    records: list[Record],
+    base_dir: str | Path,
+    *,
+    ratio: float | None = None,
+    batch_size: int = 16,
+) -> list[bool]:
+    """Per record, whether `loaded` answers right when handed the record's `compressed_cot` (after the prompt,
+    with γ = `ratio`'s marker, or none) and asked only for the answer: what a compression leaves to answer from,
+    with the writing of it taken out."""
+    from .encoding import encode, record_example
+    from .generate import decode
+    from .prompts import ANSWER_PREFIX, split_response
+
+    right = []
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        examples = [record_example(loaded.processor, record, base_dir, ratio=ratio) for record in batch]
+        for example, record in zip(examples, batch, strict=True):
+            example.prompt += f"{record['compressed_cot']}\n{ANSWER_PREFIX}"
+        inputs = encode(loaded.processor, examples, for_generation=True).inputs
+        inputs = {key: value.to(loaded.model.device) for key, value in inputs.items()}
+        output = decode(loaded, inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1] :]
+        for record, tokens in zip(batch, output, strict=True):
+            answer = loaded.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+            right.append(metrics.is_correct(split_response(f"{ANSWER_PREFIX}{answer}")[1], record))
+    return right
+
+
 def latency_sample(records: list[Record], settings: EvalSettings) -> list[Record]:
     """The items timed at batch 1: a seeded sample of `settings.latency_items`, the same for every run on these
     records; under a multi-process launch, this process's share of it (each times its share on its own device)."""
