@@ -285,6 +285,34 @@ def test_captured_visual_mass_equals_eager_attention(family, visual, tiny_proces
     assert sum(scores.surprisal, []) == pytest.approx(sum(plain, []), abs=1e-5)
 
 
+@pytest.mark.parametrize("aggregation", VISUAL_AGGREGATIONS)
+@pytest.mark.parametrize("family", sorted(set(BUILDERS) - {"mllama"}))
+def test_dependency_path_equals_eager_attention(family, aggregation, tiny_processor):
+    """The attention a few later rows pay to each scored token, from the capture and from eager weights."""
+    torch.manual_seed(0)
+    builder = BUILDERS[family]
+    model, inputs, positions = builder(tiny_processor) if family == "qwen2_vl" else builder()
+    model.eval()
+    adapter = adapter_for(model.config)
+    key_layers = adapter.image_layers(model.config)
+    answer_rows = [tokens[-2:] for tokens in positions]  # the last rows: they see (almost) every scored token
+    visual = VisualPath(key_layers=tuple(key_layers), aggregation=aggregation)
+    captured = score_batch(model, adapter, inputs, positions, visual=visual, answer_rows=answer_rows).dependency
+    model.set_attn_implementation({"text_config": "eager"})
+    try:
+        with torch.no_grad():
+            attentions = model(**inputs, output_attentions=True, use_cache=False).attentions
+    finally:
+        model.set_attn_implementation({"text_config": "sdpa"})
+    for b, tokens in enumerate(positions):
+        per_layer = torch.stack([attentions[layer][b][:, answer_rows[b]][..., tokens].double()
+                                 for layer in key_layers])  # (key layers, heads, answer rows, tokens)
+        combined = per_layer.mean(0).amax(0) if aggregation == "layer-mean-head-max" else per_layer.amax(1).mean(0)
+        expected = combined.mean(0)
+        assert max(abs(a - e) for a, e in zip(captured[b], expected.tolist(), strict=True)) < 1e-4
+        assert max(captured[b]) > 0
+
+
 @pytest.mark.parametrize("family", sorted(BUILDERS))
 def test_lora_targets_are_linear_layers_of_the_language_model(family, tiny_processor):
     builder = BUILDERS[family]

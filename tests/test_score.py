@@ -8,7 +8,7 @@ from vskip.compress import compress_records
 from vskip.encoding import Example, chat_prompt, encode, token_word_index
 from vskip.errors import BadInput
 from vskip.records import image_paths, load_image, read_records
-from vskip.score import VisualPath, aggregate_words, default_key_layers, score_records
+from vskip.score import VisualPath, _prepare, aggregate_words, default_key_layers, score_records
 from vskip.synth import build
 
 # bfloat16 keeps 8 bits of mantissa. On vskip-tiny, against float32: over 40 vskip-synth test items
@@ -124,3 +124,15 @@ def test_bfloat16_scores_match_float32_within_the_stated_tolerance(tmp_path):
     masks = {dtype: compress_records(records, ["vskip"], [0.5]) for dtype, records in scored.items()}
     agree = [a == b for x, y in zip(masks["float32"], masks["bfloat16"]) for a, b in zip(x["keep"], y["keep"])]
     assert sum(agree) / len(agree) >= BF16_KEEP_AGREEMENT
+
+
+def test_the_dependency_path_reads_the_rows_that_write_the_answer(tiny_random, image_dataset):
+    record = read_records(image_dataset)[0]
+    item = _prepare(record, tiny_random.processor.tokenizer)
+    tokenizer = tiny_random.processor.tokenizer
+    ids = tokenizer(item.reply, add_special_tokens=False)["input_ids"]
+    answer_text = tokenizer.decode([ids[i] for i in item.answer_tokens])
+    assert answer_text.strip() == str(record["answer"]).strip()
+    scored = score_records(tiny_random, [record], image_dataset.parent, progress=False)[0]
+    assert len(scored["word_dependency_score"]) == len(scored["words"])
+    assert all(0 <= value <= 1 for value in scored["dependency_score"]) and max(scored["dependency_score"]) > 0

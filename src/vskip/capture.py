@@ -6,7 +6,8 @@ SDPA call carries the image indicator as extra value channels (`attention_with_i
 output of those channels is each row's attention mass on the image, computed by the fused kernel
 with the layer's own mask and scaling, with no `heads x T x T` weights in memory and no second
 attention call. Mllama's cross-attention focus (an entropy, not a weighted sum) recomputes the
-chosen rows' weights from the post-RoPE query and key instead. No layer is switched to eager
+chosen rows' weights from the post-RoPE query and key instead, and so does the dependency path
+(self-attention only) for the answer's few rows over every key. No layer is switched to eager
 attention.
 """
 
@@ -39,6 +40,9 @@ class _Capture:
     rows: torch.Tensor | None = None  # (B, Q) query positions, padded with 0
     image_keys: torch.Tensor | None = None  # (B, T) True at image key positions (self-attention)
     mass: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (B, H, Q)
+    # The dependency path: the attention weights of a few query rows (the answer's) over every key.
+    answer_rows: torch.Tensor | None = None  # (B, R) query positions, padded with 0
+    answer_attention: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (B, H, R, T)
 
 
 _active: list[_Capture] = []
@@ -60,6 +64,9 @@ def _capture_attention(module, query, key, value, attention_mask, **kwargs):
     )
     rows = capture.rows[:, None, :].expand(-1, mass.shape[1], -1)
     capture.mass[layer] = mass.gather(2, rows)
+    if capture.answer_rows is not None:
+        logits, _ = _row_logits(query, key.float(), attention_mask, capture.answer_rows, scaling, causal=True)
+        capture.answer_attention[layer] = logits.softmax(dim=-1)
     return output
 
 
@@ -74,7 +81,7 @@ def row_blocks(batch_heads: int, n_rows: int, n_keys: int) -> Iterator[slice]:
         yield slice(start, min(n_rows, start + size))
 
 
-def _row_logits(query, key, attention_mask, rows: torch.Tensor, scaling: float):
+def _row_logits(query, key, attention_mask, rows: torch.Tensor, scaling: float, causal: bool):
     """Logits (B, H, q, S) of the query rows `rows` (B, q) against every key, masked as the model does.
 
     Grouped-query keys are shared by reshaping the queries, not by repeating the keys. Returns the
@@ -86,6 +93,9 @@ def _row_logits(query, key, attention_mask, rows: torch.Tensor, scaling: float):
     q = q.view(batch, groups, heads // groups * n_rows, dim)
     logits = (q @ key.transpose(-1, -2)).view(batch, heads, n_rows, n_keys)
     if attention_mask is None:
+        if causal:  # SDPA was handed no mask because the model relies on `is_causal`
+            allowed = torch.arange(n_keys, device=rows.device)[None, None, :] <= rows[:, :, None]
+            logits.masked_fill_(~allowed[:, None], torch.finfo(logits.dtype).min)
         return logits, None
     mask = attention_mask[..., :n_keys].expand(batch, -1, -1, -1)
     mask = mask.gather(2, rows[:, None, :, None].expand(batch, mask.shape[1], n_rows, n_keys))
@@ -140,7 +150,7 @@ def cross_attention_focus(query, key, attention_mask, rows, scaling: float) -> t
     key = key.float()
     out = []
     for block in row_blocks(batch * heads, rows.shape[1], key.shape[2]):
-        logits, real = _row_logits(query, key, attention_mask, rows[:, block], scaling)
+        logits, real = _row_logits(query, key, attention_mask, rows[:, block], scaling, causal=False)
         if real is None:
             real = torch.ones_like(logits, dtype=torch.bool)[:, :1]
         weights = logits.softmax(dim=-1) * real

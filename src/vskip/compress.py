@@ -52,6 +52,7 @@ def compress_records(
                         word_tokens=record["word_tokens"],
                         lead_tokens=record.get("word_lead_tokens"),
                         essential=record.get("essential"),
+                        dependency=record.get("word_dependency_score"),
                         turns=union_split if method == "vskip" else None,
                         ratio=ratio,
                         seed=record_seed,

@@ -49,6 +49,7 @@ class WordScores:
     gain: Sequence[float] | None = None  # visual information gain, when scored with `blind`
     lead_tokens: Sequence[int] | None = None  # tokens per word written first (default: `word_tokens`)
     essential: Sequence[bool] | None = None  # the words a step needs, where the data knows them (vskip-synth)
+    dependency: Sequence[float] | None = None  # attention the answer pays to the word (self-attention models)
 
 
 Method = Callable[[WordScores, random.Random], list[Sequence[float]]]
@@ -104,6 +105,25 @@ def union_of_saliencies(scores: WordScores, rng: random.Random) -> list[Sequence
     return [scores.visual, scores.text]
 
 
+@register_method("dependency")
+def answer_attention(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
+    """Highest attention from the answer first: the words the answer is computed from."""
+    return [_needs_dependency(scores)]
+
+
+@register_method("vskip+dependency")
+def union_of_three(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
+    """The union of the visual, the text and the dependency path; turns alternate in that order."""
+    return [scores.visual, scores.text, _needs_dependency(scores)]
+
+
+def _needs_dependency(scores: WordScores) -> Sequence[float]:
+    if scores.dependency is None:
+        raise BadInput("the dependency path needs dependency scores: score with a self-attention model "
+                       "(Mllama has no dependency path)")
+    return scores.dependency
+
+
 @register_method("oracle")
 def essential_first(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """The essential words first, then the rest, each by surprisal: the best a gate can keep where the data
@@ -136,6 +156,7 @@ def select(
     gain: Sequence[float] | None = None,
     lead_tokens: Sequence[int] | None = None,
     essential: Sequence[bool] | None = None,
+    dependency: Sequence[float] | None = None,
     turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Selection:
@@ -145,13 +166,15 @@ def select(
         raise BadInput(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
     ratio = check_ratio(ratio)
     n = len(word_tokens)
-    named = (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens), ("essential", essential))
+    named = (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens), ("essential", essential),
+             ("dependency", dependency))
     for name, values in named:
         if values is not None and len(values) != n:
             raise BadInput(f"{len(values)} {name} scores for {n} words")
         if values is not None and any(math.isnan(v) for v in values):
             raise BadInput(f"{name} scores contain NaN")
-    rankings = METHODS[method](WordScores(text, visual, word_tokens, gain, lead_tokens, essential), random.Random(seed))
+    given = WordScores(text, visual, word_tokens, gain, lead_tokens, essential, dependency)
+    rankings = METHODS[method](given, random.Random(seed))
     turns = [1] * len(rankings) if turns is None else list(turns)
     if len(turns) != len(rankings) or min(turns) < 1:
         raise BadInput(f"turns {turns}: method {method!r} has {len(rankings)} ranking(s), each takes one turn or more")
@@ -203,12 +226,13 @@ def keep_mask(
     gain: Sequence[float] | None = None,
     lead_tokens: Sequence[int] | None = None,
     essential: Sequence[bool] | None = None,
+    dependency: Sequence[float] | None = None,
     turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> list[bool]:
     """One bool per CoT word: kept by `method` at target ratio γ = `ratio` (see the module's fill rule)."""
     return select(method, text=text, visual=visual, word_tokens=word_tokens, ratio=ratio, gain=gain,
-                  lead_tokens=lead_tokens, essential=essential, turns=turns, seed=seed).keep
+                  lead_tokens=lead_tokens, essential=essential, dependency=dependency, turns=turns, seed=seed).keep
 
 
 def compress_text(words: Sequence[str], keep: Sequence[bool]) -> str:

@@ -5,6 +5,11 @@
   attention mass from the token's query to the image keys (`VisualPath` holds the choices an ablation
   varies: the key layers, the row read, `i` or the row `i - 1` that predicted the token as the text
   path's logits do, and the order of the mean over layers and the max over heads);
+- the dependency path (self-attention models), `dependency(i) = mean_{r in answer} max_h mean_{l in L_key}
+  A^{l,h}[r, i]`: the attention the rows that predict the answer pay to the token, read at the same key layers
+  and combined over layers and heads as the visual path is. The counters, running totals and comparisons an
+  answer is computed from are sure for the model (low surprisal) and look little at the image (low visual
+  mass); what marks them is that the answer reads them;
 - optionally (`blind=True`) the visual information gain, `gain(i) = NLL_blind(i) - NLL(i)`, from a
   second pass with the image removed: how much more likely the image makes the token.
 
@@ -43,7 +48,7 @@ from .records import Record, require_fields
 VISUAL_ROWS = ("own", "predictor")
 # Mean over key layers then max over heads (the paper's), or max over heads then mean over layers.
 VISUAL_AGGREGATIONS = ("layer-mean-head-max", "head-max-layer-mean")
-TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score")
+TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score", "dependency_score")
 # What a record needs to be scored (the CLI asks the same of the file it reads).
 SCORE_FIELDS = ("id", "image", "question", "cot")
 
@@ -83,6 +88,14 @@ def default_key_layers(adapter: Adapter, config) -> list[int]:
 class BatchScores:
     surprisal: list[list[float]]
     visual_mass: list[list[float]] | None = None
+    dependency: list[list[float]] | None = None
+
+
+def _combine(per_layer: torch.Tensor, aggregation: str) -> torch.Tensor:
+    """(layers, B, heads, ...) -> (B, ...): mean over layers then max over heads, or the other order."""
+    if aggregation == "layer-mean-head-max":
+        return per_layer.mean(dim=0).amax(dim=1)
+    return per_layer.amax(dim=2).mean(dim=0)
 
 
 @torch.no_grad()
@@ -93,8 +106,11 @@ def score_batch(
     positions: list[list[int]],
     *,
     visual: VisualPath | None = VisualPath(),
+    answer_rows: list[list[int]] | None = None,
 ) -> BatchScores:
-    """Surprisal (nats) and visual mass (read as `visual` says) of the tokens at `positions[b]` of each sequence b.
+    """Surprisal (nats) and visual mass (read as `visual` says) of the tokens at `positions[b]` of each sequence b;
+    with `answer_rows` (self-attention models), also their dependency: the attention the rows `answer_rows[b]` pay
+    to each token, combined over the key layers and heads as the visual path is, then averaged over those rows.
 
     Logits are computed only where a scored token is predicted. With `visual=None` (the blind pass) the
     model runs as it is, without the capture.
@@ -102,11 +118,10 @@ def score_batch(
     device = next(model.parameters()).device
     inputs = {name: value.to(device) for name, value in inputs.items()}
     ids = inputs["input_ids"]
-    width = max(1, max(len(p) for p in positions))
-    rows = torch.zeros(len(positions), width, dtype=torch.long, device=device)
-    for b, p in enumerate(positions):
-        rows[b, : len(p)] = torch.tensor(p, dtype=torch.long)
+    rows, _ = _padded(positions, device)
+    width = rows.shape[1]
     predictors = (rows - 1).clamp_min(0)
+    dependency = None
     if visual is not None:
         key_layers = default_key_layers(adapter, model.config) if visual.key_layers is None else visual.key_layers
         read = rows if visual.row == "own" else predictors
@@ -114,15 +129,19 @@ def score_batch(
             capture.rows = read
             image_id = adapter.image_token_id(model.config)
             capture.image_keys = None if image_id is None else (ids == image_id)
+            if answer_rows is not None and not adapter.cross_attention:
+                capture.answer_rows, answer_valid = _padded(answer_rows, device)
             logits = model(**inputs, logits_to_keep=predictors, use_cache=False).logits
             # A layer that never ran its capture (Mllama skips cross-attention without an image) saw no image.
             seen = next(iter(capture.mass.values()), torch.zeros(rows.shape[0], 1, width, device=device))
             masses = torch.stack([capture.mass.get(layer, torch.zeros_like(seen)) for layer in key_layers])
-        # masses: (key layers, B, heads, Q) -> (B, Q)
-        if visual.aggregation == "layer-mean-head-max":
-            visual_mass = masses.mean(dim=0).amax(dim=1)
-        else:
-            visual_mass = masses.amax(dim=2).mean(dim=0)
+            if capture.answer_attention:
+                # (key layers, B, heads, R, T) -> (B, R, T) -> the mean over each sequence's answer rows -> (B, T)
+                paid = _combine(torch.stack([capture.answer_attention[layer] for layer in key_layers]),
+                                visual.aggregation)
+                paid = (paid * answer_valid[..., None]).sum(dim=1) / answer_valid.sum(dim=1, keepdim=True).clamp_min(1)
+                dependency = paid.gather(1, rows)
+        visual_mass = _combine(masses, visual.aggregation)  # (key layers, B, heads, Q) -> (B, Q)
         if "cross_attention_mask" in inputs:
             # Mllama hands rows that see no image an all-zero mask, the same as rows that see every key.
             sees_image = inputs["cross_attention_mask"].flatten(2).any(dim=-1)
@@ -134,10 +153,23 @@ def score_batch(
     for block in row_blocks(1, width, logits.shape[-1] * len(positions)):
         chunk = logits[:, block].float()
         surprisal[:, block] = chunk.logsumexp(-1) - chunk.gather(-1, targets[:, block, None]).squeeze(-1)
+    def per_sequence(values: torch.Tensor | None) -> list[list[float]] | None:
+        return None if values is None else [values[b, : len(p)].tolist() for b, p in enumerate(positions)]
+
     return BatchScores(
-        [surprisal[b, : len(p)].tolist() for b, p in enumerate(positions)],
-        [visual_mass[b, : len(p)].tolist() for b, p in enumerate(positions)] if visual is not None else None,
+        per_sequence(surprisal), per_sequence(visual_mass if visual is not None else None), per_sequence(dependency)
     )
+
+
+def _padded(positions: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, width) positions padded with 0, and (B, width) 1.0 where a position is real."""
+    width = max(1, max(len(p) for p in positions))
+    rows = torch.zeros(len(positions), width, dtype=torch.long, device=device)
+    valid = torch.zeros(len(positions), width, device=device)
+    for b, p in enumerate(positions):
+        rows[b, : len(p)] = torch.tensor(p, dtype=torch.long)
+        valid[b, : len(p)] = 1.0
+    return rows, valid
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,16 +183,22 @@ class _Item:
     reply: str
     word_of_token: list[int]  # CoT word index of each reply token, -1 outside the CoT
     tokens: list[str] = field(default_factory=list)
+    answer_tokens: list[int] = field(default_factory=list)  # indices of the reply tokens that write the answer
 
 
 def _prepare(record: Record, tokenizer) -> _Item:
     require_fields(record, SCORE_FIELDS, named=True)
     cot = str(record.get("cot") or "").strip()
-    reply = response(cot, require_answer(record))
+    answer = require_answer(record)
+    reply = response(cot, answer)
     word_of_token = token_word_index(tokenizer, reply, cot)
     offsets = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     tokens = [reply[start:end] for (start, end), word in zip(offsets, word_of_token, strict=True) if word >= 0]
-    return _Item(record, cot, reply, word_of_token, tokens)
+    # A token writes the answer when its first non-space character is the answer's (the reply ends with it).
+    answer_start = len(reply) - len(answer)
+    answer_tokens = [i for i, (start, end) in enumerate(offsets)
+                     if start + len(reply[start:end]) - len(reply[start:end].lstrip()) >= answer_start]
+    return _Item(record, cot, reply, word_of_token, tokens, answer_tokens)
 
 
 def aggregate_words(token_scores: list[float], token_words: list[int], n_words: int) -> list[float]:
@@ -185,7 +223,8 @@ def score_records(
     `visual_score` (visual mass, read as `visual` says), its `words` and their `word_text_score`,
     `word_visual_score`, `word_tokens` (a word's tokens in the CoT, the whitespace token before it included:
     they sum to the CoT's tokens) and
-    `word_lead_tokens` (its tokens when it starts a compressed CoT); with `blind`, also `gain_score` and
+    `word_lead_tokens` (its tokens when it starts a compressed CoT); for self-attention models also
+    `dependency_score` and `word_dependency_score` (the dependency path); with `blind`, also `gain_score` and
     `word_gain_score` (NLL without the image minus NLL with it); and the model's precision under
     `precision["score"]`. Records without a CoT, or whose CoT has no answer (`prompts.cot_answer`), raise
     `BadInput`.
@@ -224,6 +263,8 @@ def score_records(
                 out["gain_score"] = [
                     nb - n for nb, n in zip(blind_scores.surprisal[b], scores.surprisal[b], strict=True)
                 ]
+            if scores.dependency is not None:
+                out["dependency_score"] = scores.dependency[b]
             out["words"] = words
             out["word_tokens"] = [token_words.count(w) for w in range(len(words))]
             out["word_lead_tokens"] = lead_tokens(processor.tokenizer, words)
@@ -231,6 +272,8 @@ def score_records(
             out["word_visual_score"] = aggregate_words(out["visual_score"], token_words, len(words))
             if blind:
                 out["word_gain_score"] = aggregate_words(out["gain_score"], token_words, len(words))
+            if scores.dependency is not None:
+                out["word_dependency_score"] = aggregate_words(out["dependency_score"], token_words, len(words))
             results.append(out)
     return results
 
@@ -241,7 +284,10 @@ def _score_examples(model, adapter, processor, examples, items, **kwargs) -> Bat
         [span.start + i for i, word in enumerate(item.word_of_token) if word >= 0]
         for span, item in zip(encoded.reply_spans, items, strict=True)
     ]
-    return score_batch(model, adapter, encoded.inputs, positions, **kwargs)
+    # The rows that predict the answer's tokens: where the model reads what it needs to write the answer.
+    answer_rows = [[span.start + i - 1 for i in item.answer_tokens]
+                   for span, item in zip(encoded.reply_spans, items, strict=True)]
+    return score_batch(model, adapter, encoded.inputs, positions, answer_rows=answer_rows, **kwargs)
 
 
 def score(
