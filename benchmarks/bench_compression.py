@@ -144,7 +144,7 @@ def main() -> None:
     chosen = first_per_task(records, args.per_task)
     loaded = load_model(args.model, device="cpu", dtype=args.dtype)
     base = Path(args.data).parent
-    methods = ["truncate", "random", "text", "gain", "visual", "vskip"]
+    methods = ["truncate", "random", "text", "gain", "visual", "vskip", "dependency", "vskip+dependency"]
     if all(record.get("essential") for record in chosen):
         methods.append("oracle")
     ratios = [0.5, 0.7, 0.9]

@@ -194,11 +194,15 @@ def _prepare(record: Record, tokenizer) -> _Item:
     word_of_token = token_word_index(tokenizer, reply, cot)
     offsets = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     tokens = [reply[start:end] for (start, end), word in zip(offsets, word_of_token, strict=True) if word >= 0]
-    # A token writes the answer when its first non-space character is the answer's (the reply ends with it).
+    return _Item(record, cot, reply, word_of_token, tokens, answer_token_indices(offsets, reply, answer))
+
+
+def answer_token_indices(offsets: list[tuple[int, int]], reply: str, answer: str) -> list[int]:
+    """The indices of the reply's tokens (character `offsets`) that write the answer, which ends the reply: those
+    whose first non-space character is the answer's."""
     answer_start = len(reply) - len(answer)
-    answer_tokens = [i for i, (start, end) in enumerate(offsets)
-                     if start + len(reply[start:end]) - len(reply[start:end].lstrip()) >= answer_start]
-    return _Item(record, cot, reply, word_of_token, tokens, answer_tokens)
+    return [i for i, (start, end) in enumerate(offsets)
+            if start + len(reply[start:end]) - len(reply[start:end].lstrip()) >= answer_start]
 
 
 def aggregate_words(token_scores: list[float], token_words: list[int], n_words: int) -> list[float]:
