@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,23 +26,11 @@ from .generate import batch_generator, check_prompts, generation_runner, generat
 from .latency import Runner, paired_latency
 from .lora import adapter_info
 from .models import LoadedModel
-from .prompts import Mode, reference_answers
+from .prompts import reference_answers
 from .records import Record, iter_jsonl, write_jsonl_atomic
-from .replies import MAX_NEW_TOKENS
+from .settings import DEFAULT_EVAL, MAX_NEW_TOKENS, EvalSettings
 from .stage import run_stage, side_path
 
-
-@dataclass
-class EvalSettings:
-    mode: Mode = "cot"
-    ratio: float | None = None
-    batch_size: int = 32
-    latency_items: int = 48
-    max_new_tokens: int = MAX_NEW_TOKENS
-    seed: int = 0
-
-
-DEFAULT_SETTINGS = EvalSettings()
 # The runners of a paired timing: this run, and the baseline beside it.
 CANDIDATE, BASELINE = "candidate", "baseline"
 # What a results file says of the run itself, beside the figures summarised from its items.
@@ -143,7 +130,7 @@ def evaluate(
     base_dir: str | Path,
     out: str | Path,
     *,
-    settings: EvalSettings = DEFAULT_SETTINGS,
+    settings: EvalSettings = DEFAULT_EVAL,
     baseline: dict | None = None,
     baseline_model=None,
     adapter: str | Path | None = None,

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .errors import BadInput
 from .records import Record, relocate, write_jsonl_atomic
+from .settings import BATCH_SIZE
 
 # The key of a journal's first line, which holds the settings of the run that wrote it.
 SETTINGS_KEY = "vskip_settings"
@@ -119,7 +120,7 @@ def run_stage(
     *,
     base_dir: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     description: str = "records",
     progress: bool = True,
 ) -> list[Record]:
