@@ -548,8 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # First of all: an interruption while a command starts (its imports take seconds) is one line too.
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(build_parser().parse_args(argv))
+    except KeyboardInterrupt as err:
+        print("vskip: interrupted; rerun the same command to resume", file=sys.stderr)
+        return getattr(err, "exit_code", 128 + signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
+    """The command; its errors in one line and exit code 2 (a traceback with --debug)."""
     try:
         with warnings.catch_warnings():
             # Deprecations inside transformers, peft or torch are for their callers' authors, not for users.
@@ -561,11 +572,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vskip: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:
-        print("vskip: interrupted; rerun the same command to resume", file=sys.stderr)
-        return getattr(err, "exit_code", 128 + signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
