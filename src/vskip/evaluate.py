@@ -115,11 +115,14 @@ def latency_sample(records: list[Record], settings: EvalSettings) -> list[Record
 
 
 @torch.inference_mode()
-def timed_generation(runners: Mapping[str, Runner], records: list[Record], settings: EvalSettings):
+def timed_generation(
+    runners: Mapping[str, Runner], records: list[Record], settings: EvalSettings, *, progress: bool = True
+):
     """`latency.paired_latency` of the runners on the `latency_sample`, gathered over the processes:
-    {runner name: {record id: seconds}}."""
+    {runner name: {record id: seconds}}. With `progress`, the main process shows a bar of its items."""
     sample = latency_sample(records, settings)
-    times = paired_latency(runners, sample) if sample else {name: {} for name in runners}
+    shown = progress and is_main_process()
+    times = paired_latency(runners, sample, progress=shown) if sample else {name: {} for name in runners}
     parts = gather_objects(times)
     return {name: {key: value for part in parts for key, value in part[name].items()} for name in runners}
 
@@ -170,7 +173,7 @@ def evaluate(
         runners[BASELINE] = generation_runner(baseline_model, base_dir, baseline.get("mode", "cot"),
                                               ratio=baseline.get("ratio"),
                                               max_new_tokens=baseline.get("max_new_tokens", MAX_NEW_TOKENS))
-    times = timed_generation(runners, records, settings) if settings.latency_items else {}
+    times = timed_generation(runners, records, settings, progress=progress) if settings.latency_items else {}
     baseline_tokens = (baseline or {}).get("cot_tokens_by_id", {})
     items = []
     for result in generated:
