@@ -99,6 +99,21 @@ _positive_number = _number_where(lambda value: 0 < value < math.inf, "a positive
 _share = _number_where(lambda value: 0 <= value < 1, "a share in [0, 1)")
 
 
+def _warn(message: str) -> None:
+    """One line on stderr, from the main process only (a multi-process launch runs every command in each)."""
+    from .distributed import is_main_process
+
+    if is_main_process():
+        print(f"vskip: warning: {message}", file=sys.stderr)
+
+
+def _warm_up_warning(option: str, training) -> None:
+    """Warn when a run of `training` (a `TrainConfig`) ends before its learning rate has warmed up to its peak."""
+    if training.steps < training.warmup_steps:
+        _warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
+              f"never reaches its peak ({training.learning_rate:g})")
+
+
 def _check(args, *, directory: bool = False) -> None:
     """What can be checked before any work: that `--out` can be written and `--model` is where it is said to be."""
     from .stage import check_output
@@ -189,6 +204,11 @@ def cmd_synth(args) -> None:
     from .synth import build
 
     _check(args, directory=True)
+    sizes = {"train": args.n_train, "val": args.n_val, "test": args.n_test}
+    empty = [split for split, size in sizes.items() if size == 0]
+    if empty:
+        _warn(f"{' and '.join(f'{split}.jsonl' for split in empty)} will hold no records "
+              f"({', '.join(f'--n-{split} 0' for split in empty)})")
     paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
     for split, path in paths.items():
         print(f"{split}: {path}")
@@ -218,6 +238,8 @@ def cmd_tiny_train(args) -> None:
     _check(args, directory=True)
     vision = replace(TINY_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
     training = replace(TINY_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    _warm_up_warning("--vision-steps", vision)
+    _warm_up_warning("--steps", training)
     saved = train_tiny(
         args.data, args.out, sizes=replace(TINY_SIZES, text_layers=args.text_layers), vision_training=vision,
         training=training, direct_share=args.direct_share, grounding_share=args.grounding_share,
@@ -270,6 +292,7 @@ def cmd_distill(args) -> None:
 
     _check(args, directory=True)
     settings = _distill_settings(args)
+    _warm_up_warning("--steps", settings.training)
     records = _read(args, args.data, DISTILL_FIELDS, needs_answer=True, unique=("id", "method", "ratio"))
     wrong = incorrect_items(records, args.method)
     if wrong and not args.include_incorrect and is_main_process():
@@ -312,7 +335,7 @@ def cmd_evaluate(args) -> None:
     baseline = read_baseline(args.baseline, records) if args.baseline else None
     warning = ratio_warning(args.model, args.adapter, args.ratio)
     if warning:
-        print(f"vskip: warning: {warning}", file=sys.stderr)
+        _warn(warning)
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
                             latency_items=args.latency_items, max_new_tokens=args.max_new_tokens)
     loaded = _load_backend(args, records, args.adapter)
@@ -331,7 +354,7 @@ def _baseline_model(args, baseline: dict, loaded):
     from .models import model_identity
 
     def unmeasured(why: str) -> None:
-        print(f"vskip: warning: no speed-up: {why}; ActRatio is the figure to read", file=sys.stderr)
+        _warn(f"no speed-up: {why}; ActRatio is the figure to read")
 
     if args.backend == "vllm":
         return unmeasured("the vllm backend does not time a baseline beside the run")

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from ..encoding import Example, chat_prompt
+from ..errors import BadInput
 from ..prompts import response
 from ..records import image_paths, load_image, read_records
 from ..settings import (
@@ -73,6 +74,9 @@ def train_tiny(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     device = torch.device(device) if device is not None else default_device()
     records = read_records(data_dir / "train.jsonl", required=("id", "image", "question", "answer", "cot"))
+    if not records:
+        raise BadInput(f"{data_dir / 'train.jsonl'}: no records to train on (the file is empty); "
+                       "write one with `vskip synth --n-train` above 0")
     # The tokenizer learns the text the model will read: the grounding questions' too when it is asked them.
     corpus_rng = random.Random(training.seed)
     grounding = [grounding_question(record, corpus_rng) for record in records] if grounding_share else []
