@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -83,6 +86,20 @@ def test_every_input_is_data_and_scores_is_kept_for_compress(tmp_path):
         assert inputs in ([], [["--data"]], [["--data", "--scores"]]), path
     args = cli.build_parser().parse_args(["compress", "--scores", "s.jsonl", "--out", "c.jsonl"])
     assert args.data == "s.jsonl"
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["compress", "--help"], ["generate", "--data", "d.jsonl"]],
+                         ids=["version", "help", "usage error"])
+def test_the_cli_answers_at_once_without_loading_torch(argv):
+    """Help, --version and usage errors come before any stage is imported: torch and transformers alone take
+    seconds to load. `-X importtime` lists every module the command imported."""
+    source = str(Path(cli.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "vskip.cli", *argv], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert run.returncode == (2 if argv[0] == "generate" else 0), run.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "vskip.errors" in imported and not imported & {"torch", "transformers", "peft", "datasets"}
 
 
 def test_version(capsys):

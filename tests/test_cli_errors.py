@@ -4,9 +4,12 @@ Writes benchmarks/results/bad_inputs.md."""
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +133,24 @@ def no_network(patch) -> None:
     patch.setattr(socket, "create_connection", refuse)
 
 
+def read_only(ws: Workspace) -> list[str]:
+    out = ws.out()
+    os.chmod(out, 0o444)
+    return ["generate", "--data", ws.dataset(), "--out", out]
+
+
+def as_a_user(patch) -> None:
+    """os.access as anyone but root answers it: root may write a read-only file, so the check passes for it."""
+    access = os.access
+
+    def user_access(path, mode, **kwargs) -> bool:
+        if mode & os.W_OK and Path(path).is_file() and not os.stat(path).st_mode & stat.S_IWUSR:
+            return False
+        return access(path, mode, **kwargs)
+
+    patch.setattr(os, "access", user_access)
+
+
 def outside(ws: Workspace, image: str) -> list[str]:
     png().save(ws.root / "outside.png")
     (ws.data / "images" / "link.png").symlink_to(ws.root / "outside.png")
@@ -141,6 +162,8 @@ BAD_INPUTS: list[tuple] = [
     ("dataset file missing", lambda ws: ["generate", "--data", str(ws.root / "none.jsonl"), "--out", ws.out()],
      "no such file"),
     ("image missing", lambda ws: ws.generate(records=[{**GOOD, "image": "images/none.png"}]), "image not found"),
+    ("image path is a directory", lambda ws: ws.generate(records=[{**GOOD, "image": "images"}]),
+     "DIR/data/images: is a directory, not an image"),
     ("zero-byte image", lambda ws: ws.generate(images={"a.png": b""}), "image file is empty"),
     ("corrupt image", lambda ws: ws.generate(images={"a.png": b"\x89PNG\r\n\x1a\nnot really"}), "not a readable image"),
     ("truncated image", lambda ws: ws.generate(images={"a.png": png_bytes(sixteen_bit())[:300]}),
@@ -193,6 +216,9 @@ BAD_INPUTS: list[tuple] = [
      lambda ws: ["evaluate", "--model", str(ws.model), "--adapter", str(ws.root), "--data", ws.dataset(),
                  "--out", ws.out("results.json")], "not a PEFT adapter directory"),
     ("empty dataset", lambda ws: ws.generate(raw=b""), "no records to work on (the file is empty)"),
+    ("tiny train on an empty split (synth --n-train 0)",
+     lambda ws: ["tiny", "train", "--data", str(Path(ws.dataset(raw=b"", name="train.jsonl")).parent),
+                 "--out", str(ws.root / "tiny")], "DIR/data/train.jsonl: no records to train on (the file is empty)"),
     ("every record bad, with --skip-bad", lambda ws: ws.generate("--skip-bad", records=[{**GOOD, "image": "none.png"}]),
      "no records to work on (all 1 were set aside as bad, the first: DIR/data/none.png: image not found)"),
     ("--out is a directory", lambda ws: ["generate", "--data", ws.dataset(), "--out", str(ws.data)],
@@ -201,6 +227,9 @@ BAD_INPUTS: list[tuple] = [
      lambda ws: ["evaluate", "--data", ws.dataset(), "--out", str(Path(ws.out()) / "results.json")],
      "cannot be written (DIR/out.jsonl is not a directory)"),
     ("distill --out is a file", lambda ws: distill(ws)[:-1] + [ws.out()], "is a file; --out names a directory"),
+    ("--out a read-only file", read_only, "DIR/out.jsonl: cannot be written (the file is read-only)", as_a_user),
+    ("data import of an absent path", lambda ws: ["data", "import", str(ws.root / "none"), "--out", str(ws.root)],
+     "DIR/none: no such file or directory (a path, so not looked up on the hub)", no_network),
     ("--baseline missing", lambda ws: evaluate(ws, "--baseline", str(ws.root / "none.json")),
      "DIR/none.json: no such file"),
     ("--baseline not JSON", lambda ws: baseline(ws, '{"accuracy": '), "not JSON"),
@@ -277,6 +306,31 @@ def test_every_bad_input_gives_one_line_and_exit_code_2(saved_tiny, tmp_path, ca
     assert not failures, "\n".join(failures)
 
 
+# (what was tried, argv for a Workspace, the one warning expected): inputs that run, but not as one may think.
+ODD_INPUTS: list[tuple] = [
+    ("empty splits",
+     lambda ws: ["synth", "--out", str(ws.root / "synth"), "--n-train", "0", "--n-val", "0", "--n-test", "1"],
+     "train.jsonl and val.jsonl will hold no records (--n-train 0, --n-val 0)"),
+    ("distill --steps below the warm-up", lambda ws: distill(ws, "--steps", "3"),
+     "--steps 3 ends within the 30 warm-up steps: the learning rate never reaches its peak (0.001)"),
+    ("tiny train --steps below the warm-up",
+     lambda ws: ["tiny", "train", "--data", str(ws.data), "--out", str(ws.root / "tiny"), "--steps", "100"],
+     "--steps 100 ends within the 150 warm-up steps: the learning rate never reaches its peak (0.001)"),
+]
+
+
+@pytest.mark.parametrize(("what", "build", "expected"), ODD_INPUTS, ids=[case[0] for case in ODD_INPUTS])
+def test_odd_inputs_run_with_a_one_line_warning(what, build, expected, saved_tiny, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    # The warnings come before any work: the stages that would train are stubbed.
+    monkeypatch.setattr(importlib.import_module("vskip.distill"), "distill", lambda *args, **kwargs: tmp_path)
+    monkeypatch.setattr(importlib.import_module("vskip.models.train_tiny"), "train_tiny", lambda *a, **k: tmp_path)
+    code, err = run_cli(build(Workspace(tmp_path, saved_tiny)), capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "warning" in line] == [f"vskip: warning: {expected}"]
+
+
 def test_debug_shows_the_traceback(tmp_path):
     from vskip.errors import BadInput
 
@@ -323,6 +377,17 @@ def test_skip_bad_sets_bad_records_aside_and_keeps_the_good(saved_tiny, tmp_path
                                                                (None, "e")]
     assert "duplicate id" in skipped[1]["reason"] and "image not found" in skipped[2]["reason"]
     assert "skipped 5 bad record(s)" in err
+
+
+def test_a_byte_order_mark_is_no_part_of_the_first_record(saved_tiny, tmp_path, capsys):
+    ws = Workspace(tmp_path, saved_tiny)
+    data = ws.dataset(raw=codecs.BOM_UTF8 + f'{json.dumps(GOOD)}\n{{"id": "b",\n'.encode())
+    argv = ["generate", "--model", str(saved_tiny), "--data", data, "--out", str(tmp_path / "gen.jsonl"),
+            "--max-new-tokens", "4", "--skip-bad"]
+    code, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in (tmp_path / "gen.jsonl").read_text().splitlines()] == ["a"]
+    assert "skipped 1 bad record(s)" in err
 
 
 def test_allow_outside_paths_lets_an_image_leave_the_dataset(saved_tiny, tmp_path, capsys):

@@ -267,6 +267,18 @@ def test_unknown_layouts_and_kinds_are_bad_input(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("source", ["/nonexistent", "./data", "~/nonexistent-dataset", "org/name/extra"])
+def test_an_absent_path_is_refused_without_asking_the_hub(source, tmp_path, monkeypatch):
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", no_hub)
+    monkeypatch.setattr(datasets, "get_dataset_split_names", no_hub)
+    with pytest.raises(BadInput, match="no such file or directory \\(a path, so not looked up on the hub\\)"):
+        import_dataset(source, tmp_path / "out")
+
+
 def test_detect_kind_prefers_the_most_specific_layout():
     assert detect_kind(["id", "question", "options", "answer", "image_1", "image_2"]) == "mmmu"
     assert detect_kind(["questionId", "question", "answers", "image", "docId"]) == "docvqa"

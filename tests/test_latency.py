@@ -53,6 +53,16 @@ def test_two_runners_alternate_and_the_ratio_of_medians_is_exact():
     assert speedup == pytest.approx({"speedup": 3.0, "speedup_low": 3.0, "speedup_high": 3.0})
 
 
+def test_the_pass_shows_a_bar_of_the_items_when_asked(capsys):
+    clock = Clock()
+    runners = {"full": stub("full", 0.3, clock, []), "student": stub("student", 0.1, clock, [])}
+    paired_latency(runners, ITEMS, clock=clock)
+    assert capsys.readouterr().err == ""
+    paired_latency(runners, ITEMS, clock=clock, progress=True)
+    err = capsys.readouterr().err
+    assert "latency at batch 1, 2 model(s)" in err and "8/8" in err
+
+
 def test_many_runners_take_turns_going_first():
     clock, log = Clock(), []
     names = ("full", "text", "vskip")

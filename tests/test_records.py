@@ -35,6 +35,13 @@ def test_reads_records_and_turns_ids_into_strings(tmp_path):
     assert [r["id"] for r in read_records(path)] == ["a", "7"]
 
 
+def test_a_byte_order_mark_is_no_part_of_the_first_record(tmp_path):
+    path = write(tmp_path / "d.jsonl", [b"\xef\xbb\xbf" + json.dumps(GOOD).encode(), b'{"id": "b",'])
+    skipped = []
+    assert [r["id"] for r in read_records(path, skipped=skipped)] == ["a"]
+    assert [s["line"] for s in skipped] == [2]
+
+
 def test_a_line_separator_inside_a_string_is_not_a_line_break(tmp_path):
     path = write(tmp_path / "d.jsonl", [{**GOOD, "question": "left\u2028right\x0bx"}])
     assert read_records(path)[0]["question"] == "left\u2028right\x0bx"
@@ -130,10 +137,13 @@ def test_images_of_every_mode_come_out_rgb(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "image not found"), (b"", "image file is empty"), (b"GIF89a\x00\x01", "not a readable image")],
+    [(None, "image not found"), ("dir", "is a directory, not an image"), (b"", "image file is empty"),
+     (b"GIF89a\x00\x01", "not a readable image")],
 )
 def test_broken_images_are_bad_input(tmp_path, content, message):
-    if content is not None:
+    if content == "dir":
+        (tmp_path / "x.png").mkdir()
+    elif content is not None:
         (tmp_path / "x.png").write_bytes(content)
     with pytest.raises(BadInput, match=message):
         load_image(tmp_path / "x.png")
@@ -235,6 +245,16 @@ def test_a_failed_atomic_write_leaves_the_earlier_file(tmp_path):
         write_jsonl_atomic(path, records())
     assert path.read_text() == '{"id": "old"}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_a_failed_rename_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def refuse(source, target):
+        raise PermissionError("operation not permitted")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        write_jsonl_atomic(tmp_path / "out.jsonl", [{"id": "new"}])
+    assert not any(tmp_path.iterdir())
 
 
 def test_first_per_task_takes_a_prefix_of_every_family():

@@ -46,8 +46,8 @@ def test_an_interrupted_run_resumes_in_the_language_stage_without_training_the_t
 
     data, out = tmp_path / "synth", tmp_path / "model"
     build(data, seed=3, n_train=3, n_val=0, n_test=0, progress=False)
-    recipe = {"vision_training": replace(train_tiny.DEFAULT_VISION_TRAINING, steps=2),
-              "training": replace(train_tiny.DEFAULT_TRAINING, steps=2, batch_size=2)}
+    recipe = {"vision_training": replace(train_tiny.TINY_VISION_TRAINING, steps=2),
+              "training": replace(train_tiny.TINY_TRAINING, steps=2, batch_size=2)}
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -83,8 +83,8 @@ def test_grounding_questions_are_asked_only_when_their_share_is_on(tmp_path, mon
     real = vskip.synth.grounding_question
     monkeypatch.setattr(vskip.synth, "grounding_question",
                         lambda record, rng: asked.append(record) or real(record, rng))
-    recipe = {"vision_training": replace(train_tiny.DEFAULT_VISION_TRAINING, steps=1),
-              "training": replace(train_tiny.DEFAULT_TRAINING, steps=2, batch_size=8)}
+    recipe = {"vision_training": replace(train_tiny.TINY_VISION_TRAINING, steps=1),
+              "training": replace(train_tiny.TINY_TRAINING, steps=2, batch_size=8)}
     train_tiny.train_tiny(data, tmp_path / "off", **recipe)
     assert asked == []  # the shipped recipe: neither in training nor in the tokenizer's corpus
     train_tiny.train_tiny(data, tmp_path / "on", grounding_share=0.5, **recipe)

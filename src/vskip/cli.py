@@ -110,6 +110,21 @@ _positive_number = _number_where(lambda value: 0 < value < math.inf, "a positive
 _share = _number_where(lambda value: 0 <= value < 1, "a share in [0, 1)")
 
 
+def _warn(message: str) -> None:
+    """One line on stderr, from the main process only (a multi-process launch runs every command in each)."""
+    from .distributed import is_main_process
+
+    if is_main_process():
+        print(f"vskip: warning: {message}", file=sys.stderr)
+
+
+def _warm_up_warning(option: str, training) -> None:
+    """Warn when a run of `training` (a `TrainConfig`) ends before its learning rate has warmed up to its peak."""
+    if training.steps < training.warmup_steps:
+        _warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
+              f"never reaches its peak ({training.learning_rate:g})")
+
+
 def _check(args, *, directory: bool = False) -> None:
     """What can be checked before any work: that `--out` can be written and `--model` is where it is said to be."""
     from .stage import check_output
@@ -200,6 +215,11 @@ def cmd_synth(args) -> None:
     from .synth import build
 
     _check(args, directory=True)
+    sizes = {"train": args.n_train, "val": args.n_val, "test": args.n_test}
+    empty = [split for split, size in sizes.items() if size == 0]
+    if empty:
+        _warn(f"{' and '.join(f'{split}.jsonl' for split in empty)} will hold no records "
+              f"({', '.join(f'--n-{split} 0' for split in empty)})")
     paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
     for split, path in paths.items():
         print(f"{split}: {path}")
@@ -223,19 +243,18 @@ def _installed_version() -> str:
 def cmd_tiny_train(args) -> None:
     from dataclasses import replace
 
-    from .models.train_tiny import DEFAULT_SIZES, DEFAULT_TRAINING, DEFAULT_VISION_TRAINING, train_tiny
+    from .models.train_tiny import train_tiny
+    from .settings import TINY_SIZES, TINY_TRAINING, TINY_VISION_TRAINING
 
     _check(args, directory=True)
-
-    def recipe(default, **overrides):
-        return replace(default, **{key: value for key, value in overrides.items() if value is not None})
-
-    vision = recipe(DEFAULT_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
-    training = recipe(DEFAULT_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
-    sizes = recipe(DEFAULT_SIZES, text_layers=args.text_layers)
-    shares = {"direct_share": args.direct_share, "grounding_share": args.grounding_share}
-    shares = {name: share for name, share in shares.items() if share is not None}
-    saved = train_tiny(args.data, args.out, sizes=sizes, vision_training=vision, training=training, **shares)
+    vision = replace(TINY_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
+    training = replace(TINY_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    _warm_up_warning("--vision-steps", vision)
+    _warm_up_warning("--steps", training)
+    saved = train_tiny(
+        args.data, args.out, sizes=replace(TINY_SIZES, text_layers=args.text_layers), vision_training=vision,
+        training=training, direct_share=args.direct_share, grounding_share=args.grounding_share,
+    )
     print(f"saved {saved}")
 
 
@@ -285,6 +304,7 @@ def cmd_distill(args) -> None:
 
     _check(args, directory=True)
     settings = _distill_settings(args)
+    _warm_up_warning("--steps", settings.training)
     records = _read(args, args.data, DISTILL_FIELDS, needs_answer=True, unique=("id", "method", "ratio"))
     wrong = incorrect_items(records, args.method)
     if wrong and not args.include_incorrect and is_main_process():
@@ -302,7 +322,7 @@ def _distill_settings(args):
     """The recipe the options ask for: `DEFAULT_DISTILL` with what was given in its place."""
     from dataclasses import replace
 
-    from .distill import DEFAULT_DISTILL
+    from .settings import DEFAULT_DISTILL
 
     lora = {"rank": args.rank, "alpha": args.alpha, "target_modules": args.target_modules}
     given = {key: value for key, value in lora.items() if value is not None}
@@ -318,15 +338,16 @@ def _distill_settings(args):
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import EvalSettings, evaluate, ratio_warning, read_baseline
+    from .evaluate import evaluate, ratio_warning, read_baseline
     from .records import REQUIRED_FIELDS
+    from .settings import EvalSettings
 
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
     baseline = read_baseline(args.baseline, records) if args.baseline else None
     warning = ratio_warning(args.model, args.adapter, args.ratio)
     if warning:
-        print(f"vskip: warning: {warning}", file=sys.stderr)
+        _warn(warning)
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
                             latency_items=args.latency_items, max_new_tokens=args.max_new_tokens)
     loaded = _load_backend(args, records, args.adapter)
@@ -345,7 +366,7 @@ def _baseline_model(args, baseline: dict, loaded):
     from .models import model_identity
 
     def unmeasured(why: str) -> None:
-        print(f"vskip: warning: no speed-up: {why}; ActRatio is the figure to read", file=sys.stderr)
+        _warn(f"no speed-up: {why}; ActRatio is the figure to read")
 
     if args.backend == "vllm":
         return unmeasured("the vllm backend does not time a baseline beside the run")
@@ -374,7 +395,11 @@ def cmd_demo(args) -> None:
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """The options several commands share, each defined once."""
-    parents = {name: _Parser(add_help=False) for name in ("common", "model", "batch", "backend", "records", "images")}
+    from .prompts import MODES
+    from .settings import BATCH_SIZE, MAX_NEW_TOKENS
+
+    names = ("common", "model", "batch", "reply", "backend", "records", "images")
+    parents = {name: _Parser(add_help=False) for name in names}
     # SUPPRESS: given before the command, `--debug` is not reset by the command's own default.
     parents["common"].add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     model = parents["model"]
@@ -384,7 +409,10 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     _dtype_arg(model)
     model.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors weights")
     model.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
-    parents["batch"].add_argument("--batch-size", type=_positive, default=16, help="records per forward pass")
+    parents["batch"].add_argument("--batch-size", type=_positive, default=BATCH_SIZE, help="records per forward pass")
+    reply = parents["reply"]
+    reply.add_argument("--mode", choices=MODES, default="cot", help="think step by step, or answer directly")
+    reply.add_argument("--max-new-tokens", type=_positive, default=MAX_NEW_TOKENS, help="longest reply")
     parents["backend"].add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
                                     help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
     parents["records"].add_argument("--skip-bad", action="store_true",
@@ -399,12 +427,24 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # The stages' defaults, each defined once, where the stage is.
-    from .distill import DEFAULT_DISTILL
-    from .evaluate import DEFAULT_SETTINGS
-    from .gate import UNION_SPLIT
-    from .models.adapters import LORA_TARGETS
-    from .score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
+    # The stages' defaults, each defined once, in a module that does not load torch: help comes at once.
+    from .gate import METHODS, UNION_SPLIT
+    from .settings import (
+        DEFAULT_DISTILL,
+        DEFAULT_EVAL,
+        LORA_TARGETS,
+        SYNTH_TEST,
+        SYNTH_TRAIN,
+        SYNTH_VAL,
+        TINY_DIRECT_SHARE,
+        TINY_GROUNDING_SHARE,
+        TINY_SIZES,
+        TINY_TRAINING,
+        TINY_VISION_TRAINING,
+        VISUAL_AGGREGATIONS,
+        VISUAL_ROWS,
+        VisualPath,
+    )
 
     default_visual = VisualPath()
     parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
@@ -421,9 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "so each split has 4 × its count records")
     synth.add_argument("--out", required=True, help="directory for train.jsonl, val.jsonl, test.jsonl and images/")
     synth.add_argument("--seed", type=int, default=0, help="the benchmark is a function of the seed")
-    synth.add_argument("--n-train", type=_count, default=2000, help="training items per family")
-    synth.add_argument("--n-val", type=_count, default=100, help="validation items per family")
-    synth.add_argument("--n-test", type=_count, default=300, help="test items per family")
+    synth.add_argument("--n-train", type=_count, default=SYNTH_TRAIN, help="training items per family")
+    synth.add_argument("--n-val", type=_count, default=SYNTH_VAL, help="validation items per family")
+    synth.add_argument("--n-test", type=_count, default=SYNTH_TEST, help="test items per family")
     synth.set_defaults(run=cmd_synth)
 
     data = command(commands, "data", "datasets").add_subparsers(dest="data_command", required=True)
@@ -440,29 +480,26 @@ def build_parser() -> argparse.ArgumentParser:
     train = command(tiny, "train", "train vskip-tiny from scratch on vskip-synth")
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
     train.add_argument("--out", required=True, help="directory for the model, saved like a hub checkpoint")
-    recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_TRAINING)"
-    vision_recipe = "(default: the shipped weights' recipe, vskip.models.train_tiny.DEFAULT_VISION_TRAINING)"
-    train.add_argument("--vision-steps", type=_positive, help=f"steps of the vision tower's stage {vision_recipe}")
-    train.add_argument("--steps", type=_positive, help=f"steps of the language stage {recipe}")
-    train.add_argument("--batch-size", type=_positive, help=f"sequences per language step {recipe}")
-    train.add_argument("--seed", type=int, help=f"seed of initialisation and sampling {recipe}")
-    train.add_argument("--text-layers", type=_positive,
-                       help="decoder layers of the language model (default: the shipped model's, "
-                       "vskip.models.train_tiny.DEFAULT_SIZES)")
-    train.add_argument("--direct-share", type=_share,
-                       help="share of language-stage draws that answer directly, the rest think step by step "
-                       "(default: the shipped recipe's, vskip.models.train_tiny.DEFAULT_DIRECT_SHARE)")
-    train.add_argument("--grounding-share", type=_share,
-                       help="share of language-stage draws that ask a grounding question of the record's image "
-                       "(default: the shipped recipe's, vskip.models.train_tiny.DEFAULT_GROUNDING_SHARE)")
+    # Every default is the shipped weights' recipe (vskip.settings.TINY_*).
+    train.add_argument("--vision-steps", type=_positive, default=TINY_VISION_TRAINING.steps,
+                       help="steps of the vision tower's stage")
+    train.add_argument("--steps", type=_positive, default=TINY_TRAINING.steps, help="steps of the language stage")
+    train.add_argument("--batch-size", type=_positive, default=TINY_TRAINING.batch_size,
+                       help="sequences per language step")
+    train.add_argument("--seed", type=int, default=TINY_TRAINING.seed,
+                       help="seed of initialisation and sampling, in both stages")
+    train.add_argument("--text-layers", type=_positive, default=TINY_SIZES.text_layers,
+                       help="decoder layers of the language model")
+    train.add_argument("--direct-share", type=_share, default=TINY_DIRECT_SHARE,
+                       help="share of language-stage draws that answer directly, the rest think step by step")
+    train.add_argument("--grounding-share", type=_share, default=TINY_GROUNDING_SHARE,
+                       help="share of language-stage draws that ask a grounding question of the record's image")
     train.set_defaults(run=cmd_tiny_train)
 
     gen = command(commands, "generate", "teacher generation of chains of thought",
-                  "model", "batch", "backend", "records", "images")
+                  "model", "batch", "reply", "backend", "records", "images")
     gen.add_argument("--data", required=True, help="JSONL dataset")
     gen.add_argument("--out", required=True, help="JSONL of the records with cot, prediction and correct")
-    gen.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer directly")
-    gen.add_argument("--max-new-tokens", type=_positive, default=160, help="longest reply")
     gen.set_defaults(run=cmd_generate)
 
     score = command(commands, "score", "text and visual scores of every CoT token and word",
@@ -481,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compress = command(commands, "compress", "keep masks and compressed CoTs per method and ratio", "records")
     compress.add_argument("--data", "--scores", dest="data", required=True, help="JSONL written by `vskip score`")
-    compress.add_argument("--methods", default="vskip,text,visual,random,truncate", help="comma-separated")
+    compress.add_argument("--methods", default="vskip,text,visual,random,truncate",
+                          help=f"comma-separated: any of {', '.join(METHODS)}")
     compress.add_argument("--ratios", type=_ratio_list, default="0.5,0.7,0.9", help="comma-separated γ values")
     compress.add_argument("--seed", type=int, default=0, help="seed of the random method")
     compress.add_argument("--union-split", type=_union_split, default=":".join(map(str, UNION_SPLIT)),
@@ -522,17 +560,15 @@ def build_parser() -> argparse.ArgumentParser:
     distill.set_defaults(run=cmd_distill)
 
     evaluate = command(commands, "evaluate", "accuracy, CoT length, latency, VARR, hallucination",
-                       "model", "batch", "backend", "records", "images")
+                       "model", "batch", "reply", "backend", "records", "images")
     evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill` (a student distilled with "
                                             "--full is a model: pass its directory as --model)")
     evaluate.add_argument("--data", required=True, help="JSONL dataset with answers")
     evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model (default: none, the full CoT)")
-    evaluate.add_argument("--mode", choices=["cot", "direct"], default="cot", help="think step by step, or answer")
-    evaluate.add_argument("--max-new-tokens", type=_positive, default=160, help="longest reply")
     evaluate.add_argument("--baseline",
                           help="results JSON of the uncompressed run: ActRatio divides by its CoT lengths, and its "
                                "model (and adapter) is loaded again and timed beside this run for the speed-up")
-    evaluate.add_argument("--latency-items", type=_count, default=DEFAULT_SETTINGS.latency_items,
+    evaluate.add_argument("--latency-items", type=_count, default=DEFAULT_EVAL.latency_items,
                           help="items timed at batch 1 (with the baseline's model beside, alternating); 0: none")
     evaluate.add_argument("--out", required=True, help="results JSON; per-item records go to OUT.items.jsonl")
     evaluate.set_defaults(run=cmd_evaluate)
@@ -550,8 +586,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # First of all: an interruption while a command starts (its imports take seconds) is one line too.
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(build_parser().parse_args(argv))
+    except KeyboardInterrupt as err:
+        print("vskip: interrupted; rerun the same command to resume", file=sys.stderr)
+        return getattr(err, "exit_code", 128 + signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
+    """The command; its errors in one line and exit code 2 (a traceback with --debug)."""
     try:
         with warnings.catch_warnings():
             # Deprecations inside transformers, peft or torch are for their callers' authors, not for users.
@@ -563,11 +610,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vskip: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:
-        print("vskip: interrupted; rerun the same command to resume", file=sys.stderr)
-        return getattr(err, "exit_code", 128 + signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from .errors import BadInput
 from .gate import METHODS, UNION_SPLIT, compress_text, keep_mask
 from .records import Record, check_ratio
-from .score import TOKEN_FIELDS
+from .settings import TOKEN_FIELDS
 
 WORD_FIELDS = ("words", "word_text_score", "word_visual_score", "word_tokens")
 

@@ -32,6 +32,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import BadInput
+from .hub import is_hub_id
 from .metrics import option_letters
 from .records import Record, write_jsonl_atomic
 
@@ -63,7 +64,8 @@ def import_dataset(
 ) -> Path:
     """Write `out_dir/<split>.jsonl` and `out_dir/images/*.png` from a dataset; return the JSONL path.
 
-    `source` is a hub id or a local directory (or file) of parquet / arrow files; a local file's
+    `source` is a hub id or a local directory (or file) of parquet / arrow files (`hub.is_hub_id`: a name that
+    starts with `.`, `/` or `~`, or has two `/`, is a path, never looked up on the hub); a local file's
     split is read from its name or folder as the hub names them (`validation-00000-of-00001.parquet`,
     `DocVQA/test-….parquet`). `split` defaults to validation, else test, else train, else the only
     one; `kind` (docvqa / mmmu / pope) is detected from the columns; `limit` keeps the first rows;
@@ -74,7 +76,9 @@ def import_dataset(
         raise BadInput(f"unknown dataset kind {kind!r}; known kinds: {', '.join(KINDS)}")
     if limit is not None and limit < 0:
         raise BadInput(f"limit {limit} is negative")
-    local = Path(source)
+    local = Path(source).expanduser()
+    if not local.exists() and not is_hub_id(str(source)):
+        raise BadInput(f"{source}: no such file or directory (a path, so not looked up on the hub)")
     dataset, split = _load_local(local, split) if local.exists() else _load_hub(str(source), split, config)
     kind = kind or detect_kind(dataset.column_names)
     missing = [column for column in LAYOUTS[kind] if column not in dataset.column_names]

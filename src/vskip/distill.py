@@ -24,7 +24,7 @@ import json
 import random
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -38,7 +38,8 @@ from .models import LoadedModel, copy_processor, load_model, model_identity
 from .precision import dtype_name
 from .prompts import require_answer, response
 from .records import Record, check_ratio, require_fields
-from .training import TrainConfig, fit
+from .settings import DEFAULT_DISTILL, DistillSettings, LoraSettings
+from .training import fit
 
 # What a record needs to be learned from (the CLI asks the same of the file it reads).
 DISTILL_FIELDS = ("id", "image", "question", "cot", "compressed_cot", "method", "ratio")
@@ -46,35 +47,6 @@ DISTILL_FIELDS = ("id", "image", "question", "cot", "compressed_cot", "method", 
 Pair = tuple[Record, float, str]
 
 
-@dataclass(frozen=True)
-class LoraSettings:
-    rank: int = 32
-    alpha: int = 64
-    dropout: float = 0.0
-    target_modules: str = "all-linear"  # a name in models.adapters.LORA_TARGETS: "attention" or "all-linear"
-
-
-@dataclass(frozen=True)
-class DistillSettings:
-    """The distillation recipe: every knob of `vskip distill` and its default, here and nowhere else.
-
-    The defaults measured best on vskip-tiny's validation split (BENCHMARKS.md, `bench_distill.py`):
-    rank-16 LoRA on the attention projections alone learned that a marker is there but hardly which
-    γ it names; on every linear layer, for 1,500 steps, the student writes close to the length asked.
-    """
-
-    training: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=1500, batch_size=16, learning_rate=1e-3, warmup_steps=30)
-    )
-    # None: train every weight of the language model instead (float32; vision tower frozen).
-    lora: LoraSettings | None = LoraSettings()
-    # The γ values to learn, each present in the compressed file (None: all it has). γ = 1 is always there.
-    ratios: tuple[float, ...] | None = None
-    # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
-    full_share: float | None = None
-
-
-DEFAULT_DISTILL = DistillSettings()
 # Bases this large train with gradient checkpointing unless told otherwise. From Qwen2-VL-2B up, the
 # activations a step keeps outgrow the weights: by a rough estimate (about 50 k values per token and
 # layer) some 19 GB for the 2B model at batch 4 of DocVQA-sized sequences, against 4.4 GB of bf16

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,23 +26,11 @@ from .generate import batch_generator, check_prompts, generation_runner, generat
 from .latency import Runner, paired_latency
 from .lora import adapter_info
 from .models import LoadedModel
-from .prompts import Mode, reference_answers
+from .prompts import reference_answers
 from .records import Record, iter_jsonl, write_jsonl_atomic
-from .replies import MAX_NEW_TOKENS
+from .settings import DEFAULT_EVAL, MAX_NEW_TOKENS, EvalSettings
 from .stage import run_stage, side_path
 
-
-@dataclass
-class EvalSettings:
-    mode: Mode = "cot"
-    ratio: float | None = None
-    batch_size: int = 32
-    latency_items: int = 48
-    max_new_tokens: int = MAX_NEW_TOKENS
-    seed: int = 0
-
-
-DEFAULT_SETTINGS = EvalSettings()
 # The runners of a paired timing: this run, and the baseline beside it.
 CANDIDATE, BASELINE = "candidate", "baseline"
 # What a results file says of the run itself, beside the figures summarised from its items.
@@ -158,11 +145,14 @@ def latency_sample(records: list[Record], settings: EvalSettings) -> list[Record
 
 
 @torch.inference_mode()
-def timed_generation(runners: Mapping[str, Runner], records: list[Record], settings: EvalSettings):
+def timed_generation(
+    runners: Mapping[str, Runner], records: list[Record], settings: EvalSettings, *, progress: bool = True
+):
     """`latency.paired_latency` of the runners on the `latency_sample`, gathered over the processes:
-    {runner name: {record id: seconds}}."""
+    {runner name: {record id: seconds}}. With `progress`, the main process shows a bar of its items."""
     sample = latency_sample(records, settings)
-    times = paired_latency(runners, sample) if sample else {name: {} for name in runners}
+    shown = progress and is_main_process()
+    times = paired_latency(runners, sample, progress=shown) if sample else {name: {} for name in runners}
     parts = gather_objects(times)
     return {name: {key: value for part in parts for key, value in part[name].items()} for name in runners}
 
@@ -173,7 +163,7 @@ def evaluate(
     base_dir: str | Path,
     out: str | Path,
     *,
-    settings: EvalSettings = DEFAULT_SETTINGS,
+    settings: EvalSettings = DEFAULT_EVAL,
     baseline: dict | None = None,
     baseline_model=None,
     adapter: str | Path | None = None,
@@ -213,7 +203,7 @@ def evaluate(
         runners[BASELINE] = generation_runner(baseline_model, base_dir, baseline.get("mode", "cot"),
                                               ratio=baseline.get("ratio"),
                                               max_new_tokens=baseline.get("max_new_tokens", MAX_NEW_TOKENS))
-    times = timed_generation(runners, records, settings) if settings.latency_items else {}
+    times = timed_generation(runners, records, settings, progress=progress) if settings.latency_items else {}
     baseline_tokens = (baseline or {}).get("cot_tokens_by_id", {})
     items = []
     for result in generated:

@@ -12,7 +12,8 @@ from .encoding import check_context, encode, record_example
 from .models import LoadedModel
 from .prompts import Mode
 from .records import Record
-from .replies import MAX_NEW_TOKENS, generated_record
+from .replies import generated_record
+from .settings import BATCH_SIZE, MAX_NEW_TOKENS
 from .stage import run_stage
 
 
@@ -124,7 +125,7 @@ def generate(
     *,
     mode: Mode = "cot",
     ratio: float | None = None,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     max_new_tokens: int = MAX_NEW_TOKENS,
     progress: bool = True,
 ) -> list[Record]:

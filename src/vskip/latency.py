@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
+from tqdm.auto import tqdm
+
 # A runner prepares one item, untimed, and returns the call to time: runner(item)().
 Runner = Callable[[Any], Callable[[], object]]
 
@@ -31,25 +33,31 @@ def paired_latency(
     key: Callable[[Any], Hashable] = lambda item: item["id"],
     warmup: bool = True,
     clock: Callable[[], float] = time.perf_counter,
+    progress: bool = False,
 ) -> dict[str, dict[Hashable, float]]:
     """Seconds of each runner's timed call on each item: {runner name: {item key: seconds}}.
 
     For item i the runners run one after the other in their given order rotated by i, each item's
     inputs prepared for every runner before any is timed. With `warmup`, every runner first runs the
-    first item once, untimed (the first call of a model pays for lazy initialisation).
+    first item once, untimed (the first call of a model pays for lazy initialisation). With `progress`,
+    a bar counts the items timed.
     """
     names = list(runners)
-    if warmup and items:
-        for name in names:
-            runners[name](items[0])()
     times: dict[str, dict[Hashable, float]] = {name: {} for name in names}
-    for index, item in enumerate(items):
-        calls = {name: runners[name](item) for name in names}
-        shift = index % len(names) if names else 0
-        for name in names[shift:] + names[:shift]:
-            start = clock()
-            calls[name]()
-            times[name][key(item)] = clock() - start
+    # The bar opens before the warm-up, which takes a generation per model: the pass is never silent.
+    with tqdm(total=len(items), desc=f"latency at batch 1, {len(names)} model(s)", unit="item",
+              disable=not progress) as bar:
+        if warmup and items:
+            for name in names:
+                runners[name](items[0])()
+        for index, item in enumerate(items):
+            calls = {name: runners[name](item) for name in names}
+            shift = index % len(names) if names else 0
+            for name in names[shift:] + names[:shift]:
+                start = clock()
+                calls[name]()
+                times[name][key(item)] = clock() - start
+            bar.update()
     return times
 
 

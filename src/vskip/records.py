@@ -17,6 +17,7 @@ naming the record. Given a `skipped` list, both set bad records aside there inst
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
@@ -69,7 +70,9 @@ def read_records(
     required = tuple(required)
     records: list[Record] = []
     seen: set[tuple] = set()
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+    # Read as utf-8-sig reads: a byte-order mark (some Windows editors begin UTF-8 with one) is no part of line 1.
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             record = _parse_line(raw, required, unique, seen)
         except BadInput as err:
@@ -226,6 +229,8 @@ def check_records(
 def load_image(path: str | Path) -> Image.Image:
     """Open an image as RGB; palette, alpha and 16-bit images are converted, broken ones rejected."""
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path}: is a directory, not an image; {SKIP_HINT}")
     if not path.is_file():
         raise BadInput(f"{path}: image not found; {SKIP_HINT}")
     if path.stat().st_size == 0:
@@ -288,14 +293,14 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> None:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, path)
 
 
 def iter_jsonl(path: str | Path) -> Iterator[Record]:
-    with Path(path).open(encoding="utf-8") as handle:
+    with Path(path).open(encoding="utf-8-sig") as handle:
         for line in handle:
             if line.strip():
                 yield json.loads(line)

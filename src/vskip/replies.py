@@ -7,8 +7,6 @@ from .precision import stage_precision
 from .prompts import Mode, split_response
 from .records import Record
 
-MAX_NEW_TOKENS = 160
-
 
 def generated_record(record: Record, mode: Mode, text: str, tokenizer, latency_s: float, precision: str) -> Record:
     """The output record of one generation: the input's fields (its `cot` kept as `reference_cot`) plus

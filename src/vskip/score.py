@@ -38,30 +38,10 @@ from .models.adapters import Adapter
 from .precision import stage_precision
 from .prompts import require_answer, response
 from .records import Record, require_fields
+from .settings import BATCH_SIZE, TOKEN_FIELDS, VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
 
-# The query row the visual path reads for token i: its own ("own", the paper's formula), or the one that
-# predicted it, i - 1 ("predictor"), where the text path's surprisal of token i is read and where a causal
-# model looks at the image to write token i. The ablation of benchmarks/bench_compression.py on the
-# validation split chose the predicting row over every layer that sees the image: with vskip-tiny the
-# union keeps 63 % of visual words at γ = 0.5 there, against 51 % for the paper's own row over the lower
-# half and 57 % for the text path alone (BENCHMARKS.md).
-VISUAL_ROWS = ("own", "predictor")
-# Mean over key layers then max over heads (the paper's), or max over heads then mean over layers.
-VISUAL_AGGREGATIONS = ("layer-mean-head-max", "head-max-layer-mean")
-TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score", "dependency_score")
 # What a record needs to be scored (the CLI asks the same of the file it reads).
 SCORE_FIELDS = ("id", "image", "question", "cot")
-
-
-@dataclass(frozen=True)
-class VisualPath:
-    """How the visual path reads the attention; the defaults are the ones the validation ablation chose (see
-    VISUAL_ROWS), the paper's formula is `row="own"`. Choices for ablations on a validation split, never on
-    the test split."""
-
-    key_layers: tuple[int, ...] | None = None  # None: `default_key_layers`
-    row: str = "predictor"  # one of VISUAL_ROWS
-    aggregation: str = "layer-mean-head-max"  # one of VISUAL_AGGREGATIONS
 
 
 def check_visual_path(visual: VisualPath, adapter: Adapter, config) -> None:
@@ -220,7 +200,7 @@ def score_records(
     *,
     visual: VisualPath = VisualPath(),
     blind: bool = False,
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     progress: bool = True,
 ) -> list[dict]:
     """Scores records: each input record plus its CoT `tokens`, per-token `text_score` (surprisal) and
@@ -302,7 +282,7 @@ def score(
     *,
     visual: VisualPath = VisualPath(),
     blind: bool = False,
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     progress: bool = True,
 ) -> list[dict]:
     """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`).

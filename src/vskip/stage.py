@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .errors import BadInput
 from .records import Record, relocate, write_jsonl_atomic
+from .settings import BATCH_SIZE
 
 # The key of a journal's first line, which holds the settings of the run that wrote it.
 SETTINGS_KEY = "vskip_settings"
@@ -43,11 +44,15 @@ def side_path(out: str | Path, suffix: str) -> Path:
 
 def check_output(out: str | Path, *, directory: bool = False) -> Path:
     """Refuse, before any work, an output that cannot be written: a directory where a file is wanted (or the
-    reverse), or a place where the nearest existing folder is a file or forbids writing."""
+    reverse), a file that is read-only, or a place where the nearest existing folder is a file or forbids writing."""
     out = Path(out)
     if out.exists() and out.is_dir() != directory:
         wanted, found = ("a directory", "a file") if directory else ("a file", "a directory")
         raise BadInput(f"{out}: is {found}; --out names {wanted}")
+    # The finished output is renamed over the file, which a writable folder allows even over a read-only one:
+    # refused here, as its owner protected it (and an immutable file would fail only after the whole run).
+    if out.is_file() and not os.access(out, os.W_OK):
+        raise BadInput(f"{out}: cannot be written (the file is read-only); make it writable or choose another --out")
     folder = out if directory else out.parent
     existing = next(path for path in [folder, *folder.parents] if path.exists())
     if not existing.is_dir():
@@ -119,7 +124,7 @@ def run_stage(
     *,
     base_dir: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     description: str = "records",
     progress: bool = True,
 ) -> list[Record]:

@@ -11,7 +11,6 @@ import math
 import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,11 @@ from tqdm.auto import tqdm
 
 from .encoding import Example, encode
 from .errors import BadInput
+from .settings import TrainConfig
 
 IGNORE_INDEX = -100
 # Process r seeds its RNGs with seed + r * RANK_SEED_STRIDE: process 0 draws what a single process draws.
 RANK_SEED_STRIDE = 1_000_003
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 0  # 0: only at the end
 
 
 def batch_inputs(processor, examples: Sequence[Example]) -> dict[str, torch.Tensor]:

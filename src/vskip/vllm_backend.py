@@ -32,7 +32,8 @@ from .errors import BadInput, UnsupportedModel, VSkipError
 from .precision import dtype_name, resolve_dtype
 from .prompts import Mode
 from .records import Record
-from .replies import MAX_NEW_TOKENS, generated_record
+from .replies import generated_record
+from .settings import MAX_NEW_TOKENS
 
 VLLM_MISSING = "the vllm backend needs vLLM: pip install 'vskip[vllm]' (GPU only)"
 # vllm/config/lora.py: MaxLoRARanks.

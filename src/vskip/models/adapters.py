@@ -14,15 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import BadInput, UnsupportedModel
-
-# LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention
-# projections, or all its linear layers (attention and MLP, as TokenSkip trains). `{lm}` and `{attention}`
-# are an adapter's own module names, so the vision tower (whose MLP may be called the same) never matches.
-_PROJECTIONS = r"{attention}\.(q_proj|k_proj|v_proj|o_proj)"
-LORA_TARGETS = {
-    "attention": rf".*{{lm}}.*\.{_PROJECTIONS}",
-    "all-linear": rf".*{{lm}}.*\.({_PROJECTIONS}|mlp\.(gate_proj|up_proj|down_proj))",
-}
+from ..settings import LORA_TARGETS
 
 
 @dataclass(frozen=True)

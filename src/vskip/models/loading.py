@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 from dataclasses import dataclass
@@ -17,13 +16,12 @@ from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import is_torchvision_available
 
 from ..errors import BadInput, UnsupportedModel
+from ..hub import is_hub_id
 from ..precision import dtype_name, resolve_dtype
 from .adapters import Adapter, adapter_for
 
 TINY_NAME = "vskip-tiny"
 TINY_DIR = Path(__file__).parent / "vskip-tiny"
-# A hub id is `name` or `org/name` (letters, digits, `-`, `_`, `.`; no `..`); any other name is a local path.
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 # Seconds to wait for the hub's host before calling it unreachable: a working network answers far sooner.
 HUB_PROBE_TIMEOUT = 3.0
 
@@ -44,11 +42,6 @@ class LoadedModel:
 def resolve(name_or_path: str) -> str:
     """`vskip-tiny` names the shipped model; anything else is a directory (`~` expanded) or a hub id."""
     return str(TINY_DIR) if name_or_path == TINY_NAME else os.path.expanduser(str(name_or_path))
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether `name` can be a hub id; a path that starts with `.`, `/` or `~`, or has two `/`, never is."""
-    return HUB_ID.fullmatch(name) is not None and ".." not in name
 
 
 def model_identity(name_or_path: str) -> str:

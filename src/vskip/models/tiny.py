@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
 from ..prompts import MODES, instruction
+from ..settings import TinyConfig
 
 IMAGE_SIZE = 112  # 8x8 patches of 14 px, merged 2x2 into 16 image tokens of 28x28 px
 SPECIAL_TOKENS = [
@@ -42,22 +42,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-@dataclass(frozen=True)
-class TinyConfig:
-    """The sizes of vskip-tiny; defaults are the shipped model's."""
-
-    vocab_size: int = 640
-    text_hidden: int = 256
-    text_layers: int = 4
-    text_heads: int = 4
-    text_kv_heads: int = 2
-    text_intermediate: int = 768
-    vision_embed: int = 128
-    vision_depth: int = 4
-    vision_heads: int = 4
-    max_positions: int = 1024
 
 
 def prompt_texts() -> list[str]:

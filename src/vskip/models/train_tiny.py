@@ -36,33 +36,33 @@ from pathlib import Path
 import torch
 
 from ..encoding import Example, chat_prompt
+from ..errors import BadInput
 from ..prompts import response
 from ..records import image_paths, load_image, read_records
-from ..training import TrainConfig, fit
+from ..settings import (
+    TINY_DIRECT_SHARE,
+    TINY_GROUNDING_SHARE,
+    TINY_SIZES,
+    TINY_TRAINING,
+    TINY_VISION_TRAINING,
+    TinyConfig,
+    TrainConfig,
+)
+from ..training import fit
 from .loading import default_device
-from .tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
+from .tiny import build_model, build_processor, build_tokenizer, save_processor
 from .vision_pretrain import held_out_accuracy, pretrain_vision
-
-DEFAULT_SIZES = TinyConfig()
-DEFAULT_VISION_TRAINING = TrainConfig(
-    steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
-)
-DEFAULT_DIRECT_SHARE = 0.5
-DEFAULT_GROUNDING_SHARE = 0.0
-DEFAULT_TRAINING = TrainConfig(
-    steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
-)
 
 
 def train_tiny(
     data_dir: str | Path,
     out_dir: str | Path,
     *,
-    sizes: TinyConfig = DEFAULT_SIZES,
-    vision_training: TrainConfig = DEFAULT_VISION_TRAINING,
-    training: TrainConfig = DEFAULT_TRAINING,
-    direct_share: float = DEFAULT_DIRECT_SHARE,
-    grounding_share: float = DEFAULT_GROUNDING_SHARE,
+    sizes: TinyConfig = TINY_SIZES,
+    vision_training: TrainConfig = TINY_VISION_TRAINING,
+    training: TrainConfig = TINY_TRAINING,
+    direct_share: float = TINY_DIRECT_SHARE,
+    grounding_share: float = TINY_GROUNDING_SHARE,
     device: str | None = None,
 ) -> Path:
     """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
@@ -74,6 +74,9 @@ def train_tiny(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     device = torch.device(device) if device is not None else default_device()
     records = read_records(data_dir / "train.jsonl", required=("id", "image", "question", "answer", "cot"))
+    if not records:
+        raise BadInput(f"{data_dir / 'train.jsonl'}: no records to train on (the file is empty); "
+                       "write one with `vskip synth --n-train` above 0")
     # The tokenizer learns the text the model will read: the grounding questions' too when it is asked them.
     corpus_rng = random.Random(training.seed)
     grounding = [grounding_question(record, corpus_rng) for record in records] if grounding_share else []

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..errors import BadInput
 from ..records import write_jsonl_atomic
+from ..settings import SYNTH_TEST, SYNTH_TRAIN, SYNTH_VAL
 from .documents import doc_item, draw_document
 from .scenes import POPE_CATEGORIES, count_item, draw_scene, pope_item, relate_item
 
@@ -52,9 +53,9 @@ def build(
     out_dir: str | Path,
     *,
     seed: int = 0,
-    n_train: int = 2000,
-    n_val: int = 100,
-    n_test: int = 300,
+    n_train: int = SYNTH_TRAIN,
+    n_val: int = SYNTH_VAL,
+    n_test: int = SYNTH_TEST,
     families: Sequence[str] = FAMILIES,
     progress: bool = True,
 ) -> dict[str, Path]:

@@ -1,0 +1,139 @@
+"""Every knob of every stage and its default, as plain data: the settings objects and the constants that
+the API's signatures and the CLI's options both read, each defined here once.
+
+Nothing here imports torch or transformers: the CLI shows these defaults in its help at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .prompts import Mode
+
+# Records per forward pass of every stage that runs a model over a file (generate, score, evaluate), and
+# sequences per step of distillation: one `--batch-size` option serves them all.
+BATCH_SIZE = 16
+# The longest reply a model may write, in new tokens (generate, evaluate).
+MAX_NEW_TOKENS = 160
+# The items per family of each vskip-synth split (a split holds four families).
+SYNTH_TRAIN, SYNTH_VAL, SYNTH_TEST = 2000, 100, 300
+# A scored record's per-token arrays (`vskip score`): what later stages drop, keeping the per-word ones.
+TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score", "dependency_score")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 0  # 0: only at the end
+
+
+# LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention
+# projections, or all its linear layers (attention and MLP, as TokenSkip trains). `{lm}` and `{attention}`
+# are an adapter's own module names, so the vision tower (whose MLP may be called the same) never matches.
+_PROJECTIONS = r"{attention}\.(q_proj|k_proj|v_proj|o_proj)"
+LORA_TARGETS = {
+    "attention": rf".*{{lm}}.*\.{_PROJECTIONS}",
+    "all-linear": rf".*{{lm}}.*\.({_PROJECTIONS}|mlp\.(gate_proj|up_proj|down_proj))",
+}
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 32
+    alpha: int = 64
+    dropout: float = 0.0
+    target_modules: str = "all-linear"  # a name in LORA_TARGETS: "attention" or "all-linear"
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """The distillation recipe: every knob of `vskip distill` and its default, here and nowhere else.
+
+    The defaults measured best on vskip-tiny's validation split (BENCHMARKS.md, `bench_distill.py`):
+    rank-16 LoRA on the attention projections alone learned that a marker is there but hardly which
+    γ it names; on every linear layer, for 1,500 steps, the student writes close to the length asked.
+    """
+
+    training: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=1500, batch_size=BATCH_SIZE, learning_rate=1e-3, warmup_steps=30)
+    )
+    # None: train every weight of the language model instead (float32; vision tower frozen).
+    lora: LoraSettings | None = LoraSettings()
+    # The γ values to learn, each present in the compressed file (None: all it has). γ = 1 is always there.
+    ratios: tuple[float, ...] | None = None
+    # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
+    full_share: float | None = None
+
+
+DEFAULT_DISTILL = DistillSettings()
+
+
+@dataclass
+class EvalSettings:
+    mode: Mode = "cot"
+    ratio: float | None = None
+    batch_size: int = BATCH_SIZE
+    latency_items: int = 48
+    max_new_tokens: int = MAX_NEW_TOKENS
+    seed: int = 0
+
+
+DEFAULT_EVAL = EvalSettings()
+
+# The query row the visual path reads for token i: its own ("own", the paper's formula), or the one that
+# predicted it, i - 1 ("predictor"), where the text path's surprisal of token i is read and where a causal
+# model looks at the image to write token i. The ablation of benchmarks/bench_compression.py on the
+# validation split chose the predicting row over every layer that sees the image: with vskip-tiny the
+# union keeps 63 % of visual words at γ = 0.5 there, against 51 % for the paper's own row over the lower
+# half and 57 % for the text path alone (BENCHMARKS.md).
+VISUAL_ROWS = ("own", "predictor")
+# Mean over key layers then max over heads (the paper's), or max over heads then mean over layers.
+VISUAL_AGGREGATIONS = ("layer-mean-head-max", "head-max-layer-mean")
+
+
+@dataclass(frozen=True)
+class VisualPath:
+    """How the visual path reads the attention; the defaults are the ones the validation ablation chose (see
+    VISUAL_ROWS), the paper's formula is `row="own"`. Choices for ablations on a validation split, never on
+    the test split."""
+
+    key_layers: tuple[int, ...] | None = None  # None: `default_key_layers`
+    row: str = "predictor"  # one of VISUAL_ROWS
+    aggregation: str = "layer-mean-head-max"  # one of VISUAL_AGGREGATIONS
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """The sizes of vskip-tiny; defaults are the shipped model's."""
+
+    vocab_size: int = 640
+    text_hidden: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    text_kv_heads: int = 2
+    text_intermediate: int = 768
+    vision_embed: int = 128
+    vision_depth: int = 4
+    vision_heads: int = 4
+    max_positions: int = 1024
+
+
+# The recipe of the shipped vskip-tiny (`vskip tiny train`; `models.train_tiny` says what each stage does).
+TINY_SIZES = TinyConfig()
+TINY_VISION_TRAINING = TrainConfig(
+    steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
+)
+TINY_DIRECT_SHARE = 0.5
+TINY_GROUNDING_SHARE = 0.0
+TINY_TRAINING = TrainConfig(
+    steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
+)
