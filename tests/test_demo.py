@@ -11,7 +11,8 @@ import pytest
 from conftest import without_timing
 
 from vskip.cli import main
-from vskip.demo import QUICK, STEPS_FILE, Steps, run_demo
+from vskip.demo import DEFAULT, QUICK, STEPS_FILE, Steps, run_demo, smoke_note
+from vskip.distill import DEFAULT_DISTILL
 from vskip.models import TINY_DIR
 
 needs_tiny = pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
@@ -76,6 +77,14 @@ def test_an_output_with_no_record_is_made_again(tmp_path, capsys):
     assert (tmp_path / "data" / "test.jsonl").read_text() == "1\n"
 
 
+def test_a_run_whose_students_stop_in_their_warm_up_is_a_smoke_run():
+    assert QUICK.distill_steps < DEFAULT_DISTILL.training.warmup_steps
+    assert smoke_note(QUICK, DEFAULT_DISTILL, 24) == (
+        "Smoke run: 24 training items, 3 steps per student — the figures below show the pipeline works, "
+        "not what the method does.")
+    assert smoke_note(DEFAULT, DEFAULT_DISTILL, 4000) is None
+
+
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
     """The directory of a `vskip demo --quick` run, and what it printed."""
@@ -91,7 +100,8 @@ def quick_demo(tmp_path_factory):
 def test_quick_demo_writes_every_artifact_and_resumes(quick_demo):
     out, printed = quick_demo
     assert str(out / "report.html") in printed and "| vskip | 0.5 |" in printed.replace("0.50", "0.5")
-    rows = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
     assert [(r["method"], r["ratio"]) for r in rows] == [("full", 1.0), ("direct", 1.0), ("text", 0.5),
                                                           ("vskip", 0.5)]
     assert all(key in row for row in rows for key in KEYS)
@@ -106,6 +116,11 @@ def test_quick_demo_writes_every_artifact_and_resumes(quick_demo):
     assert "<s" in html and "http://" not in html and "https://" not in html
     for task in ("count", "doc", "pope", "relate"):  # an example of every family, right or wrong
         assert f'<span class="muted">· {task}</span>' in html
+    # Said at the top of every result: the figures of so small a run mean nothing of the method.
+    smoke = "Smoke run: 24 training items, 3 steps per student"
+    assert list(results)[0] == "smoke_run" and results["smoke_run"].startswith(smoke)
+    assert (out / "results.md").read_text().splitlines()[2].startswith(f"**{smoke}")
+    assert html.index(smoke) < html.index("<h2>Results</h2>")
     full = next(line for line in (out / "results.md").read_text().splitlines() if line.startswith("| full |"))
     assert full.split(" | ")[4] == "1.000"  # ActRatio of the uncompressed CoT, also on the plot
     # A second run finds every stage done and only rewrites the report.
@@ -130,6 +145,7 @@ def test_a_demo_run_over_a_quick_one_gives_what_it_gives_alone(quick_demo, tmp_p
     run_demo(tmp_path / "alone", config)
     results = [json.loads((tmp_path / run / "results.json").read_text()) for run in ("over", "alone")]
     assert without_timing(results[0]) == without_timing(results[1])
+    assert results[0]["smoke_run"].startswith("Smoke run: 16 training items, 2 steps per student")
     over_files, alone_files = (sorted(p.relative_to(tmp_path / run) for p in (tmp_path / run).rglob("*"))
                                for run in ("over", "alone"))
     assert over_files == alone_files  # nothing of the quick run is left
