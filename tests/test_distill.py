@@ -1,13 +1,15 @@
 import json
 import math
 import random
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 from peft import PeftModel
 from safetensors import safe_open
+from safetensors.torch import load_file
 
+from vskip import training
 from vskip.distill import (
     DEFAULT_DISTILL,
     DistillSettings,
@@ -22,12 +24,12 @@ from vskip.distill import (
 from vskip.encoding import record_example
 from vskip.errors import BadInput
 from vskip.evaluate import ratio_warning
-from vskip.lora import load_student, load_with_adapter
+from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter
 from vskip.models import load_model
 from vskip.models.adapters import LORA_TARGETS
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
-from vskip.training import TrainConfig, fit
+from vskip.training import TrainConfig, fit, train_step
 from vskip.vllm_backend import adapter_layout_problems
 
 
@@ -158,6 +160,47 @@ def test_a_bfloat16_base_trains_a_float32_adapter(base_dir, image_dataset_module
         assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float32}
     merged = load_with_adapter(str(base_dir), out, dtype="bfloat16")  # merges into the bf16 base
     assert merged.precision == "bfloat16"
+
+
+class Killed(Exception):
+    """The process killed mid-training, as the training loop sees it."""
+
+
+class KillAt:
+    """Takes `training.train_step`'s place: counts the steps taken, and raises `Killed` instead of taking step `at`."""
+
+    def __init__(self, at: int | None = None):
+        self.at, self.taken = at, 0
+
+    def __call__(self, *args, **kwargs):
+        if self.taken + 1 == self.at:
+            raise Killed
+        self.taken += 1
+        return train_step(*args, **kwargs)
+
+
+def test_an_interrupted_distill_resumes_to_the_student_an_uninterrupted_one_makes(
+    base_dir, image_dataset_module, tmp_path, monkeypatch
+):
+    data, every = image_dataset_module, DEFAULT_DISTILL.training.checkpoint_every
+    # The default checkpoints, and LoRA dropout: the resumed run must draw the dropout masks the whole one drew.
+    training_config = replace(DEFAULT_DISTILL.training, steps=every + 2, batch_size=1, warmup_steps=1)
+    settings = replace(DEFAULT_DISTILL, training=training_config, lora=LoraSettings(rank=4, alpha=8, dropout=0.1))
+    records = compressed(read_records(data))
+    whole = distill(str(base_dir), records, data.parent, tmp_path / "whole", settings=settings)
+    monkeypatch.setattr(training, "train_step", KillAt(every + 2))  # after the checkpoint of step `every`
+    with pytest.raises(Killed):
+        distill(str(base_dir), records, data.parent, tmp_path / "parts", settings=settings)
+    assert not (tmp_path / "parts" / ADAPTER_INFO).exists()
+    resumed = KillAt()
+    monkeypatch.setattr(training, "train_step", resumed)
+    parts = distill(str(base_dir), records, data.parent, tmp_path / "parts", settings=settings)
+    assert resumed.taken == 2  # the two steps after the checkpoint, no more
+    weights, resumed_weights = (load_file(path / "adapter_model.safetensors") for path in (whole, parts))
+    assert weights.keys() == resumed_weights.keys()
+    assert all(torch.equal(weights[name], resumed_weights[name]) for name in weights)
+    info, resumed_info = (json.loads((path / ADAPTER_INFO).read_text()) for path in (whole, parts))
+    assert resumed_info["log"] == info["log"] and not (parts / "checkpoint").exists()
 
 
 def _train(base_dir, data, gradient_checkpointing):

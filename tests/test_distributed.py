@@ -147,6 +147,19 @@ def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(tiny_
     assert all(torch.equal(whole_state[name], resumed_state[name]) for name in whole_state)
 
 
+def test_a_checkpoint_of_an_older_vskip_still_resumes(tiny_processor, dataset, tmp_path):
+    config = TrainConfig(steps=3, batch_size=1, warmup_steps=1, log_every=1, checkpoint_every=1)
+    whole, whole_log, _ = train(tiny_processor, dataset, config, tmp_path / "whole")
+    with pytest.raises(Stop):
+        train(tiny_processor, dataset, config, tmp_path / "parts", stop_at=2)
+    state = torch.load(tmp_path / "parts" / "trainer_state.pt", weights_only=False)
+    (python, cpu, _), = state.pop("process_rngs")
+    torch.save({**state, "rng": python, "torch_rng": cpu}, tmp_path / "parts" / "trainer_state.pt")  # its layout
+    resumed, resumed_log, draws = train(tiny_processor, dataset, config, tmp_path / "parts")
+    assert draws == 1 and resumed_log == whole_log
+    assert all(torch.equal(whole.state_dict()[name], value) for name, value in resumed.state_dict().items())
+
+
 def test_a_checkpoint_made_with_other_settings_is_trained_over_afresh(tiny_processor, dataset, tmp_path, capsys):
     config = TrainConfig(steps=4, batch_size=1, warmup_steps=1, log_every=1, checkpoint_every=2)
     whole, whole_log, _ = train(tiny_processor, dataset, config, tmp_path / "whole", settings={"data": "b"})
@@ -165,7 +178,7 @@ def test_a_checkpoint_of_another_process_count_is_refused(tiny_processor, datase
     train(tiny_processor, dataset, config, tmp_path)
     state = torch.load(tmp_path / "trainer_state.pt", weights_only=False)
     state["step"] = 1
-    state["process_rngs"] = [(state["rng"], state["torch_rng"])] * 2
+    state["process_rngs"] *= 2
     torch.save(state, tmp_path / "trainer_state.pt")
     with pytest.raises(BadInput, match="written by 2 process"):
         train(tiny_processor, dataset, config, tmp_path)

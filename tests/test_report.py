@@ -8,7 +8,16 @@ import pytest
 from chromium import find_chromium, screenshot
 from PIL import Image, ImageDraw
 
-from vskip.report import _series, format_table, pareto_front, with_reference_act_ratio, write_report
+from vskip.report import (
+    COLUMN_DEFINITIONS,
+    LABELS,
+    RESULT_COLUMNS,
+    _series,
+    format_table,
+    pareto_front,
+    with_reference_act_ratio,
+    write_report,
+)
 
 METHODS = ("truncate", "random", "text", "visual", "vskip")
 RATIOS = (0.5, 0.7)
@@ -74,7 +83,8 @@ def report(tmp_path, rows, examples) -> dict:
 
 def test_results_markdown_has_one_line_per_row(report, rows):
     text = report["results.md"].read_text()
-    main_table = text.split("## Results")[1].split("## Per task")[0].strip().splitlines()
+    main_table = [line for line in text.split("## Results")[1].split("## Per task")[0].splitlines()
+                  if line.startswith("|")]
     assert main_table[0] == (
         "| method | γ | n | accuracy | ActRatio | CoT tokens | latency (s) | speed-up | 90 % interval | VARR "
         "| hallucination | POPE F1 | POPE yes |"
@@ -84,7 +94,7 @@ def test_results_markdown_has_one_line_per_row(report, rows):
     assert len(main_table) == 2 + len(rows)
     assert main_table[2].startswith("| full | 1.00 | 40 |") and main_table[3].startswith("| direct |")
     assert all(line.endswith("| – |") for line in main_table[2:])  # pope_yes_ratio is None everywhere
-    per_task = text.split("## Per task")[1].strip().splitlines()
+    per_task = [line for line in text.split("## Per task")[1].splitlines() if line.startswith("|")]
     assert len(per_task) == 2 + len(rows)
     assert per_task[0] == (
         "| method | γ | count acc | count VARR | count halluc. "
@@ -194,3 +204,26 @@ def test_screenshot_is_not_blank(report, tmp_path):
         assert image.size == (1200, 1600)
         colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 16  # text, tables and plots: far from a single colour
+
+
+def test_every_column_of_the_results_table_is_defined_under_it(report):
+    assert set(COLUMN_DEFINITIONS) == set(RESULT_COLUMNS)
+    markdown = report["results.md"].read_text().split("## Results")[1].split("## Per task")[0]
+    page = report["report.html"].read_text()
+    definitions = page.split('<dl class="columns">')[1].split("</dl>")[0]
+    for column in RESULT_COLUMNS:
+        label = LABELS.get(column, column)
+        assert f"- **{label}**: " in markdown and f"<dt>{html.escape(label)}</dt><dd>" in definitions
+    assert "- **–**: no figure" in markdown
+    assert "<code>full</code> is the teacher" in definitions and "`" not in definitions
+    assert "acc, VARR and halluc. are accuracy, VARR and hallucination" in page
+
+
+def test_a_note_heads_the_results_and_the_page_and_is_absent_otherwise(report, rows, examples, tmp_path):
+    note = "Smoke run: 3 training items, 3 steps per student — a <test>."
+    noted = write_report(tmp_path / "noted", rows, examples, note=note)
+    assert noted["results.md"].read_text().splitlines()[:3] == ["# vskip report", "", f"**{note}**"]
+    page = noted["report.html"].read_text()
+    assert page.index(f'<p class="note">{html.escape(note)}</p>') < page.index("<h2>Results</h2>")
+    assert "**" not in report["results.md"].read_text().split("## Results")[0]
+    assert 'class="note"' not in report["report.html"].read_text()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from vskip.errors import BadInput
 from vskip.records import iter_jsonl, read_records
-from vskip.stage import SETTINGS_KEY, check_output, partial_path, read_journal, run_stage, side_path
+from vskip.stage import SETTINGS_KEY, check_output, partial_path, read_journal, run_stage, settings_change, side_path
 
 RECORDS = [{"id": f"r{i}", "x": i} for i in range(10)]
 # The first line of a journal written by a run with no settings.
@@ -199,3 +199,9 @@ def test_generate_killed_and_rerun_loses_and_repeats_nothing(tiny_random, saved_
         assert without_timing(final) == without_timing(reference)
         assert len({record["id"] for record in final}) == len(final)
         assert not list(Path(tmp_path).glob("*.partial*")) and not list(Path(tmp_path).glob("*.tmp*"))
+
+
+def test_a_settings_change_names_nested_settings_by_their_path():
+    old = {"model": "a", "recipe": {"training": {"steps": 3, "seed": 0}}}
+    new = {"model": "a", "recipe": {"training": {"steps": 1500, "seed": 0}}, "dtype": "auto"}
+    assert settings_change(old, new) == "dtype None → 'auto', recipe.training.steps 3 → 1500"

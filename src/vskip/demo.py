@@ -5,30 +5,42 @@
     (uncompressed CoT) and `direct` (no CoT) → one latency pass over all of them, side by side
     → results.json, results.md, plots, report.html
 
-Each step writes its files under the output directory and is skipped when they are already
-there, so an interrupted demo picks up where it stopped.
+Each step writes its files under the output directory and records what made them (`Steps`): a rerun skips
+a step done with the same settings from the same inputs, picks up one that was interrupted, and makes again,
+saying so, one made otherwise, and every step after it that reads it. So a demo run into the directory of
+another (`--quick`, then the full run) reuses nothing that the other configuration made differently.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
+import hashlib
 import json
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .compress import compress_records
-from .distill import DEFAULT_DISTILL, distill
+from .distill import DEFAULT_DISTILL, DistillSettings, distill
 from .evaluate import EvalSettings, attach_latency, evaluate, timed_generation
 from .generate import generate, generation_runner
 from .lora import ADAPTER_INFO, load_student
 from .prompts import cot_answer
 from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
-from .report import write_report
+from .report import REFERENCE_METHODS, write_report
 from .score import score_records
-from .stage import side_path
+from .stage import settings_change, side_path
 
 # Every compression method the demo can distil; by default it runs the paper's comparison only (the text path
 # against V-Skip), one student each, to fit its time on two CPU cores. `vskip demo --all-methods` runs them all.
 ALL_METHODS = ("truncate", "random", "text", "visual", "vskip")
+# Where the demo records what made each step's output (`Steps`), in its output directory.
+STEPS_FILE = "demo_steps.json"
 
 
 @dataclass(frozen=True)
@@ -52,88 +64,176 @@ QUICK = DemoConfig(
 )
 
 
+class Steps:
+    """What made each step's output, recorded in `OUT/demo_steps.json`: the settings the step read and the
+    fingerprints of the steps whose outputs it read. A step's fingerprint is its record, which is new each time
+    the step is made: whatever is made again, every step that reads it is made again too.
+
+    As a journal does (`stage.run_stage`), a step's output made with other settings is removed, with one line
+    saying why, before the step is made again; so is an output with no record (an older vskip's), whose
+    settings are unknown. An interrupted step's record is this run's: it resumes from its journals.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.path = out / STEPS_FILE
+        self.made: dict[str, dict] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def todo(self, name: str, settings: Mapping[str, Any], inputs: Sequence[str] = (), *, last: str = "") -> bool:
+        """Whether step `name` is to be made: not when its output, `OUT/name` (a folder when `last` names the file
+        written in it last), is complete and was made with these `settings` from these `inputs` (steps' names).
+        When it is to be made, its record is this run's from now on."""
+        output = self.out / name
+        record = {"settings": json.loads(json.dumps(settings)),  # as read back: tuples are lists
+                  "inputs": {step: _fingerprint(self.made[step]) for step in inputs}}
+        old = self.made.get(name)
+        same = old is not None and all(old[key] == value for key, value in record.items())
+        if same and (output / last if last else output).is_file():
+            return False
+        if not same:
+            if old is not None:
+                print(f"demo: {name} was made {_difference(old, record)}; making it again", file=sys.stderr)
+            elif output.exists():
+                print(f"demo: {name} has no record of the settings that made it; making it again", file=sys.stderr)
+            _remove(output)
+        self.made[name] = {**record, "made": datetime.now().isoformat()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.made, indent=2) + "\n")
+        tmp.replace(self.path)
+        return True
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _difference(old: dict, new: dict) -> str:
+    """Why a step's record differs from this run's, in a few words."""
+    reasons = []
+    if old["settings"] != new["settings"]:
+        reasons.append(f"with other settings ({settings_change(old['settings'], new['settings'])})")
+    inputs = sorted(step for step in old["inputs"].keys() | new["inputs"].keys()
+                    if old["inputs"].get(step) != new["inputs"].get(step))
+    if inputs:
+        reasons.append(f"from other inputs ({', '.join(inputs)})")
+    return " and ".join(reasons)
+
+
+def _remove(output: Path) -> None:
+    """A step's output, file or folder, and the files that belong to it (`stage.side_path`: journals, items)."""
+    for path in [output, *output.parent.glob(glob.escape(output.name) + ".*")]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     """Run the pipeline into `out_dir`; returns the path of report.html."""
     from .models import load_model
     from .synth import build
 
     out = Path(out_dir)
+    steps = Steps(out)
     data = out / "data"
-    if not (data / "test.jsonl").is_file():
+    if steps.todo("data/", {"seed": config.seed, "n_distill": config.n_distill, "n_test": config.n_test},
+                  last="test.jsonl"):
         build(data, seed=config.seed, n_train=config.n_distill, n_val=0, n_test=config.n_test)
     train = read_records(data / "train.jsonl")
     test = read_records(data / "test.jsonl")
     teacher = load_model(config.model, dtype=config.dtype)
+    base = {"model": config.model, "dtype": config.dtype}  # read by every step that runs a model
 
     # 1. Teacher CoTs on the training items; only correct ones are worth compressing (distill would leave the
     # others out anyway). The generated records, and the files made from them, sit in `out`: their images
     # resolve from there.
-    generated_path = out / "generated.jsonl"
-    if generated_path.is_file():
-        generated = list(iter_jsonl(generated_path))
-    else:
-        generated = generate(teacher, train, data, generated_path, batch_size=config.batch_size)
-    correct = [record for record in generated if record["correct"]]
+    if steps.todo("generated.jsonl", {**base, "batch_size": config.batch_size}, ["data/"]):
+        generate(teacher, train, data, out / "generated.jsonl", batch_size=config.batch_size)
+    correct = [record for record in iter_jsonl(out / "generated.jsonl") if record["correct"]]
 
     # 2. Both saliency paths (and the blind pass, for the information-gain ablation), then every gate.
-    scores_path = out / "scores.jsonl"
-    if not scores_path.is_file():
-        write_jsonl_atomic(scores_path, score_records(teacher, correct, out, blind=True))
-    compressed_path = out / "compressed.jsonl"
-    wanted = {(method, ratio) for method in config.methods for ratio in config.ratios}
-    if not compressed_path.is_file() or not wanted <= {(r["method"], r["ratio"]) for r in iter_jsonl(compressed_path)}:
-        scored = list(iter_jsonl(scores_path))
-        write_jsonl_atomic(compressed_path, compress_records(scored, config.methods, config.ratios, config.seed))
-    compressed = list(iter_jsonl(compressed_path))
+    if steps.todo("scores.jsonl", base, ["generated.jsonl"]):
+        write_jsonl_atomic(out / "scores.jsonl", score_records(teacher, correct, out, blind=True))
+    gates = {"methods": config.methods, "ratios": config.ratios, "seed": config.seed}
+    if steps.todo("compressed.jsonl", gates, ["scores.jsonl"]):
+        write_jsonl_atomic(out / "compressed.jsonl", compress_records(iter_jsonl(out / "scores.jsonl"),
+                                                                      config.methods, config.ratios, config.seed))
+    compressed = list(iter_jsonl(out / "compressed.jsonl"))
 
     # 3. Accuracy and CoT lengths of every run: the teacher with its full CoT (`full`) and answering directly
     # (`direct`), and one student per method, which serves every γ. Latency is timed in step 4.
     settings = EvalSettings(batch_size=config.batch_size, latency_items=0, seed=config.seed)
-    evaluations = out / "eval"
-    latency_path = evaluations / "latency.json"
-    full = _evaluated(teacher, test, data, evaluations / "full.json", settings, None, None)
-    runs = {("full", 1.0): (teacher, settings, evaluations / "full.json"),
-            ("direct", 1.0): (teacher, replace(settings, mode="direct"), evaluations / "direct.json")}
-    _evaluated(teacher, test, data, evaluations / "direct.json", runs["direct", 1.0][1], full, None)
+    runs = {("full", 1.0): settings, ("direct", 1.0): replace(settings, mode="direct"),
+            **{(method, ratio): replace(settings, ratio=ratio) for method in config.methods for ratio in config.ratios}}
+
+    @functools.cache
+    def loaded(method: str):
+        """The model of a run: the teacher, or the method's student, loaded once and only if a step runs it."""
+        if method in REFERENCE_METHODS:
+            return teacher
+        return load_student(config.model, out / "adapters" / method, dtype=config.dtype)
+
+    def evaluated(method: str, ratio: float, inputs: list[str], **options) -> dict:
+        """The results of a run, evaluated unless they are already."""
+        name = _results(method, ratio)
+        if steps.todo(name, {**base, **asdict(runs[method, ratio])}, inputs):
+            evaluate(loaded(method), test, data, out / name, settings=runs[method, ratio], **options)
+        return json.loads((out / name).read_text())
+
+    full = evaluated("full", 1.0, ["data/"])
+    reads = ["data/", _results("full", 1.0)]  # every other run's ActRatio is over `full`'s CoTs
+    evaluated("direct", 1.0, reads, baseline=full)
     recipe = replace(DEFAULT_DISTILL, training=replace(DEFAULT_DISTILL.training, steps=config.distill_steps,
                                                        seed=config.seed))
     for method in config.methods:
-        adapter = out / "adapters" / method
-        if not (adapter / ADAPTER_INFO).is_file():  # written last: the student is complete
-            distill(config.model, compressed, out, adapter, method=method, settings=recipe, dtype=config.dtype)
-        paths = {ratio: evaluations / f"{method}-{ratio}.json" for ratio in config.ratios}
-        needed = not latency_path.is_file() or not all(path.is_file() for path in paths.values())
-        student = load_student(config.model, adapter, dtype=config.dtype) if needed else None
-        for ratio, path in paths.items():
-            runs[method, ratio] = (student, replace(settings, ratio=ratio), path)
-            _evaluated(student, test, data, path, runs[method, ratio][1], full, adapter)
+        adapter = f"adapters/{method}/"
+        # A student learns from its method's records alone: keyed by their content, it is not made again when
+        # the compressed file is, for other methods.
+        learned = [record for record in compressed if record["method"] == method]
+        if steps.todo(adapter, {**base, "recipe": asdict(recipe), "records": _fingerprint(learned)},
+                      last=ADAPTER_INFO):
+            distill(config.model, learned, out, out / adapter, method=method, settings=recipe, dtype=config.dtype)
+        for ratio in config.ratios:
+            evaluated(method, ratio, [*reads, adapter], baseline=full, adapter=out / adapter)
 
     # 4. Latency: every run timed on the same sampled items in one pass, back to back, the order rotating
     # (latency.paired_latency); each speed-up is over `full`'s timings on the same items, per family too.
-    if not latency_path.is_file():
-        runners = {_run_name(*run): generation_runner(model, data, timed.mode, ratio=timed.ratio,
-                                                      max_new_tokens=timed.max_new_tokens)
-                   for run, (model, timed, _) in runs.items()}
+    timing = {"latency_items": config.latency_items, "seed": config.seed}
+    if steps.todo("eval/latency.json", timing, [_results(*run) for run in runs]):
+        runners = {_run_name(method, ratio): generation_runner(loaded(method), data, timed.mode, ratio=timed.ratio,
+                                                               max_new_tokens=timed.max_new_tokens)
+                   for (method, ratio), timed in runs.items()}
         times = timed_generation(runners, test, replace(settings, latency_items=config.latency_items))
-        for run, (_, _, path) in runs.items():
-            attach_latency(path, times[_run_name(*run)], times[_run_name("full", 1.0)])
-        latency_path.write_text(json.dumps(times, indent=2) + "\n")  # last: every run has its latencies
-    rows = [_row(method, ratio, json.loads(path.read_text())) for (method, ratio), (_, _, path) in runs.items()]
+        for run in runs:
+            attach_latency(out / _results(*run), times[_run_name(*run)], times[_run_name("full", 1.0)])
+        (out / "eval" / "latency.json").write_text(json.dumps(times, indent=2) + "\n")  # last: all are attached
+    rows = [_row(method, ratio, json.loads((out / _results(method, ratio)).read_text())) for method, ratio in runs]
 
-    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    note = smoke_note(config, recipe, len(train))
+    (out / "results.json").write_text(json.dumps({"smoke_run": note, "rows": rows}, indent=2) + "\n")
     (out / "demo_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    examples = _examples(teacher, test, evaluations, config)
-    return write_report(out, rows, examples, title="vskip demo: V-Skip on vskip-synth with vskip-tiny")["report.html"]
+    examples = _examples(teacher, test, out, config)
+    return write_report(out, rows, examples, title="vskip demo: V-Skip on vskip-synth with vskip-tiny",
+                        note=note)["report.html"]
 
 
-def _evaluated(loaded, records, data, path: Path, settings: EvalSettings, baseline: dict | None, adapter) -> dict:
-    if path.is_file():
-        return json.loads(path.read_text())
-    return evaluate(loaded, records, data, path, settings=settings, baseline=baseline, adapter=adapter)
+def smoke_note(config: DemoConfig, recipe: DistillSettings, n_train: int) -> str | None:
+    """The line at the top of a run too small to say what the method does: its students stopped before the end
+    of their learning-rate warm-up (as `--quick`'s do); None for a run that is not."""
+    if config.distill_steps >= recipe.training.warmup_steps:
+        return None
+    return (f"Smoke run: {n_train} training items, {config.distill_steps} steps per student — the figures below "
+            "show the pipeline works, not what the method does.")
 
 
 def _run_name(method: str, ratio: float) -> str:
-    return method if method in ("full", "direct") else f"{method}@{ratio}"
+    return method if method in REFERENCE_METHODS else f"{method}@{ratio}"
+
+
+def _results(method: str, ratio: float) -> str:
+    """The step, and file under the output directory, of a run's results."""
+    return f"eval/{method}.json" if method in REFERENCE_METHODS else f"eval/{method}-{ratio}.json"
 
 
 def _row(method: str, ratio: float, results: dict) -> dict:
@@ -144,10 +244,15 @@ def _row(method: str, ratio: float, results: dict) -> dict:
     }
 
 
-def _examples(teacher, test: list[Record], evaluations: Path, config: DemoConfig) -> list[dict]:
+def _examples(teacher, test: list[Record], out: Path, config: DemoConfig) -> list[dict]:
     """Test items of every family (those the teacher got right first), each shown with every method's keep mask
     over the teacher's CoT and the CoT its distilled student wrote."""
-    full_items = {item["id"]: item for item in iter_jsonl(side_path(evaluations / "full.json", ".items.jsonl"))}
+
+    def items(method: str, ratio: float) -> dict[str, Record]:
+        return {item["id"]: item for item in iter_jsonl(side_path(out / _results(method, ratio), ".items.jsonl"))}
+
+    full_items = items("full", 1.0)
+    evaluations = out / "eval"  # where the items' images resolve from
     chosen: list[Record] = []
     for task in sorted({record["task"] for record in test}):
         # A CoT with an answer is all scoring needs; a family the teacher always gets wrong still shows one.
@@ -158,12 +263,7 @@ def _examples(teacher, test: list[Record], evaluations: Path, config: DemoConfig
         return []
     scored = score_records(teacher, chosen, evaluations, progress=False)
     masks = compress_records(scored, config.methods, config.ratios, config.seed)
-    runs = {
-        (method, ratio): {item["id"]: item
-                          for item in iter_jsonl(side_path(evaluations / f"{method}-{ratio}.json", ".items.jsonl"))}
-        for method in config.methods
-        for ratio in config.ratios
-    }
+    runs = {(method, ratio): items(method, ratio) for method in config.methods for ratio in config.ratios}
     examples = []
     for record in scored:
         lower = [word.strip(".,!?;:").lower() for word in record["words"]]

@@ -186,8 +186,10 @@ def distill(
     `allow_pickle`, `trust_remote_code`); see `lora_model` for the adapter's precision and
     `gradient_checkpointing`. A full fine-tune trains float32 weights (`dtype` auto or float32): AdamW's
     updates would round away in bfloat16. Every training sequence is checked against the model's context
-    before training. Rerunning after an interruption continues from the last checkpoint in
-    `out_dir/checkpoint`, if that was made with the same settings (precision and checkpointing included).
+    before training. A checkpoint in `out_dir/checkpoint` is kept every `settings.training.checkpoint_every`
+    steps (the latest only; removed once the student is saved): rerunning after an interruption continues from
+    it, if it was made with the same settings (precision and checkpointing included), to the very student an
+    uninterrupted run makes.
     """
     out_dir = Path(out_dir)
     training = settings.training
@@ -206,6 +208,7 @@ def distill(
         (record["id"], record_example(processor, record, base_dir, ratio=ratio, reply=reply))
         for record, ratio, reply in pairs
     ))
+    torch.manual_seed(training.seed)  # the adapter's initial weights: one recipe and data, one student
     if settings.lora is None:
         model = language_model_trainable(loaded, gradient_checkpointing=gradient_checkpointing)
         precision = {"base": loaded.precision}

@@ -13,6 +13,7 @@ import html
 import io
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,38 @@ LABELS = {
     "pope_f1": "POPE F1",
     "pope_yes_ratio": "POPE yes",
 }
+# What each column of the results table means, shown under it (`definitions`).
+COLUMN_DEFINITIONS = {
+    "method": "`full` is the teacher with its whole chain of thought (CoT), `direct` the teacher answering with "
+              "none; any other is the student distilled on the CoTs that method compressed: `truncate` keeps the "
+              "CoT's first words, `random` words drawn at random, `text` the most surprising words (the text path "
+              "alone, as TokenSkip and LLMLingua prune), `visual` the words that attend most to the image, and "
+              "`vskip` both paths' words in turn (V-Skip).",
+    "ratio": "the target ratio: the share of the teacher's CoT tokens the student is asked to keep (1 for `full` "
+             "and `direct`).",
+    "n": "test items.",
+    "accuracy": "share of test items answered right (the answer matched after normalisation; a yes/no reply read "
+                "as POPE reads it).",
+    "act_ratio": "the CoT tokens written over those of the teacher's full CoT on the same items (sum over sum): the "
+                 "share of the CoT actually written, to set against γ. 1 for `full`, 0 for `direct`.",
+    "cot_tokens_mean": "mean length of the CoT written, in tokens.",
+    "latency_s_median": "median seconds to answer one item at batch 1 (greedy, with a KV cache), on a seeded sample "
+                        "of test items, the same for every run.",
+    "speedup": "`full`'s median latency over this run's, on the same items timed side by side (2.00× is twice "
+               "as fast).",
+    "speedup_interval": "the speed-up's 90 % bootstrap interval over the timed items.",
+    "varr": "visual-anchor retention rate: of the visual words (colours, shapes, objects) of the item's reference "
+            "CoT, the share the CoT written still has.",
+    "hallucination_rate": "false claims: of the claims the CoT makes about the image (a colour and shape, an "
+                          "object in a cell, an item's price), the share that are false of it.",
+    "pope_f1": "F1 on the POPE questions (is there a … in the image?), “yes” the positive class.",
+    "pope_yes_ratio": "share of the POPE questions answered “yes”; half of them are yes, so above 0.5 a run leans "
+                      "to yes (it claims objects that are not there).",
+}
+# Under the per-task table, and for a cell with no figure.
+TASK_DEFINITION = "acc, VARR and halluc. are accuracy, VARR and hallucination over each family's items alone."
+MISSING_DEFINITION = ("no figure: nothing to measure it on (no POPE questions, visual words or claims about the "
+                      "image), or nothing timed.")
 FORMATS = {"ratio": "{:.2f}", "cot_tokens_mean": "{:.1f}", "latency_s_median": "{:.3f}", "speedup": "{:.2f}×"}
 MISSING = "–"
 MAX_IMAGE_SIDE = 512  # larger images are shrunk before embedding, to keep the page small
@@ -172,11 +205,20 @@ def task_table(rows: Iterable[Row]) -> tuple[list[Row], list[str], dict[str, str
     return wide, columns, labels
 
 
-def results_markdown(rows: Sequence[Row], title: str) -> str:
-    text = f"# {title}\n\n## Results\n\n" + format_table(sort_rows(rows), RESULT_COLUMNS)
+def definitions() -> list[tuple[str, str]]:
+    """(label, what it means) of each column of the results table, then of the mark of a missing figure."""
+    columns = [(LABELS.get(column, column), COLUMN_DEFINITIONS[column]) for column in RESULT_COLUMNS]
+    return [*columns, (MISSING, MISSING_DEFINITION)]
+
+
+def results_markdown(rows: Sequence[Row], title: str, note: str | None = None) -> str:
+    """The results table and the per-task one, each column defined; `note`, if any, in bold above them."""
+    text = f"# {title}\n\n" + (f"**{note}**\n\n" if note else "") + "## Results\n\n"
+    text += format_table(sort_rows(rows), RESULT_COLUMNS) + "\n"
+    text += "".join(f"- **{label}**: {meaning}\n" for label, meaning in definitions())
     per_task, columns, labels = task_table(rows)
     if per_task:
-        text += "\n## Per task\n\n" + format_table(per_task, columns, labels=labels)
+        text += "\n## Per task\n\n" + format_table(per_task, columns, labels=labels) + f"\n{TASK_DEFINITION}\n"
     return text
 
 
@@ -350,6 +392,9 @@ s.w { color: #b0b0b0; text-decoration-color: #999; }
 s.w.anchor { text-decoration: line-through; text-decoration-color: #c62828; text-decoration-thickness: 2px;
              background: #fde4e4; color: #c08080; }
 .ok { color: #1b8a3a; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
+.note { background: #fff3cd; border: 1px solid #e0b000; border-radius: 6px; padding: 8px 12px; font-weight: 600; }
+dl.columns { display: grid; grid-template-columns: max-content 1fr; gap: 3px 12px; font-size: 13px; }
+dl.columns dt { font-weight: 600; } dl.columns dd { margin: 0; }
 """
 
 
@@ -511,24 +556,33 @@ LEGEND = (
 )
 
 
+def _prose_html(text: str) -> str:
+    """Text with `code` spans, as HTML."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def report_html(rows: Sequence[Row], examples: Sequence[Mapping[str, Any]], plots: Mapping[str, Path],
-                title: str) -> str:  # fmt: skip
-    """The whole page as one string; `plots` maps a caption to a PNG file to embed."""
+                title: str, note: str | None = None) -> str:  # fmt: skip
+    """The whole page as one string; `plots` maps a caption to a PNG file to embed; `note`, if any, stands out
+    under the title."""
     per_task, task_columns, task_labels = task_table(rows)
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
         f"<style>{CSS}</style></head><body><main><h1>{html.escape(title)}</h1>",
-        f'<p class="muted">{len(rows)} result rows · {len(examples)} examples. '
-        "γ is the target share of CoT tokens kept; ActRatio the share actually written.</p>",
+        f'<p class="note">{html.escape(note)}</p>' if note else "",
+        f'<p class="muted">{len(rows)} result rows · {len(examples)} examples.</p>',
         "<h2>Results</h2>",
         _html_table(sort_rows(rows), RESULT_COLUMNS),
+        '<dl class="columns">' + "".join(f"<dt>{html.escape(label)}</dt><dd>{_prose_html(meaning)}</dd>"
+                                         for label, meaning in definitions()) + "</dl>",
     ]
     parts.append('<div class="plots">')
     parts += [f'<img alt="{html.escape(name)}"{_wide(path)} src="{_png_data_uri(path)}">'
               for name, path in plots.items()]
     parts.append("</div>")
     if per_task:
-        parts += ["<h2>Per task</h2>", _html_table(per_task, task_columns, task_labels)]
+        parts += ["<h2>Per task</h2>", _html_table(per_task, task_columns, task_labels),
+                  f'<p class="muted">{html.escape(TASK_DEFINITION)}</p>']
     parts += ["<h2>Examples</h2>", LEGEND]
     parts += [_example_html(example) for example in examples] or ['<p class="muted">No examples.</p>']
     parts.append("</main></body></html>\n")
@@ -541,8 +595,10 @@ def write_report(
     examples: Sequence[Mapping[str, Any]],
     *,
     title: str = "vskip report",
+    note: str | None = None,
 ) -> dict[str, Path]:
     """Write results.md, pareto.png, gamma.png, latency.png and report.html into `out_dir`; return their paths.
+    `note`, a line such as a smoke run's warning, heads results.md and the page.
 
     `rows`: one dict of metrics per (method, ratio), optionally with `tasks` = {task: metrics}.
     `examples`: dicts with the CoT's `words`, their `word_text_score` / `word_visual_score`,
@@ -552,11 +608,11 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     rows = with_speedup_interval(with_reference_act_ratio(rows))
     paths = {name: out / name for name in ("results.md", "pareto.png", "gamma.png", "latency.png", "report.html")}
-    paths["results.md"].write_text(results_markdown(rows, title), encoding="utf-8")
+    paths["results.md"].write_text(results_markdown(rows, title, note), encoding="utf-8")
     plot_pareto(rows, paths["pareto.png"])
     plot_gamma(rows, paths["gamma.png"])
     plot_latency(rows, paths["latency.png"])
     plots = {"accuracy against ActRatio": paths["pareto.png"],
              "accuracy and ActRatio against γ": paths["gamma.png"], "latency against γ": paths["latency.png"]}
-    paths["report.html"].write_text(report_html(rows, examples, plots, title), encoding="utf-8")
+    paths["report.html"].write_text(report_html(rows, examples, plots, title, note), encoding="utf-8")
     return paths

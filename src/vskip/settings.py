@@ -33,7 +33,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     log_every: int = 50
-    checkpoint_every: int = 0  # 0: only at the end
+    # 0: only at the end. Saving distill's default LoRA student on vskip-tiny (7.5 MB) takes about 40 ms, a step
+    # 0.6 s or more on 2 cores: every 100 steps costs under 0.1 %, and a kill loses at most 100 steps.
+    checkpoint_every: int = 100
 
 
 # LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention

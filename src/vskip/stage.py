@@ -110,11 +110,23 @@ def read_journal(path: Path, *, repair: bool = False) -> list[Record]:
 
 
 def settings_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str:
-    """What differs between a journal's settings and this run's, in a few words."""
+    """What differs between a journal's settings and this run's, in a few words; nested settings by their path
+    (`recipe.training.steps 3 → 1500`)."""
     if old is None:
         return "no settings recorded"
+    old, new = _flat(old), _flat(new)
     keys = sorted(set(old) | set(new))
     return ", ".join(f"{key} {old.get(key)!r} → {new.get(key)!r}" for key in keys if old.get(key) != new.get(key))
+
+
+def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def run_stage(

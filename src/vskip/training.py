@@ -92,6 +92,7 @@ def train(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    device = trainable[0].device
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_schedule(step, config))
     log: list[dict] = []
@@ -108,13 +109,13 @@ def train(
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        rngs = state.get("process_rngs", [(state["rng"], state["torch_rng"])])
+        # Older vskip saved a single process's generators on their own.
+        rngs = state["process_rngs"] if "process_rngs" in state else [(state["rng"], state["torch_rng"])]
         if len(rngs) != world:
             raise BadInput(
                 f"{state_path} was written by {len(rngs)} process(es); resume with as many, or remove it to restart"
             )
-        rng.setstate(rngs[rank][0])
-        torch.set_rng_state(rngs[rank][1])
+        _set_rng_states(rng, device, rngs[rank])
         start, log = state["step"], state["log"]
 
     forward = _data_parallel(model)
@@ -134,7 +135,7 @@ def train(
             running = 0.0
         done = step + 1 == config.steps
         if state_path and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
-            rngs = gather_objects((rng.getstate(), torch.get_rng_state()))
+            rngs = gather_objects(_rng_states(rng, device))
             if is_main_process():
                 _save_state(state_path, model, optimizer, scheduler, rngs, step + 1, log, settings)
             barrier()
@@ -167,6 +168,20 @@ def _data_parallel(model: torch.nn.Module) -> torch.nn.Module:
     return Accelerator(cpu=model.device.type == "cpu").prepare_model(model, device_placement=False)
 
 
+def _rng_states(rng: random.Random, device: torch.device) -> tuple:
+    """Every generator a step draws from: the batches' (`rng`), torch's on the CPU and, on a GPU, that GPU's
+    (dropout there): restored on resume, a run draws what an uninterrupted one would have drawn."""
+    return rng.getstate(), torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_states(rng: random.Random, device: torch.device, states: Sequence) -> None:
+    python, cpu, *gpu = states  # checkpoints of older vskip kept no GPU state
+    rng.setstate(python)
+    torch.set_rng_state(cpu)
+    if gpu and gpu[0] is not None:
+        torch.cuda.set_rng_state(gpu[0], device)
+
+
 def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, log: list[dict], settings) -> None:
     trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
     state = {
@@ -174,14 +189,11 @@ def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, 
         "model": {k: v for k, v in model.state_dict().items() if k in trainable_names},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": rngs[0][0],
-        "torch_rng": rngs[0][1],
+        "process_rngs": rngs,
         "step": step,
         "log": log,
         "settings": settings,
     }
-    if len(rngs) > 1:
-        state["process_rngs"] = rngs
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
     torch.save(state, partial)
