@@ -1,3 +1,4 @@
+import importlib
 import json
 import math
 import random
@@ -14,6 +15,7 @@ from vskip.distill import (
     DEFAULT_DISTILL,
     DistillSettings,
     LoraSettings,
+    adaptive_pairs,
     distill,
     incorrect_items,
     lora_model,
@@ -84,7 +86,9 @@ def test_adapter_is_peft_format_on_every_linear_layer_of_the_language_model(adap
     assert {name.split(".")[-3] for name in names} == projections
     assert not (adapter / "checkpoint").exists()
     info = json.loads((adapter / "vskip_adapter.json").read_text())
-    assert info["method"] == "vskip" and info["ratios"] == [0.5, 1.0]
+    assert info["method"] == "vskip" and info["ratios"] == [0.5, "auto", 1.0]
+    # Each of the 3 items teaches the auto marker once, at the γ the base answered right from, or its whole CoT.
+    assert sum(n for per_task in info["auto_choices"].values() for n in per_task.values()) == 3
     assert info["precision"] == {"base": "float32", "adapter": "float32", "gradient_checkpointing": False}
 
 
@@ -93,6 +97,20 @@ def test_adapter_loads_with_peft_and_merges_for_inference(adapter, base_dir):
     assert isinstance(PeftModel.from_pretrained(loaded.model, str(adapter)), PeftModel)
     merged = load_with_adapter(str(base_dir), adapter)
     assert not any("lora" in name for name, _ in merged.model.named_parameters())
+
+
+def test_the_auto_marker_learns_the_smallest_ratio_the_base_still_answers_from(monkeypatch, image_dataset_module):
+    evaluate = importlib.import_module("vskip.evaluate")  # the module: `vskip.evaluate` is also the API function
+    pairs = training_pairs(compressed(read_records(image_dataset_module), ratios=(0.3, 0.6, 1.0)), "vskip")
+    # The base answers right from r0's γ 0.6 and r1's γ 0.3 compressions, from no compression of r2.
+    right = {("r0", 0.6), ("r1", 0.3), ("r1", 0.6)}
+    monkeypatch.setattr(evaluate, "forced_correct", lambda loaded, records, base, **_: [
+        (record["id"], record["ratio"]) in right for record in records])
+    auto, choices = adaptive_pairs(None, pairs, image_dataset_module.parent, batch_size=2)
+    by_id = {record["id"]: reply for record, ratio, reply in auto if ratio == "auto"}
+    replies = {(record["id"], ratio): reply for record, ratio, reply in pairs}
+    assert by_id == {"r0": replies["r0", 0.6], "r1": replies["r1", 0.3], "r2": replies["r2", 1.0]}
+    assert sum(sum(per_task.values()) for per_task in choices.values()) == 3
 
 
 def test_uncompressed_cot_is_always_among_the_targets(image_dataset_module):
@@ -270,7 +288,7 @@ def test_full_fine_tune_trains_the_language_model_only_and_saves_a_model(base_di
     info = json.loads((out / "vskip_adapter.json").read_text())
     assert info["kind"] == "full" and info["recipe"]["lora"] is None
     assert info["precision"] == {"base": "float32", "gradient_checkpointing": False}
-    assert ratio_warning(str(out), None, 0.5) is None and "γ 0.5, 1.0 only" in ratio_warning(str(out), None, 0.7)
+    assert ratio_warning(str(out), None, 0.5) is None and "γ 0.5, auto, 1.0 only" in ratio_warning(str(out), None, 0.7)
     assert load_student(str(base_dir), out).path == str(out)
     with pytest.raises(BadInput, match="a full fine-tune trains float32 weights, not bfloat16"):
         distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "bf16",
@@ -282,6 +300,7 @@ def test_ratio_shares_follow_tokenskip_by_default_or_the_share_asked_for():
     assert ratio_shares([0.5, 0.7], full_share=0.5) == pytest.approx({0.5: 0.25, 0.7: 0.25, 1.0: 0.5})
     assert ratio_shares([0.5, 0.7], full_share=0.0) == pytest.approx({0.5: 0.5, 0.7: 0.5})  # γ = 1 not learned
     assert ratio_shares([1.0]) == {1.0: 1.0}
+    assert list(ratio_shares([1.0, "auto", 0.7, 0.5])) == [0.5, 0.7, "auto", 1.0]  # auto is one more γ
     with pytest.raises(BadInput, match="full share 1.0 must be at least 0 and below 1"):
         ratio_shares([0.5], full_share=1.0)
 

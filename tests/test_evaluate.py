@@ -132,3 +132,10 @@ def test_forced_answers_follow_the_handed_cot(tmp_path):
                and record["task"] == other["task"]]
     assert swapped and sum(forced_correct(teacher, swapped, tmp_path, batch_size=4)) < len(swapped) / 2
 
+
+
+def test_auto_asked_of_a_student_never_taught_it_is_warned_of(tmp_path):
+    (tmp_path / "vskip_adapter.json").write_text(json.dumps({"ratios": [0.5, 1.0]}))
+    assert "trained on γ 0.5, 1.0 only" in ratio_warning("vskip-tiny", tmp_path, "auto")
+    (tmp_path / "vskip_adapter.json").write_text(json.dumps({"ratios": [0.5, "auto", 1.0]}))
+    assert ratio_warning("vskip-tiny", tmp_path, "auto") is None and ratio_warning("vskip-tiny", tmp_path, 0.5) is None

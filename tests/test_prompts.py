@@ -67,3 +67,11 @@ def test_a_ratio_the_marker_cannot_write_is_refused_in_one_line(ratio):
 
 def test_float_noise_reads_as_the_ratio_it_stands_for():
     assert check_ratio(0.1 + 0.2) == 0.3 and check_ratio(1e-12 + 0.05) == 0.05
+
+
+def test_a_student_asked_for_auto_chooses_its_own_budget():
+    from vskip.prompts import AUTO, instruction
+    from vskip.records import check_budget
+
+    assert instruction("Q?", "cot", AUTO).endswith("Compress the reasoning as far as it stays correct.")
+    assert check_budget("auto") == AUTO and check_budget(0.5) == 0.5

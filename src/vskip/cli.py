@@ -51,6 +51,13 @@ def _ratio(text: str) -> float:
         raise argparse.ArgumentTypeError(message) from None
 
 
+def _budget(text: str) -> float | str:
+    """An argparse type: γ, or "auto" (the student chooses its own budget)."""
+    from .prompts import AUTO
+
+    return AUTO if text.strip() == AUTO else _ratio(text)
+
+
 def _ratio_list(text: str) -> list[float]:
     return [_ratio(part) for part in text.split(",") if part.strip()]
 
@@ -564,7 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--adapter", help="a LoRA adapter written by `vskip distill` (a student distilled with "
                                             "--full is a model: pass its directory as --model)")
     evaluate.add_argument("--data", required=True, help="JSONL dataset with answers")
-    evaluate.add_argument("--ratio", type=_ratio, help="γ asked of a distilled model (default: none, the full CoT)")
+    evaluate.add_argument("--ratio", type=_budget,
+                          help="γ asked of a distilled model, or 'auto' (it chooses its own budget; default: none, "
+                               "the full CoT)")
     evaluate.add_argument("--baseline",
                           help="results JSON of the uncompressed run: ActRatio divides by its CoT lengths, and its "
                                "model (and adapter) is loaded again and timed beside this run for the speed-up")

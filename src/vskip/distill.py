@@ -36,7 +36,7 @@ from .errors import BadInput
 from .lora import ADAPTER_INFO, base_signature, peft_wrapping
 from .models import LoadedModel, copy_processor, load_model, model_identity
 from .precision import dtype_name
-from .prompts import require_answer, response
+from .prompts import AUTO, require_answer, response
 from .records import Record, check_ratio, require_fields
 from .settings import DEFAULT_DISTILL, DistillSettings, LoraSettings
 from .training import fit
@@ -94,10 +94,34 @@ def training_pairs(
     return pairs + [pair for item, pair in full.items() if item not in have_full]
 
 
-def ratio_shares(ratios: Iterable[float], full_share: float | None = None) -> dict[float, float]:
+def adaptive_pairs(loaded, pairs: list[Pair], base_dir: str | Path, batch_size: int) -> tuple[list[Pair], dict]:
+    """The pairs the `auto` marker learns from, one per item: its compression at the smallest γ whose compressed CoT
+    `loaded` (the base: the teacher) still answers right when handed it (`evaluate.forced_correct`), or its whole
+    CoT where none does; and the γ chosen, counted per task."""
+    from .evaluate import forced_correct
+
+    compressed = sorted((pair for pair in pairs if pair[1] != 1.0), key=lambda pair: pair[1])
+    right = forced_correct(loaded, [record for record, _, _ in compressed], base_dir, batch_size=batch_size)
+    chosen: dict[str, tuple[float, str]] = {}
+    for (record, ratio, reply), correct in zip(compressed, right, strict=True):
+        if correct:
+            chosen.setdefault(record["id"], (ratio, reply))  # the smallest γ first
+    out, counts = [], {}
+    for record, ratio, reply in pairs:
+        if ratio == 1.0:
+            ratio, reply = chosen.get(record["id"], (ratio, reply))
+            out.append((record, AUTO, reply))
+            per_task = counts.setdefault(str(record.get("task", "all")), {})
+            per_task[str(ratio)] = per_task.get(str(ratio), 0) + 1
+    return out, counts
+
+
+def ratio_shares(ratios: Iterable[float | str], full_share: float | None = None) -> dict[float | str, float]:
     """The share of training examples drawn at each γ: `full_share` at γ = 1, the rest split equally among
-    the other γ; with `full_share` None, every γ (1 included) alike. A γ with no share is left out."""
-    others = sorted(set(ratios) - {1.0})
+    the other γ (`AUTO` counting as one); with `full_share` None, every γ (1 included) alike. A γ with no share
+    is left out."""
+    ratios = set(ratios)
+    others = sorted(ratios - {1.0, AUTO}) + [AUTO] * (AUTO in ratios)
     if full_share is not None and not 0 <= full_share < 1:
         raise BadInput(f"full share {full_share} must be at least 0 and below 1")
     if not others:
@@ -112,7 +136,7 @@ def pair_sampler(pairs: list[Pair], shares: dict[float, float]) -> Callable[[ran
     by_ratio: dict[float, list[Pair]] = {}
     for pair in pairs:
         by_ratio.setdefault(pair[1], []).append(pair)
-    ratios = sorted(shares)
+    ratios = list(shares)
     weights = [shares[ratio] for ratio in ratios]
 
     def sample(rng: random.Random, n: int) -> list[Pair]:
@@ -201,9 +225,13 @@ def distill(
                            "drop --dtype or pass float32")
         load_options = {**load_options, "dtype": "float32"}
     pairs = training_pairs(records, method, include_incorrect=include_incorrect, ratios=settings.ratios)
-    shares = ratio_shares({ratio for _, ratio, _ in pairs}, settings.full_share)
     loaded = load_model(model_name, **load_options)
     processor = loaded.processor
+    auto_choices = None
+    if settings.auto:
+        auto, auto_choices = adaptive_pairs(loaded, pairs, base_dir, training.batch_size)
+        pairs += auto
+    shares = ratio_shares({ratio for _, ratio, _ in pairs}, settings.full_share)
     check_context(processor, loaded.model.config, (
         (record["id"], record_example(processor, record, base_dir, ratio=ratio, reply=reply))
         for record, ratio, reply in pairs
@@ -240,8 +268,9 @@ def distill(
         "base_signature": base_signature(loaded.model.config),
         "method": method,
         "kind": "full" if settings.lora is None else "lora",
-        "ratios": sorted(shares),
-        "ratio_shares": {str(ratio): share for ratio, share in sorted(shares.items())},
+        "ratios": list(shares),
+        "ratio_shares": {str(ratio): share for ratio, share in shares.items()},
+        "auto_choices": auto_choices,  # per task, how many items the `auto` marker learned at each γ
         "examples": len(pairs),
         "recipe": recipe,
         "trainable_parameters": trainable,

@@ -26,7 +26,7 @@ from .generate import batch_generator, check_prompts, generation_runner, generat
 from .latency import Runner, paired_latency
 from .lora import adapter_info
 from .models import LoadedModel
-from .prompts import reference_answers
+from .prompts import AUTO, reference_answers
 from .records import Record, iter_jsonl, write_jsonl_atomic
 from .settings import DEFAULT_EVAL, MAX_NEW_TOKENS, EvalSettings
 from .stage import run_stage, side_path
@@ -37,20 +37,20 @@ CANDIDATE, BASELINE = "candidate", "baseline"
 RUN_FIELDS = ("model", "adapter", "precision", "mode", "ratio", "max_new_tokens", "throughput_items_per_s")
 
 
-def ratio_warning(model: str, adapter: str | Path | None, ratio: float | None) -> str | None:
+def ratio_warning(model: str, adapter: str | Path | None, ratio: float | str | None) -> str | None:
     """Why asking for γ = `ratio` of this model may mean little, if it does: the model was never taught that γ
     (the ratios in the `vskip_adapter.json` of its adapter, or of the model itself for a fully distilled one),
     or was never distilled at all."""
     from .models import resolve
 
-    if ratio is None or ratio >= 1.0:
+    if ratio is None or (ratio != AUTO and ratio >= 1.0):
         return None
     student = adapter if adapter is not None else resolve(model)
     info = adapter_info(student)
     if not info and adapter is None:
         return f"γ {ratio} asked of a model that was not distilled: only a distilled model has learned the γ marker"
     trained = info.get("ratios", [])
-    if trained and not any(abs(ratio - seen) < 1e-9 for seen in trained):
+    if trained and not any(ratio == seen if AUTO in (ratio, seen) else abs(ratio - seen) < 1e-9 for seen in trained):
         return f"γ {ratio} asked of {student}, which was trained on γ {', '.join(map(str, trained))} only"
     return None
 

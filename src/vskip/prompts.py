@@ -4,7 +4,9 @@ A reply is `"{cot}\\nAnswer: {answer}"` in `cot` mode and `"Answer: {answer}"` i
 A distilled model is asked for a compressed chain of thought by a γ marker in the instruction,
 `"Compress the reasoning to ratio 0.25."`, as TokenSkip writes the ratio into the prompt. The marker is
 lossless: γ is written with the fewest decimals that give it back exactly, at most `RATIO_DECIMALS`, so
-γ must be a multiple of 0.01 (`ratio_text`; `records.check_ratio` refuses any other γ).
+γ must be a multiple of 0.01 (`ratio_text`; `records.check_ratio` refuses any other γ). A student can
+also be asked to choose its own budget, γ = `AUTO`: "Compress the reasoning as far as it stays
+correct." (`vskip distill` teaches it, from the smallest γ at which the teacher still answered right).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from .errors import BadInput
 
 Mode = Literal["cot", "direct"]
 MODES: tuple[Mode, ...] = ("cot", "direct")
+# The budget a student is asked for: a γ, or AUTO, as far as the reasoning stays correct.
+AUTO = "auto"
+Budget = float | Literal["auto"]
 
 ANSWER_PREFIX = "Answer:"
 # The γ marker writes at most this many decimals: a short marker is learned as a few tokens, and two
@@ -27,10 +32,12 @@ RATIO_TOLERANCE = 1e-9
 _ANSWER = re.compile(r"Answer:\s*(.*)", re.DOTALL)
 
 
-def instruction(question: str, mode: Mode, ratio: float | None = None) -> str:
+def instruction(question: str, mode: Mode, ratio: Budget | None = None) -> str:
     """The user turn's text: the question, then how to reply."""
     if mode == "direct":
         return f"{question}\nAnswer directly."
+    if ratio == AUTO:
+        return f"{question}\nThink step by step, then answer. Compress the reasoning as far as it stays correct."
     if ratio is None or ratio >= 1.0:
         return f"{question}\nThink step by step, then answer."
     return f"{question}\nThink step by step, then answer. Compress the reasoning to ratio {ratio_text(ratio)}."

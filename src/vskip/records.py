@@ -29,7 +29,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import BadInput
-from .prompts import cot_answer, ratio_text
+from .prompts import AUTO, cot_answer, ratio_text
 
 Record = dict[str, Any]
 
@@ -279,6 +279,11 @@ def check_ratio(ratio: float) -> float:
     if not number or math.isnan(ratio) or not 0 < ratio <= 1 or float(ratio_text(ratio)) == 0:
         raise BadInput(f"ratio {ratio!r} is outside (0, 1]; pass a kept share such as 0.5")
     return float(ratio_text(ratio))
+
+
+def check_budget(budget: float | str) -> float | str:
+    """A budget asked of a student: `prompts.AUTO`, or a γ as `check_ratio` reads it."""
+    return AUTO if budget == AUTO else check_ratio(budget)
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> None:

@@ -74,6 +74,9 @@ class DistillSettings:
     ratios: tuple[float, ...] | None = None
     # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
     full_share: float | None = None
+    # Also teach the `auto` marker (as one more γ): each item's smallest γ whose compression the base model
+    # still answers right when handed it, or its whole CoT where none does.
+    auto: bool = True
 
 
 DEFAULT_DISTILL = DistillSettings()
@@ -82,7 +85,7 @@ DEFAULT_DISTILL = DistillSettings()
 @dataclass
 class EvalSettings:
     mode: Mode = "cot"
-    ratio: float | None = None
+    ratio: float | str | None = None  # γ, "auto" (`prompts.AUTO`), or None: the full CoT
     batch_size: int = BATCH_SIZE
     latency_items: int = 48
     max_new_tokens: int = MAX_NEW_TOKENS
