@@ -49,6 +49,7 @@ class WordScores:
     gain: Sequence[float] | None = None  # visual information gain, when scored with `blind`
     lead_tokens: Sequence[int] | None = None  # tokens per word written first (default: `word_tokens`)
     essential: Sequence[bool] | None = None  # the words a step needs, where the data knows them (vskip-synth)
+    llmlingua2: Sequence[float] | None = None  # LLMLingua-2's keep probability, when scored with its classifier
 
 
 Method = Callable[[WordScores, random.Random], list[Sequence[float]]]
@@ -98,6 +99,14 @@ def visual_gain(scores: WordScores, rng: random.Random) -> list[Sequence[float]]
     return [scores.gain]
 
 
+@register_method("llmlingua2")
+def keep_probability(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
+    """Highest LLMLingua-2 keep probability first: the paper's text-centric baseline (see `vskip.llmlingua2`)."""
+    if scores.llmlingua2 is None:
+        raise BadInput("method 'llmlingua2' needs word_llmlingua2_score: score with --llmlingua2-model")
+    return [scores.llmlingua2]
+
+
 @register_method("vskip")
 def union_of_saliencies(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """Keep w iff S_text(w) ≥ τ_text OR S_vis(w) ≥ τ_vis; the budget alternates visual, text, visual, …"""
@@ -136,6 +145,7 @@ def select(
     gain: Sequence[float] | None = None,
     lead_tokens: Sequence[int] | None = None,
     essential: Sequence[bool] | None = None,
+    llmlingua2: Sequence[float] | None = None,
     turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Selection:
@@ -145,13 +155,15 @@ def select(
         raise BadInput(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
     ratio = check_ratio(ratio)
     n = len(word_tokens)
-    named = (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens), ("essential", essential))
+    named = (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens), ("essential", essential),
+             ("llmlingua2", llmlingua2))
     for name, values in named:
         if values is not None and len(values) != n:
             raise BadInput(f"{len(values)} {name} scores for {n} words")
         if values is not None and any(math.isnan(v) for v in values):
             raise BadInput(f"{name} scores contain NaN")
-    rankings = METHODS[method](WordScores(text, visual, word_tokens, gain, lead_tokens, essential), random.Random(seed))
+    scores = WordScores(text, visual, word_tokens, gain, lead_tokens, essential, llmlingua2)
+    rankings = METHODS[method](scores, random.Random(seed))
     turns = [1] * len(rankings) if turns is None else list(turns)
     if len(turns) != len(rankings) or min(turns) < 1:
         raise BadInput(f"turns {turns}: method {method!r} has {len(rankings)} ranking(s), each takes one turn or more")
@@ -203,12 +215,13 @@ def keep_mask(
     gain: Sequence[float] | None = None,
     lead_tokens: Sequence[int] | None = None,
     essential: Sequence[bool] | None = None,
+    llmlingua2: Sequence[float] | None = None,
     turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> list[bool]:
     """One bool per CoT word: kept by `method` at target ratio γ = `ratio` (see the module's fill rule)."""
     return select(method, text=text, visual=visual, word_tokens=word_tokens, ratio=ratio, gain=gain,
-                  lead_tokens=lead_tokens, essential=essential, turns=turns, seed=seed).keep
+                  lead_tokens=lead_tokens, essential=essential, llmlingua2=llmlingua2, turns=turns, seed=seed).keep
 
 
 def compress_text(words: Sequence[str], keep: Sequence[bool]) -> str:
