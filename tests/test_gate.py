@@ -21,6 +21,7 @@ def chains(draw):
         lead_tokens=draw(st.none() | st.lists(st.integers(min_value=1, max_value=5), min_size=n, max_size=n)),
         essential=draw(st.lists(st.booleans(), min_size=n, max_size=n)),
         dependency=draw(st.lists(score, min_size=n, max_size=n)),
+        llmlingua2=draw(st.lists(st.floats(min_value=0, max_value=1), min_size=n, max_size=n)),
     )
 
 
@@ -93,10 +94,12 @@ def test_compressed_text_keeps_the_words_in_order(chain, ratio, method):
 
 
 def test_methods_rank_by_their_own_score():
-    chain = dict(text=[9, 1, 1, 1], visual=[1, 1, 9, 1], gain=[1, 9, 1, 1], word_tokens=[1, 1, 1, 1])
+    chain = dict(text=[9, 1, 1, 1], visual=[1, 1, 9, 1], gain=[1, 9, 1, 1], word_tokens=[1, 1, 1, 1],
+                 llmlingua2=[0.1, 0.2, 0.3, 0.9])
     assert keep_mask("text", ratio=0.25, **chain) == [True, False, False, False]
     assert keep_mask("visual", ratio=0.25, **chain) == [False, False, True, False]
     assert keep_mask("gain", ratio=0.25, **chain) == [False, True, False, False]
+    assert keep_mask("llmlingua2", ratio=0.25, **chain) == [False, False, False, True]
     assert keep_mask("truncate", ratio=0.5, **chain) == [True, True, False, False]
     assert keep_mask("dependency", ratio=0.25, dependency=[1, 1, 1, 9], **chain) == [False, False, False, True]
     # The three-way union: visual, text, dependency, in turn.
@@ -158,7 +161,7 @@ def test_a_method_is_one_registered_function():
 
 def test_bad_requests_are_refused():
     chain = dict(text=[1.0], visual=[1.0], word_tokens=[1])
-    with pytest.raises(BadInput, match="valid: dependency, gain, oracle, random, text, truncate, visual, vskip, "):
+    with pytest.raises(BadInput, match="valid: dependency, gain, llmlingua2, oracle, random, text, truncate, visual, vskip"):
         keep_mask("llmlingua", ratio=0.5, **chain)
     with pytest.raises(BadInput, match="outside"):
         keep_mask("text", ratio=0.0, **chain)
@@ -166,5 +169,7 @@ def test_bad_requests_are_refused():
         keep_mask("gain", ratio=0.5, **chain)
     with pytest.raises(BadInput, match="dependency scores"):
         keep_mask("vskip+dependency", ratio=0.5, **chain)
+    with pytest.raises(BadInput, match="--llmlingua2-model"):
+        keep_mask("llmlingua2", ratio=0.5, **chain)
     with pytest.raises(BadInput, match="2 text scores for 1 words"):
         keep_mask("text", ratio=0.5, text=[1.0, 2.0], visual=[1.0], word_tokens=[1])

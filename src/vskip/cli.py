@@ -280,15 +280,18 @@ def cmd_generate(args) -> None:
 
 
 def cmd_score(args) -> None:
+    from .llmlingua2 import load_classifier
     from .score import SCORE_FIELDS, VisualPath, score
 
     _check(args)
     records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
     visual = VisualPath(key_layers=tuple(args.key_layers) if args.key_layers else None, row=args.visual_row,
                         aggregation=args.visual_aggregation)
+    llmlingua2 = None if args.llmlingua2_model is None else load_classifier(
+        args.llmlingua2_model, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
     results = score(
         _load(args), records, _base_dir(args, args.data), args.out, visual=visual, blind=args.blind,
-        batch_size=args.batch_size,
+        llmlingua2=llmlingua2, batch_size=args.batch_size,
     )
     print(f"wrote scores of {len(results)} records to {args.out}")
 
@@ -521,6 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--visual-aggregation", choices=VISUAL_AGGREGATIONS, default=default_visual.aggregation,
                        help="mean over key layers then max over heads (the paper's formula), or the other order")
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
+    score.add_argument("--llmlingua2-model", metavar="CLASSIFIER",
+                       help="also score each word's LLMLingua-2 keep probability (for `compress --methods llmlingua2`) "
+                            "with this token classifier: a directory or hub id, such as the paper's baseline, "
+                            "microsoft/llmlingua-2-xlm-roberta-large-meetingbank")
     score.set_defaults(run=cmd_score)
 
     compress = command(commands, "compress", "keep masks and compressed CoTs per method and ratio", "records")

@@ -23,7 +23,8 @@ def compress_records(
     """For each scored record × method × ratio: the record's fields (per-token arrays dropped), `method`,
     `ratio`, `compressed_cot` and `keep` (one bool per CoT word). `union_split` is the turns the `vskip`
     union gives its visual and its text ranking in each cycle (see `gate.select`); records that carry
-    `essential` flags (vskip-synth) can be compressed by `oracle`.
+    `essential` flags (vskip-synth) can be compressed by `oracle`, records scored with an LLMLingua-2 classifier
+    (`word_llmlingua2_score`) by `llmlingua2`.
 
     The `random` method draws from a generator seeded by `seed` and the record's id, so a record's
     mask does not depend on which other records are in the file.
@@ -53,6 +54,7 @@ def compress_records(
                         lead_tokens=record.get("word_lead_tokens"),
                         essential=record.get("essential"),
                         dependency=record.get("word_dependency_score"),
+                        llmlingua2=record.get("word_llmlingua2_score"),
                         turns=union_split if method == "vskip" else None,
                         ratio=ratio,
                         seed=record_seed,

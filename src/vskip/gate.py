@@ -50,6 +50,7 @@ class WordScores:
     lead_tokens: Sequence[int] | None = None  # tokens per word written first (default: `word_tokens`)
     essential: Sequence[bool] | None = None  # the words a step needs, where the data knows them (vskip-synth)
     dependency: Sequence[float] | None = None  # attention the answer pays to the word (self-attention models)
+    llmlingua2: Sequence[float] | None = None  # LLMLingua-2's keep probability, when scored with its classifier
 
 
 Method = Callable[[WordScores, random.Random], list[Sequence[float]]]
@@ -97,6 +98,14 @@ def visual_gain(scores: WordScores, rng: random.Random) -> list[Sequence[float]]
     if scores.gain is None:
         raise BadInput("method 'gain' needs gain scores: score with blind=True (vskip score --blind)")
     return [scores.gain]
+
+
+@register_method("llmlingua2")
+def keep_probability(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
+    """Highest LLMLingua-2 keep probability first: the paper's text-centric baseline (see `vskip.llmlingua2`)."""
+    if scores.llmlingua2 is None:
+        raise BadInput("method 'llmlingua2' needs word_llmlingua2_score: score with --llmlingua2-model")
+    return [scores.llmlingua2]
 
 
 @register_method("vskip")
@@ -157,6 +166,7 @@ def select(
     lead_tokens: Sequence[int] | None = None,
     essential: Sequence[bool] | None = None,
     dependency: Sequence[float] | None = None,
+    llmlingua2: Sequence[float] | None = None,
     turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Selection:
@@ -167,13 +177,13 @@ def select(
     ratio = check_ratio(ratio)
     n = len(word_tokens)
     named = (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens), ("essential", essential),
-             ("dependency", dependency))
+             ("dependency", dependency), ("llmlingua2", llmlingua2))
     for name, values in named:
         if values is not None and len(values) != n:
             raise BadInput(f"{len(values)} {name} scores for {n} words")
         if values is not None and any(math.isnan(v) for v in values):
             raise BadInput(f"{name} scores contain NaN")
-    given = WordScores(text, visual, word_tokens, gain, lead_tokens, essential, dependency)
+    given = WordScores(text, visual, word_tokens, gain, lead_tokens, essential, dependency, llmlingua2)
     rankings = METHODS[method](given, random.Random(seed))
     turns = [1] * len(rankings) if turns is None else list(turns)
     if len(turns) != len(rankings) or min(turns) < 1:
@@ -227,12 +237,14 @@ def keep_mask(
     lead_tokens: Sequence[int] | None = None,
     essential: Sequence[bool] | None = None,
     dependency: Sequence[float] | None = None,
+    llmlingua2: Sequence[float] | None = None,
     turns: Sequence[int] | None = None,
     seed: int = 0,
 ) -> list[bool]:
     """One bool per CoT word: kept by `method` at target ratio γ = `ratio` (see the module's fill rule)."""
     return select(method, text=text, visual=visual, word_tokens=word_tokens, ratio=ratio, gain=gain,
-                  lead_tokens=lead_tokens, essential=essential, dependency=dependency, turns=turns, seed=seed).keep
+                  lead_tokens=lead_tokens, essential=essential, dependency=dependency, llmlingua2=llmlingua2,
+                  turns=turns, seed=seed).keep
 
 
 def compress_text(words: Sequence[str], keep: Sequence[bool]) -> str:

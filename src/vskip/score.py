@@ -34,6 +34,7 @@ import torch
 from .capture import capture_visual_mass, row_blocks
 from .encoding import check_context, encode, lead_tokens, record_example, token_word_index, word_spans
 from .errors import BadInput
+from .llmlingua2 import Classifier, word_keep_probabilities
 from .models.adapters import Adapter
 from .precision import stage_precision
 from .prompts import require_answer, response
@@ -200,6 +201,7 @@ def score_records(
     *,
     visual: VisualPath = VisualPath(),
     blind: bool = False,
+    llmlingua2: Classifier | None = None,
     batch_size: int = BATCH_SIZE,
     progress: bool = True,
 ) -> list[dict]:
@@ -209,9 +211,10 @@ def score_records(
     they sum to the CoT's tokens) and
     `word_lead_tokens` (its tokens when it starts a compressed CoT); for self-attention models also
     `dependency_score` and `word_dependency_score` (the dependency path); with `blind`, also `gain_score` and
-    `word_gain_score` (NLL without the image minus NLL with it); and the model's precision under
-    `precision["score"]`. Records without a CoT, or whose CoT has no answer (`prompts.cot_answer`), raise
-    `BadInput`.
+    `word_gain_score` (NLL without the image minus NLL with it); with an `llmlingua2` classifier, also
+    `word_llmlingua2_score` (its keep probability, `llmlingua2.word_keep_probabilities`); and the model's
+    precision under `precision["score"]`. Records without a CoT, or whose CoT has no answer
+    (`prompts.cot_answer`), raise `BadInput`.
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
@@ -258,6 +261,8 @@ def score_records(
                 out["word_gain_score"] = aggregate_words(out["gain_score"], token_words, len(words))
             if scores.dependency is not None:
                 out["word_dependency_score"] = aggregate_words(out["dependency_score"], token_words, len(words))
+            if llmlingua2 is not None:
+                out["word_llmlingua2_score"] = word_keep_probabilities(llmlingua2, item.cot)
             results.append(out)
     return results
 
@@ -282,6 +287,7 @@ def score(
     *,
     visual: VisualPath = VisualPath(),
     blind: bool = False,
+    llmlingua2: Classifier | None = None,
     batch_size: int = BATCH_SIZE,
     progress: bool = True,
 ) -> list[dict]:
@@ -302,7 +308,8 @@ def score(
     return run_stage(
         records,
         lambda batch: score_records(
-            loaded_model, batch, base_dir, visual=visual, blind=blind, batch_size=batch_size, progress=False
+            loaded_model, batch, base_dir, visual=visual, blind=blind, llmlingua2=llmlingua2, batch_size=batch_size,
+            progress=False,
         ),
         out,
         base_dir=base_dir,
@@ -310,6 +317,7 @@ def score(
             "model": model_identity(loaded_model.path),
             "visual": asdict(visual),
             "blind": blind,
+            "llmlingua2": None if llmlingua2 is None else model_identity(llmlingua2.path),
             "precision": loaded_model.precision,
         },
         batch_size=batch_size,

@@ -100,15 +100,7 @@ def load_model(
     path = resolve(name_or_path)
     device = torch.device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device) if isinstance(dtype, str) else dtype
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        if "custom code" in str(err):
-            raise UnsupportedModel(
-                f"{path}: the checkpoint runs its own code; pass --trust-remote-code if you trust the source"
-            ) from None
-        raise UnsupportedModel(f"{path}: not a loadable model ({_first_line(err)})") from None
-    adapter = adapter_for(config)
+    adapter = adapter_for(load_config(path, trust_remote_code=trust_remote_code))
     processor = load_processor(path, trust_remote_code=trust_remote_code)
     if not allow_pickle:
         refuse_pickle(path)
@@ -120,12 +112,25 @@ def load_model(
             trust_remote_code=trust_remote_code,
         )
     except OSError as err:
-        raise UnsupportedModel(f"{path}: weights could not be loaded ({_first_line(err)})") from None
+        raise UnsupportedModel(f"{path}: weights could not be loaded ({first_line(err)})") from None
     model.to(device).eval()
     return LoadedModel(model, processor, adapter, path)
 
 
-def _first_line(err: BaseException) -> str:
+def load_config(path: str, *, trust_remote_code: bool = False):
+    """The checkpoint's config; `UnsupportedModel` in one line where there is none, or it runs its own code and
+    `trust_remote_code` is off."""
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        if "custom code" in str(err):
+            raise UnsupportedModel(
+                f"{path}: the checkpoint runs its own code; pass --trust-remote-code if you trust the source"
+            ) from None
+        raise UnsupportedModel(f"{path}: not a loadable model ({first_line(err)})") from None
+
+
+def first_line(err: BaseException) -> str:
     """The error's first sentence: transformers' messages go on to advice about the hub."""
     return (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
 
@@ -195,7 +200,7 @@ def load_processor(path: str, *, trust_remote_code: bool = False):
         return _image_only_processor(path, trust_remote_code)
     except (OSError, ImportError, AttributeError, TypeError, ValueError, KeyError) as err:
         raise UnsupportedModel(
-            f"{path}: no usable processor ({_first_line(err)}); save the model's processor "
+            f"{path}: no usable processor ({first_line(err)}); save the model's processor "
             "(processor.save_pretrained) into the same directory"
         ) from None
 
