@@ -59,8 +59,11 @@ def test_random_masks_are_reproducible_per_record():
     assert again[1]["keep"] == first[0]["keep"]
 
 
+VALID_METHODS = "valid: dependency, gain, llmlingua2, oracle, random, text, truncate, visual, vskip"
+
+
 def test_bad_methods_ratios_and_records_are_refused():
-    with pytest.raises(BadInput, match="valid: dependency, gain, llmlingua2, oracle, random, text, truncate, visual, vskip"):
+    with pytest.raises(BadInput, match=VALID_METHODS):
         compress_records([SCORED], ["tokenskip"], [0.5])
     with pytest.raises(BadInput, match="outside"):
         compress_records([SCORED], ["text"], [1.5])

@@ -159,9 +159,12 @@ def test_a_method_is_one_registered_function():
         del METHODS["longest"]
 
 
+VALID_METHODS = "valid: dependency, gain, llmlingua2, oracle, random, text, truncate, visual, vskip"
+
+
 def test_bad_requests_are_refused():
     chain = dict(text=[1.0], visual=[1.0], word_tokens=[1])
-    with pytest.raises(BadInput, match="valid: dependency, gain, llmlingua2, oracle, random, text, truncate, visual, vskip"):
+    with pytest.raises(BadInput, match=VALID_METHODS):
         keep_mask("llmlingua", ratio=0.5, **chain)
     with pytest.raises(BadInput, match="outside"):
         keep_mask("text", ratio=0.0, **chain)
