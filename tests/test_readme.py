@@ -15,7 +15,7 @@ from vskip.records import read_records
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Appended to a command (argparse keeps the last value): small sizes, so the whole section runs in a test.
-SHRINK = {"synth": ["--n-train", "3", "--n-val", "0", "--n-test", "2"], "distill": ["--steps", "2"]}
+SHRINK = {"synth": ["--n-train", "3", "--n-val", "1", "--n-test", "2"], "distill": ["--steps", "2"]}
 
 
 def readme_commands(text: str, section: str = "Pipeline, step by step") -> list[list[str]]:
@@ -47,7 +47,8 @@ def test_the_readme_pipeline_runs_as_written(tmp_path, monkeypatch, capsys):
     wrong = sum(not record["correct"] for record in generated)
     assert (f"left out {wrong} item(s)" in err) == (wrong > 0)
     info = json.loads(Path("runs/adapters/vskip/vskip_adapter.json").read_text())
-    assert info["examples"] == 4 * (len(generated) - wrong)  # three ratios and the full CoT of each correct item
+    # Three ratios, the full CoT and the auto marker's choice, for each correct item.
+    assert info["examples"] == 5 * (len(generated) - wrong)
     results = json.loads(Path("runs/eval/vskip-0.5.json").read_text())
     assert results["adapter"] == "runs/adapters/vskip" and results["ratio"] == 0.5 and results["n"] == 8
     assert results["act_ratio"] is not None and "warning" not in err
