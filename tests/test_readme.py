@@ -51,6 +51,8 @@ def test_the_readme_pipeline_runs_as_written(tmp_path, monkeypatch, capsys):
     assert info["examples"] == 5 * (len(generated) - wrong)
     results = json.loads(Path("runs/eval/vskip-0.5.json").read_text())
     assert results["adapter"] == "runs/adapters/vskip" and results["ratio"] == 0.5 and results["n"] == 8
-    assert results["act_ratio"] is not None and "warning" not in err
+    # No warning but the one the shrunk step count earns (the README's own recipe ends well past its warm-up).
+    assert results["act_ratio"] is not None
+    assert not [line for line in err.splitlines() if "warning" in line and "warm-up" not in line]
     assert Path("runs/eval/vskip-0.5.json.items.jsonl").is_file()
     assert not [path for path in tmp_path.rglob("*") if ".partial" in path.name or ".tmp" in path.name]
