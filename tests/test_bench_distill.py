@@ -47,7 +47,7 @@ def test_forced_accuracy_answers_after_the_given_cot(monkeypatch, tmp_path):
     bench = importlib.import_module("bench_distill")
     from vskip.models import load_model
 
-    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, progress=False)
+    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, cot_style="terse", progress=False)  # the teacher's style
     records = [json.loads(line) for line in (tmp_path / "val.jsonl").read_text().splitlines()]
     handed = [{**record, "compressed_cot": record["cot"], "ratio": 1.0} for record in records]
     assert bench.forced_accuracy(load_model("vskip-tiny"), handed, tmp_path, 1.0, batch_size=4) == 1.0
