@@ -11,8 +11,10 @@ from collections import Counter
 import pytest
 from PIL import Image
 
+from vskip.cli import main
 from vskip.records import read_records
 from vskip.synth import (
+    COT_STYLES,
     FAMILIES,
     VOCABULARY,
     attribute_words,
@@ -252,6 +254,13 @@ def test_both_styles_draw_the_same_items_and_images(tmp_path):
                 {k: v for k, v in terse.items() if k not in ("cot", "visual_words")}
             assert essential_cot(natural) == terse["cot"]
     assert files(tmp_path / "t" / "images") == files(tmp_path / "n" / "images")
+
+
+def test_the_command_line_writes_either_style(tmp_path):
+    for style in COT_STYLES:
+        argv = ["synth", "--out", str(tmp_path / style), "--n-train", "1", "--n-val", "0", "--n-test", "0"]
+        assert main([*argv, "--cot-style", style]) == 0
+        assert all(("essential" in r) == (style == "natural") for r in read_records(tmp_path / style / "train.jsonl"))
 
 
 def twins(n: int):

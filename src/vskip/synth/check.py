@@ -12,15 +12,15 @@ Words are `text.split()`, compared in lower case with surrounding punctuation st
   lines: a compressed CoT drops whole entries of it.
 
 Arithmetic ("4 plus 3 makes 7") and counts are reasoning, not attributes, and are not checked.
-Neither is what a CoT asks or refers to, as natural CoTs restate the question: words in a
+Nor is what a CoT asks or refers to, as natural CoTs restate the question: words in a
 question (a sentence ending in "?", or a clause opened by how, whether, if, what or which, up to
 its comma or full stop: "To determine whether there is a green star,"), and a pair after "the"
 that no position follows ("the shape left of the blue star"). Every claim a reference CoT of
 vskip-synth makes is one of these, so the count is exact there, and a natural reference CoT
 makes the same claims as its terse twin.
 
-A reference CoT's last sentence concludes (the count, the sum, the neighbour, the yes or no);
-the claims before it are its premises. A natural CoT may restate its conclusion after it, in
+A reference CoT's walk ends with its conclusion (the count, the sum, the neighbour, the yes or no);
+the claims before it are its premises. A natural CoT may restate the conclusion after it, in
 sentences that open with "So", "Therefore" or "Thus" (`CONCLUDING`); those are not premises
 either. `premises_true` asks whether a CoT got the premises right, which splits a wrong answer
 into wrong evidence and a wrong step from right evidence.
