@@ -49,18 +49,18 @@ def lookups(record: Record) -> list[tuple[str, int, list[int]]]:
         return [("doc: the next line", index, list(line_cells(line))) for line, index in enumerate(walked)]
     scene = record["scene"]
     found = []
+    colours = [word["index"] for word in visual if word["type"] == "colour"]  # the walk's, in order
     if record["task"] == "count" and "the star" in record["question"]:
         star = next(obj for obj in scene if obj["shape"] == "star")
         index = next(word["index"] for word in visual if word["type"] == "position")  # "row R"
         found.append(("count: the star", index, [cell_of(star)]))
-    walk_start = record["cot"].split().index("see")
-    colours = [word["index"] for word in visual if word["type"] == "colour" and word["index"] > walk_start]
+        colours = colours[1:]  # after the star's own ("The star at row R column C is red.")
     found += [("walk: the next object", index, [cell_of(obj)]) for index, obj in zip(colours, scene)]
     if record["task"] == "relate":
         asked = re.search(rf"({'|'.join(DIRECTIONS)}) the (\w+) (\w+)\?", record["question"])
         direction, colour, shape = asked.groups()
         ref = next(obj for obj in scene if (obj["colour"], obj["shape"]) == (colour, shape))
-        found.append(("relate: the neighbour", colours[len(scene)], [cell_of(ref) + DIRECTIONS[direction][0]]))
+        found.append(("relate: the neighbour", colours[len(scene)], [cell_of(ref) + DIRECTIONS[direction]]))
     return found
 
 

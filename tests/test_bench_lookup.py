@@ -11,7 +11,7 @@ import pytest
 
 from vskip.models import TINY_DIR
 from vskip.records import read_records
-from vskip.synth import build
+from vskip.synth import COT_STYLES, build
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -22,8 +22,10 @@ def bench(monkeypatch):
     return importlib.import_module("bench_lookup")
 
 
-def test_each_lookup_names_the_word_read_and_its_target(bench, tmp_path):
-    records = read_records(build(tmp_path, seed=4, n_train=0, n_val=8, n_test=0, progress=False)["val"])
+@pytest.mark.parametrize("cot_style", COT_STYLES)
+def test_each_lookup_names_the_word_read_and_its_target(bench, tmp_path, cot_style):
+    paths = build(tmp_path, seed=4, n_train=0, n_val=8, n_test=0, cot_style=cot_style, progress=False)
+    records = read_records(paths["val"])
     for record in records:
         words = [word.strip(".,") for word in record["cot"].split()]
         found = bench.lookups(record)
@@ -50,7 +52,8 @@ def test_each_lookup_names_the_word_read_and_its_target(bench, tmp_path):
 
 @pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
 def test_the_shipped_model_walks_the_image(bench, monkeypatch, tmp_path):
-    paths = build(tmp_path / "synth", seed=5, n_train=0, n_val=12, n_test=0, progress=False)
+    # Terse CoTs: the style vskip-tiny was trained on.
+    paths = build(tmp_path / "synth", seed=5, n_train=0, n_val=12, n_test=0, cot_style="terse", progress=False)
     out = tmp_path / "lookup.json"
     monkeypatch.setattr(sys, "argv", ["bench_lookup.py", "--data", str(paths["val"]), "--out", str(out)])
     bench.main()

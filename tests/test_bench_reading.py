@@ -11,7 +11,7 @@ import pytest
 
 from vskip.models import TINY_DIR
 from vskip.records import read_records
-from vskip.synth import build
+from vskip.synth import COT_STYLES, build
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -22,8 +22,10 @@ def bench(monkeypatch):
     return importlib.import_module("bench_reading")
 
 
-def test_roles_split_positions_by_axis_and_place_and_attributes_by_the_question(bench, tmp_path):
-    records = read_records(build(tmp_path, seed=4, n_train=0, n_val=6, n_test=0, progress=False)["val"])
+@pytest.mark.parametrize("cot_style", COT_STYLES)
+def test_roles_split_positions_by_axis_and_place_and_attributes_by_the_question(bench, tmp_path, cot_style):
+    paths = build(tmp_path, seed=4, n_train=0, n_val=6, n_test=0, cot_style=cot_style, progress=False)
+    records = read_records(paths["val"])
     relate = next(r for r in records if r["task"] == "relate")
     roles = bench.word_roles(relate)
     asked = set(relate["question"].rstrip("?").split())
@@ -41,7 +43,8 @@ def test_roles_split_positions_by_axis_and_place_and_attributes_by_the_question(
 
 @pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
 def test_the_shipped_model_reads_its_receipts(bench, monkeypatch, tmp_path):
-    paths = build(tmp_path / "synth", seed=4, n_train=0, n_val=5, n_test=0, progress=False)
+    # Terse CoTs: the style vskip-tiny was trained on.
+    paths = build(tmp_path / "synth", seed=4, n_train=0, n_val=5, n_test=0, cot_style="terse", progress=False)
     out = tmp_path / "reading.json"
     monkeypatch.setattr(sys, "argv", ["bench_reading.py", "--data", str(paths["val"]), "--out", str(out)])
     bench.main()

@@ -121,7 +121,7 @@ def test_the_cli_times_the_baseline_s_own_model_beside_the_run(saved_tiny, image
 
 def test_forced_answers_follow_the_handed_cot(tmp_path):
     """The shipped teacher, handed each item's reference CoT, answers what the CoT concludes."""
-    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, progress=False)
+    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, cot_style="terse", progress=False)  # the teacher's style
     records = read_records(tmp_path / "val.jsonl")
     teacher = load_model("vskip-tiny")
     handed = [{**record, "compressed_cot": record["cot"]} for record in records]

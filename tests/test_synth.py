@@ -1,18 +1,35 @@
-"""vskip.synth: determinism, answers recomputed from the ground truth, tags, POPE balance, pixels."""
+"""vskip.synth: determinism, answers recomputed from the ground truth, tags, POPE balance, pixels, CoT styles."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
+import statistics
 from collections import Counter
 
 import pytest
 from PIL import Image
 
+from vskip.cli import main
 from vskip.records import read_records
-from vskip.synth import FAMILIES, VOCABULARY, build, corpus_text, hallucinated_words, make_item, premises_true
+from vskip.synth import (
+    COT_STYLES,
+    FAMILIES,
+    VOCABULARY,
+    attribute_words,
+    build,
+    corpus_text,
+    essential_cot,
+    hallucinated_words,
+    make_item,
+    premises_true,
+)
+from vskip.synth.build import split_items
+from vskip.synth.check import CONCLUDING
 from vskip.synth.scenes import random_scene
-from vskip.synth.words import COLOURS
+from vskip.synth.style import POOLS, REAL_SHARES, SKEW, draws, dress, fill
+from vskip.synth.words import COLOURS, ROLES
 
 SHAPE_OF_PLURAL = {
     "circles": "circle",
@@ -96,7 +113,7 @@ def test_scene_cots_walk_the_scene_and_number_each_match(built):
     """Every scene CoT lists all objects in reading order; the matches of the question are numbered."""
     _, records = built
     for r in (r for r in records if r["task"] != "doc"):
-        walk = re.search(r"I see (.*?)\.", r["cot"])[1]
+        walk = re.search(r"I see (.*?)\.", essential_cot(r))[1]
         listed = re.findall(r"an? (\w+) (\w+)(?: \((\d)\))?", walk)
         assert [(c, s) for c, s, _ in listed] == [(o["colour"], o["shape"]) for o in r["scene"]]
         marks = [int(mark) for _, _, mark in listed if mark]
@@ -108,14 +125,14 @@ def test_scene_cots_walk_the_scene_and_number_each_match(built):
         else:  # relate: the reference, whose neighbour is the object just before or after it
             (ref,) = [i for i, (_, _, mark) in enumerate(listed) if mark]
             neighbour = listed[ref - 1 if "left of" in r["question"] else ref + 1]
-            assert r["cot"].endswith(f"{neighbour[0]} {neighbour[1]}.")
+            assert essential_cot(r).endswith(f"{neighbour[0]} {neighbour[1]}.")
 
 
 def test_receipt_cots_read_every_line_then_the_asked_prices(built):
     """Every receipt CoT reads its lines in order, then names the question's items in its order."""
     _, records = built
     for r in (r for r in records if r["task"] == "doc"):
-        walk, *steps = r["cot"].split(". ")
+        walk, *steps = essential_cot(r).split(". ")
         assert re.findall(r"(\w+) (\d)", walk) == [(line["item"], str(line["price"])) for line in r["document"]]
         asked = re.findall(r"the (\w+)", r["question"])
         assert [step.split()[:3] for step in steps[: len(asked)]] == [["The", item, "costs"] for item in asked]
@@ -141,7 +158,8 @@ def test_visual_words_point_at_cot_words(built):
         for vw in r["visual_words"]:
             assert words[vw["index"]].strip(".,?!") == vw["word"]
             assert vw["type"] in {"colour", "shape", "value", "position", "object"}
-        assert len(words) <= 45
+            assert r["roles"][vw["index"]] == "A" and r["essential"][vw["index"]]
+        assert len(essential_cot(r).split()) <= 45
 
 
 def test_reference_cots_make_only_true_claims(built):
@@ -215,6 +233,118 @@ def test_make_item_pure():
     assert a[0] == b[0] and a[1].tobytes() == b[1].tobytes()
 
 
+# sha256 of train, val and test.jsonl of `build(seed=5, n_train=12, n_val=6, n_test=6)` as written by
+# vskip-synth before the natural style existed (commit 10d03ad): the terse style must not change a byte.
+TERSE_SHA256 = "4aeaac743e972a6f896104dde5981fbeefc6005e0ac2690fa6d55ab6258639a9"
+
+
+def test_terse_writes_what_vskip_synth_wrote_before(tmp_path):
+    paths = build(tmp_path, seed=5, n_train=12, n_val=6, n_test=6, cot_style="terse", progress=False)
+    digest = hashlib.sha256(b"".join(paths[split].read_bytes() for split in ("train", "val", "test")))
+    assert digest.hexdigest() == TERSE_SHA256
+
+
+def test_both_styles_draw_the_same_items_and_images(tmp_path):
+    kwargs = dict(seed=3, n_train=4, n_val=2, n_test=2, progress=False)
+    terse_paths, natural_paths = build(tmp_path / "t", cot_style="terse", **kwargs), build(tmp_path / "n", **kwargs)
+    for split in ("train", "val", "test"):
+        for terse, natural in zip(read_records(terse_paths[split]), read_records(natural_paths[split]), strict=True):
+            assert {"roles", "essential"}.isdisjoint(terse)
+            assert {k: v for k, v in natural.items() if k not in ("cot", "visual_words", "roles", "essential")} == \
+                {k: v for k, v in terse.items() if k not in ("cot", "visual_words")}
+            assert essential_cot(natural) == terse["cot"]
+    assert files(tmp_path / "t" / "images") == files(tmp_path / "n" / "images")
+
+
+def test_the_command_line_writes_either_style(tmp_path):
+    for style in COT_STYLES:
+        argv = ["synth", "--out", str(tmp_path / style), "--n-train", "1", "--n-val", "0", "--n-test", "0"]
+        assert main([*argv, "--cot-style", style]) == 0
+        assert all(("essential" in r) == (style == "natural") for r in read_records(tmp_path / style / "train.jsonl"))
+
+
+def twins(n: int):
+    """(terse, natural) records of n val items of every family, in memory (no pictures)."""
+    for family in FAMILIES:
+        for _, record, _, dressing in split_items(family, "val", n, seed=2):
+            cot = record.pop("cot")
+            terse = {**record, "cot": cot.text, "visual_words": cot.visual_words}
+            natural = dress(cot, draws(cot, dressing))
+            yield terse, {**record, "cot": natural.text, "visual_words": natural.visual_words,
+                          "roles": "".join(natural.roles), "essential": natural.essential}
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return list(twins(150))
+
+
+def test_the_essential_words_of_a_natural_cot_are_its_terse_twin(pairs):
+    for terse, natural in pairs:
+        words = natural["cot"].split()
+        assert len(natural["roles"]) == len(natural["essential"]) == len(words) and set(natural["roles"]) <= set(ROLES)
+        assert " ".join(word for word, keep in zip(words, natural["essential"]) if keep) == terse["cot"]
+        kept = [i for i, keep in enumerate(natural["essential"]) if keep]
+        assert natural["visual_words"] == [{**vw, "index": kept[vw["index"]]} for vw in terse["visual_words"]]
+        anchors = [i for i, role in enumerate(natural["roles"]) if role == "A"]
+        assert anchors == [vw["index"] for vw in natural["visual_words"]]
+
+
+def test_natural_cots_make_their_terse_twins_claims(pairs):
+    """Restating the question and the conclusion claims nothing: the checker reads both styles alike."""
+    for terse, natural in pairs:
+        claims = [(m.claim, m.true) for m in attribute_words(natural)]
+        assert claims == [(m.claim, m.true) for m in attribute_words(terse)] and all(true for _, true in claims)
+        assert premises_true(natural, natural["cot"]) == premises_true(terse, terse["cot"])
+
+
+def test_each_slot_precedes_one_kind_of_walk_sentence():
+    """The next step after any dressing is never ambiguous, and dressing never changes a walk word."""
+    follows = {}
+    for family in FAMILIES:
+        for _, record, _, _ in split_items(family, "train", 100):
+            cot = record["cot"]
+            for at, slot in cot.slots:
+                word = cot.words[at] if at < len(cot.words) else "<end>"
+                follows.setdefault(slot, set()).add("N" if word.isdigit() else word)
+    assert follows == {"opener": {"I"}, "count ask": {"I"}, "relate ask": {"I"}, "doc ask": {"I"},
+                       "neighbour": {"Left", "Right"}, "prices": {"The"}, "add": {"N"}, "closer": {"<end>"}}
+    for slot, variants in POOLS.items():
+        for text in filter(None, variants):
+            # A phrase runs into the next sentence, so that sentence must open with "I" or a number.
+            assert text.endswith((".", "{question}")) or (text.endswith(",") and follows[slot] <= {"I", "N"})
+            # Only a closer restates the conclusion, so the checker can tell the walk's own from it.
+            assert (text.split()[0].strip(",").lower() in CONCLUDING) == (slot == "closer")
+
+
+def test_every_variant_fills_for_every_item_and_claims_nothing():
+    for family in FAMILIES:
+        for _, record, _, _ in split_items(family, "test", 30):
+            for _, slot in record["cot"].slots:
+                for template in POOLS[slot]:
+                    text = " ".join(word for word, _ in fill(template, record["cot"].fields))
+                    assert attribute_words(record, text) == [], text
+
+
+def test_pools_are_skewed_like_real_models_templates_and_stay_in_the_vocabulary():
+    assert SKEW[0] / sum(SKEW) == 0.3 and sum(SKEW[:3]) / sum(SKEW) == 0.6
+    for variants in POOLS.values():
+        assert 8 <= len(variants) <= len(SKEW) and len(set(variants)) == len(variants)
+        assert {word.strip(".,?") for text in variants for word in text.split() if "{" not in word} <= set(VOCABULARY)
+
+
+def test_natural_cots_spend_their_words_as_real_models_do():
+    """Within 5 points of DESIGN §7's shares of anchors, restating, scaffolding and knowledge, per family."""
+    for family in FAMILIES:
+        shares = {role: [] for role in ROLES}
+        for _, record, _, dressing in split_items(family, "val", 300):
+            roles = dress(record["cot"], draws(record["cot"], dressing)).roles
+            for role in ROLES:
+                shares[role].append(roles.count(role) / len(roles))
+        for role in ROLES:
+            assert abs(100 * statistics.mean(shares[role]) - REAL_SHARES[family][role]) <= 5, (family, role)
+
+
 SCENE = {
     "task": "count",
     "scene": [
@@ -250,6 +380,12 @@ DOC = {
         (DOC, "I see tea 4, jam 3 and egg 1. The jam costs 3.", (4, 0)),
         # A walk's order is not checked (compression drops entries); each pair is.
         (DOC, "I see jam 3, tea 4 and egg 2. The jam costs 3.", (4, 1)),
+        # What a CoT asks or refers to is not claimed: a question, a clause opened by a question word, "the" pair.
+        (SCENE, "Is there a green star? I see a red star.", (1, 0)),
+        (SCENE, "To determine whether there is a green star, I see a red star.", (1, 0)),
+        (SCENE, "To determine how many green stars there are, I see a red star.", (1, 0)),
+        (SCENE, "To find the shape left of the green star, I see a green star.", (1, 1)),
+        (DOC, "To determine how much the jam costs, I see jam 3. So the price of the jam is 3.", (1, 0)),
     ],
 )
 def test_hallucinated_words(record, text, expected):
@@ -270,6 +406,11 @@ def test_hallucinated_words(record, text, expected):
         (DOC, "The tea on line 2 costs 4. The jam on line 2 costs 3. 4 plus 3 makes 7.", False),
         (DOC, "I see tea 4, jam 3 and egg 1. The egg costs 1. The jam costs 3. 1 plus 3 makes 5.", True),
         (DOC, "I see tea 4, jam 5 and egg 1. The egg costs 1. The jam costs 5. 1 plus 5 makes 6.", False),
+        # A closer restates the conclusion: the conclusion is the last sentence before it.
+        (SCENE, "I see a red star. There is a green star. So yes, there is one.", True),
+        (SCENE, "I see a green star. There is a green star. Therefore, the answer is yes.", False),
+        (DOC, "I see tea 4, jam 3 and egg 1. The jam costs 3. So the price of the jam is 3.", True),
+        (DOC, "The jam costs 3. Thus, the answer is 3.", None),
     ],
 )
 def test_premises_true(record, text, expected):

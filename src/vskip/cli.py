@@ -227,7 +227,8 @@ def cmd_synth(args) -> None:
     if empty:
         _warn(f"{' and '.join(f'{split}.jsonl' for split in empty)} will hold no records "
               f"({', '.join(f'--n-{split} 0' for split in empty)})")
-    paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
+    paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
+                  cot_style=args.cot_style)
     for split, path in paths.items():
         print(f"{split}: {path}")
 
@@ -455,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         VISUAL_ROWS,
         VisualPath,
     )
+    from .synth.style import COT_STYLES
 
     default_visual = VisualPath()
     parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
@@ -474,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-train", type=_count, default=SYNTH_TRAIN, help="training items per family")
     synth.add_argument("--n-val", type=_count, default=SYNTH_VAL, help="validation items per family")
     synth.add_argument("--n-test", type=_count, default=SYNTH_TEST, help="test items per family")
+    synth.add_argument("--cot-style", choices=COT_STYLES, default="natural",
+                       help="reference CoTs as real models write them, or the bare walk (the same items)")
     synth.set_defaults(run=cmd_synth)
 
     data = command(commands, "data", "datasets").add_subparsers(dest="data_command", required=True)

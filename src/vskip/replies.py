@@ -9,11 +9,11 @@ from .records import Record
 
 
 def generated_record(record: Record, mode: Mode, text: str, tokenizer, latency_s: float, precision: str) -> Record:
-    """The output record of one generation: the input's fields (its `cot` kept as `reference_cot`) plus
-    `mode`, `cot`, `prediction`, `correct`, `cot_tokens`, `latency_s`, and the model's `precision` under
-    `precision["generate"]`."""
+    """The output record of one generation: the input's fields (its `cot` kept as `reference_cot`, without the
+    flags that index the reference CoT's words, `essential` and `roles`) plus `mode`, `cot`, `prediction`,
+    `correct`, `cot_tokens`, `latency_s`, and the model's `precision` under `precision["generate"]`."""
     cot, prediction = split_response(text)
-    result = {key: value for key, value in record.items() if key != "cot"}
+    result = {key: value for key, value in record.items() if key not in ("cot", "essential", "roles")}
     if record.get("cot") is not None:
         result["reference_cot"] = record["cot"]
     result.update(

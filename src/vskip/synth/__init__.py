@@ -14,10 +14,10 @@ uniform. Each item has a usual price (tea 2, bun 3, jam 4, egg 1, pie 6, milk 5)
 otherwise uniform over the other prices.
 
 Families (record field `task`), each answered in two or more steps the CoT spells out. The scene
-families' CoTs walk the scene: "I see a red star, a red square (1) and a blue square." names every
-object in reading order and numbers each match of the question as it is met, so no step has to find
-a colour-and-shape pair among the image tokens at once (a 4-layer model trained from scratch did not
-learn that; BENCHMARKS.md).
+families' CoTs walk the scene (terse style; see CoT styles below): "I see a red star, a red square
+(1) and a blue square." names every object in reading order and numbers each match of the question
+as it is met, so no step has to find a colour-and-shape pair among the image tokens at once (a
+4-layer model trained from scratch did not learn that; BENCHMARKS.md).
 - count: "How many other objects are the same colour as the star?" (find the star and its colour,
   then walk) or "How many red squares are there?" (near misses share one attribute); the last
   number of the walk is the answer, 0-3 as digits.
@@ -30,11 +30,19 @@ learn that; BENCHMARKS.md).
   random (any absent pair), popular (an absent yellow star / red circle) and adversarial (colour
   and shape both in the scene, never together).
 
+CoT styles (`build(..., cot_style=...)`): "terse" writes the bare walk above; "natural" (the
+default) writes the same walk, every word in order, dressed as real models write (`synth.style`):
+"To determine how many red squares there are, I see a red star, a red square (1) and a blue
+square (2). That makes 2." Both styles draw the same items, ids and images for a seed.
+
 Record (one JSON line): `id`, `image` (relative to the JSONL file), `task`, `question`, `answer`,
 `cot`, `visual_words` (`{"index", "word", "type"}` for each CoT word that is a fact of the image,
-`index` into `cot.split()`, `type` one of colour / shape / position / object / value), ground
-truth `scene` (`{"colour", "shape", "row", "col"}` each) or `document` (`{"item", "price"}` per
-line, top to bottom), and for pope `category` (positive / random / popular / adversarial).
+`index` into `cot.split()`, `type` one of colour / shape / position / object / value); for a
+natural CoT `roles` (one letter per CoT word: A anchor, a visual word; R restated from the
+question; S scaffolding; K knowledge or arithmetic) and `essential` (one boolean per CoT word,
+true for the words of its terse twin: `essential_cot` gives that CoT back); ground truth `scene`
+(`{"colour", "shape", "row", "col"}` each) or `document` (`{"item", "price"}` per line, top to
+bottom), and for pope `category` (positive / random / popular / adversarial).
 
     from vskip.synth import build
     build("runs/synth", seed=0, n_train=2000, n_val=100, n_test=300)
@@ -45,9 +53,11 @@ from __future__ import annotations
 from .build import FAMILIES, SPLITS, build, corpus_text, make_item
 from .check import Mention, attribute_words, hallucinated_words, premises_true
 from .grounding import grounding_question
+from .style import COT_STYLES, essential_cot
 from .words import VOCABULARY, contradicts_prior
 
 __all__ = [
+    "COT_STYLES",
     "FAMILIES",
     "SPLITS",
     "VOCABULARY",
@@ -56,6 +66,7 @@ __all__ = [
     "build",
     "contradicts_prior",
     "corpus_text",
+    "essential_cot",
     "grounding_question",
     "hallucinated_words",
     "make_item",

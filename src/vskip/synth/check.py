@@ -12,11 +12,18 @@ Words are `text.split()`, compared in lower case with surrounding punctuation st
   lines: a compressed CoT drops whole entries of it.
 
 Arithmetic ("4 plus 3 makes 7") and counts are reasoning, not attributes, and are not checked.
-Every claim a reference CoT of vskip-synth makes is one of these, so the count is exact there.
+Nor is what a CoT asks or refers to, as natural CoTs restate the question: words in a
+question (a sentence ending in "?", or a clause opened by how, whether, if, what or which, up to
+its comma or full stop: "To determine whether there is a green star,"), and a pair after "the"
+that no position follows ("the shape left of the blue star"). Every claim a reference CoT of
+vskip-synth makes is one of these, so the count is exact there, and a natural reference CoT
+makes the same claims as its terse twin.
 
-A reference CoT's last sentence concludes (the count, the sum, the neighbour, the yes or no);
-the claims before it are its premises. `premises_true` asks whether a CoT got those right, which
-splits a wrong answer into wrong evidence and a wrong step from right evidence.
+A reference CoT's walk ends with its conclusion (the count, the sum, the neighbour, the yes or no);
+the claims before it are its premises. A natural CoT may restate the conclusion after it, in
+sentences that open with "So", "Therefore" or "Thus" (`CONCLUDING`); those are not premises
+either. `premises_true` asks whether a CoT got the premises right, which splits a wrong answer
+into wrong evidence and a wrong step from right evidence.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from typing import Any
 from .words import COLOURS, ITEMS, PLURALS, SHAPES
 
 _SHAPE_OF = {**{s: s for s in SHAPES}, **{p: s for s, p in PLURALS.items()}}
+QUESTION_WORDS = frozenset({"how", "whether", "if", "what", "which"})
+# The words a sentence that restates a CoT's conclusion opens with (lower case, bare).
+CONCLUDING = frozenset({"so", "therefore", "thus"})
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,26 @@ def attribute_words(record: dict[str, Any], text: str | None = None) -> list[Men
     text = record["cot"] if text is None else text
     words = _bare(text)
     if record.get("document") is not None:
-        return _document_claims(words, record["document"])
-    return _scene_claims(words, record["scene"])
+        mentions = _document_claims(words, record["document"])
+    else:
+        mentions = _scene_claims(words, record["scene"])
+    asked = _asked(text.split())
+    return [mention for mention in mentions if not asked[mention.start]]
+
+
+def _asked(raw: list[str]) -> list[bool]:
+    """Whether each word is in a question: a sentence ending in '?', or a clause opened by a question word."""
+    asked, sentence, clause = [False] * len(raw), 0, False
+    for i, word in enumerate(raw):
+        clause = clause or word.strip(".,;:!?\"'()").lower() in QUESTION_WORDS
+        asked[i] = clause
+        if word.endswith("?"):
+            asked[sentence : i + 1] = [True] * (i + 1 - sentence)
+        if word.endswith((".", "?", "!")):
+            sentence = i + 1
+        if word.endswith((",", ".", "?", "!", ";", ":")):
+            clause = False
+    return asked
 
 
 def hallucinated_words(record: dict[str, Any], cot_text: str) -> tuple[int, int]:
@@ -68,10 +96,12 @@ def hallucinated_words(record: dict[str, Any], cot_text: str) -> tuple[int, int]
 
 
 def premises_true(record: dict[str, Any], text: str) -> bool | None:
-    """Whether every claim before the last sentence of `text` holds; None when it makes none."""
-    body = text.strip().rstrip(".")
-    cut = body.rfind(". ")
-    mentions = attribute_words(record, body[: cut + 1]) if cut >= 0 else []
+    """Whether every claim before the concluding sentence of `text` holds; None when it makes none. The
+    concluding sentence is the last one that does not open with a `CONCLUDING` word."""
+    sentences = text.strip().rstrip(".").split(". ")
+    while len(sentences) > 1 and (_bare(sentences[-1]) or [""])[0] in CONCLUDING:
+        sentences.pop()
+    mentions = attribute_words(record, ". ".join(sentences[:-1]) + ".") if len(sentences) > 1 else []
     return all(m.true for m in mentions) if mentions else None
 
 
@@ -91,6 +121,8 @@ def _scene_claims(words: list[str], scene: list[dict[str, Any]]) -> list[Mention
                 stop = after + 5
             elif i >= 7 and words[i - 2] == "is" and words[i - 1] in ("a", "an") and _cell(words, i - 7):
                 cell, start = _cell(words, i - 7), i - 7
+            if prev == "the" and not cell:
+                continue  # a reference to what the question names ("the shape left of the blue star")
             if prev == "no":
                 mentions.append(Mention(i - 1, stop, f"no {colour} {shape}", (colour, shape) not in present))
             elif cell:

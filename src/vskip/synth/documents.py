@@ -9,12 +9,14 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from .scenes import CELL, GRID, SIZE
-from .words import ITEMS, Cot, prior_price
+from .words import ITEMS, KNOWLEDGE, SCAFFOLD, Cot, phrase, prior_price
 
 LINES = 3
 FONT_SIZE = 18
 MARGIN = 6
 ITEMS_ASKED = (1, 2, 2, 3, 3, 3)  # how many prices a question reads (one drawn): mostly sums
+# What the natural style's templates call a receipt.
+PICTURE = phrase("a receipt with three lines", SCAFFOLD)
 
 
 @lru_cache(maxsize=1)
@@ -57,29 +59,31 @@ def doc_item(rng: random.Random) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     wrong (BENCHMARKS.md)."""
     document = random_document(rng)
     asked = [document[line] for line in rng.sample(range(LINES), rng.choice(ITEMS_ASKED))]
-    cot = Cot().say("I see")
+    cot = Cot().slot("opener").slot("doc ask").say("I see")
     cot.series(document, lambda c, entry: c.fact(entry["item"], "object").fact(entry["price"], "value")).end()
+    cot.slot("prices")
     for entry in asked:
         cot.say("The").fact(entry["item"], "object").say("costs").fact(entry["price"], "value").end()
     total = asked[0]["price"]
     for entry in asked[1:]:
+        cot.slot("add")
         if entry is asked[1]:
             cot.fact(total, "value")  # the first sum adds two prices read from the image
         else:
-            cot.say(str(total))  # a later one adds to the running total
-        cot.say("plus").fact(entry["price"], "value").say(f"makes {total + entry['price']}.")
+            cot.say(str(total), KNOWLEDGE)  # a later one adds to the running total
+        cot.say("plus", KNOWLEDGE).fact(entry["price"], "value").say(f"makes {total + entry['price']}.", KNOWLEDGE)
         total += entry["price"]
+    cot.slot("closer")
     names = [f"the {entry['item']}" for entry in asked]
     if len(asked) == 1:
         question = f"How much does {names[0]} cost?"
+        indirect, what, items = f"how much {names[0]} costs", "the price of", names[0]
     else:
-        question = f"How much do {', '.join(names[:-1])} and {names[-1]} cost together?"
-    record = {
-        "question": question,
-        "answer": str(total),
-        "task": "doc",
-        "cot": cot.text,
-        "visual_words": cot.visual_words,
-        "document": document,
-    }
+        items = f"{', '.join(names[:-1])} and {names[-1]}"
+        question = f"How much do {items} cost together?"
+        indirect, what = f"how much {items} cost together", "the total cost of"
+    value = [(str(total), KNOWLEDGE)]
+    cot.ask(question=phrase(question), asked=phrase(indirect), picture=PICTURE, items=phrase(items), value=value,
+            finding=[*phrase(what, SCAFFOLD), *phrase(items), ("is", SCAFFOLD), *value])
+    record = {"question": question, "answer": str(total), "task": "doc", "cot": cot, "document": document}
     return record, document

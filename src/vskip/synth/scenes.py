@@ -10,7 +10,20 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from .words import COLOURS, DIRECTIONS, PLURALS, SHAPES, USUAL_COLOUR, Cot, article, prior_colour
+from .words import (
+    COLOURS,
+    DIRECTIONS,
+    KNOWLEDGE,
+    PLURALS,
+    RESTATED,
+    SCAFFOLD,
+    SHAPES,
+    USUAL_COLOUR,
+    Cot,
+    article,
+    phrase,
+    prior_colour,
+)
 
 SIZE = 112
 GRID = 4
@@ -134,7 +147,7 @@ def _walk(cot: Cot, scene: list[Obj], matches: Callable[[Obj], bool]) -> list[Ob
         c.thing(obj["colour"], obj["shape"])
         if matches(obj):
             found.append(obj)
-            c.say(f"({len(found)})")
+            c.say(f"({len(found)})", KNOWLEDGE)
 
     cot.say("I see").series(scene, write).end()
     return found
@@ -151,10 +164,11 @@ def count_item(rng: random.Random) -> tuple[dict[str, Any], list[Obj]]:
         matches = [(star, _fresh(rng, lambda c, s: s == "star")[1]) for _ in range(k)]
         scene = _place(rng, [(star, "star")] + matches + others)
         question = "How many other objects are the same colour as the star?"
+        asked = phrase("how many other objects are the same colour")  # as the star, just named
         ref = next(o for o in scene if o["shape"] == "star")
         cot.say("The").fact("star", "shape").say("at").position(ref["row"], ref["col"])
         cot.say("is").fact(star, "colour").end()
-        found = _walk(cot, scene, lambda o: o["colour"] == star and o is not ref)
+        found = _walk(cot.slot("count ask"), scene, lambda o: o["colour"] == star and o is not ref)
     else:
         shape = rng.choice(SHAPES)
         colour = prior_colour(rng, shape)
@@ -170,9 +184,11 @@ def count_item(rng: random.Random) -> tuple[dict[str, Any], list[Obj]]:
                 others.append(_fresh(rng, lambda c, s: (c, s) == (colour, shape)))
         scene = _place(rng, [(colour, shape)] * k + others)
         question = f"How many {colour} {PLURALS[shape]} are there?"
-        found = _walk(cot, scene, lambda o: _pair(o) == (colour, shape))
-    cot.say(f"That makes {len(found)}.")
-    return _record("count", question, str(len(found)), cot, scene), scene
+        asked = phrase(f"how many {colour} {PLURALS[shape]} there are")
+        found = _walk(cot.slot("count ask"), scene, lambda o: _pair(o) == (colour, shape))
+    answer = str(len(found))
+    cot.say(f"That makes {answer}.", KNOWLEDGE).ask(asked=asked)
+    return _record("count", question, answer, cot, scene), scene
 
 
 def relate_item(rng: random.Random) -> tuple[dict[str, Any], list[Obj]]:
@@ -188,22 +204,27 @@ def relate_item(rng: random.Random) -> tuple[dict[str, Any], list[Obj]]:
         options = [
             (o, d)
             for o in unique
-            for d, (dc, _) in DIRECTIONS.items()
+            for d, dc in DIRECTIONS.items()
             if (o["row"], o["col"] + dc) in at
         ]
         if options:
             break
     ref, direction = rng.choice(options)
-    dc, phrase = DIRECTIONS[direction]
+    dc = DIRECTIONS[direction]
     other = at[(ref["row"], ref["col"] + dc)]
     asked = rng.choice(("colour", "shape"))
+    reference = f"the {ref['colour']} {ref['shape']}"
     if asked == "colour":
-        question = f"What colour is the shape {direction} the {ref['colour']} {ref['shape']}?"
+        question = f"What colour is the shape {direction} {reference}?"
+        indirect = f"what colour the shape {direction} {reference} is"
     else:
-        question = f"What shape is {direction} the {ref['colour']} {ref['shape']}?"
-    cot = Cot()
+        question = f"What shape is {direction} {reference}?"
+        indirect = f"what shape is {direction} {reference}"
+    cot = Cot().slot("relate ask")
     _walk(cot, scene, lambda o: o is ref)
-    cot.say(phrase).thing(other["colour"], other["shape"]).end()
+    cot.slot("neighbour").say(direction.capitalize(), RESTATED).say("it is").thing(other["colour"], other["shape"])
+    cot.end().ask(asked=phrase(indirect), topic=phrase(f"the shape {direction} {reference}"),
+                  before=phrase("before" if dc < 0 else "after", KNOWLEDGE))
     return _record("relate", question, other[asked], cot, scene), scene
 
 
@@ -242,19 +263,15 @@ def pope_item(rng: random.Random, category: str) -> tuple[dict[str, Any], list[O
     if category == "positive":
         cot.say("There is").thing(colour, shape).end()
     else:
-        cot.say(f"There is no {colour} {shape}.")
+        cot.say("There is").say("no", KNOWLEDGE).say(f"{colour} {shape}.", RESTATED)
     answer = "yes" if category == "positive" else "no"
+    finding = [(f"{answer},", KNOWLEDGE), *phrase("there is one" if answer == "yes" else "there is none", SCAFFOLD)]
+    cot.slot("closer").ask(value=[(answer, KNOWLEDGE)], finding=finding)
     record = _record("pope", question, answer, cot, scene)
     record["category"] = category
     return record, scene
 
 
 def _record(task: str, question: str, answer: str, cot: Cot, scene: list[Obj]) -> dict[str, Any]:
-    return {
-        "question": question,
-        "answer": answer,
-        "task": task,
-        "cot": cot.text,
-        "visual_words": cot.visual_words,
-        "scene": scene,
-    }
+    cot.ask(question=phrase(question))
+    return {"question": question, "answer": answer, "task": task, "cot": cot, "scene": scene}

@@ -26,17 +26,20 @@ USUAL_PRICE: dict[str, int] = {"tea": 2, "bun": 3, "jam": 4, "egg": 1, "pie": 6,
 USUAL_PRICE_SHARE = 0.6
 PRICES: tuple[int, ...] = tuple(range(1, 10))
 
-DIRECTIONS: dict[str, tuple[int, str]] = {
-    # question phrase -> (column step, CoT phrase)
-    "left of": (-1, "Left of it is"),
-    "right of": (1, "Right of it is"),
-}
+# question phrase -> column step; the CoT says "Left of it is ..."
+DIRECTIONS: dict[str, int] = {"left of": -1, "right of": 1}
 
-# Every word a template writes besides the attribute words above (punctuation stripped).
+# Every word a template writes besides the attribute words above (punctuation stripped): the terse
+# walk's and questions', then the natural style's dressing (`synth.style`).
 TEMPLATE_WORDS = (
     "How many other objects are the same colour as star There is a an at row column That makes no "
     "red squares there What shape colour is left of right Left Right it The "
-    "I see and Is yes much do cost together does costs on line plus"
+    "I see and Is yes much do cost together does costs on line plus "
+    "To to In in Its its Next next Reading reading Looking Let me So Therefore Thus Now Then Together "
+    "Adding after before answer appears asked asks away based by carefully check clearly comes count "
+    "determine each examine find for how identify image item items just lines list look names need "
+    "neighbour none one order out price prices question receipt show shows them these three total up what will "
+    "with work"
 ).split()
 
 
@@ -71,30 +74,62 @@ def prior_price(rng: random.Random, item: str) -> int:
     return rng.choice([p for p in PRICES if p != usual])
 
 
-class Cot:
-    """A chain of thought written word by word; words that are facts of the image carry their type.
+# The role of each word of a chain of thought (DESIGN §7): an anchor read off the image (a visual
+# word), the question restated, scaffolding, or knowledge and arithmetic (counters, sums, comparisons).
+ANCHOR, RESTATED, SCAFFOLD, KNOWLEDGE = "A", "R", "S", "K"
+ROLES = (ANCHOR, RESTATED, SCAFFOLD, KNOWLEDGE)
 
-    `say("The star is")` adds plain words; `fact("red", "colour")` adds one visual word; `end(".")`
-    glues punctuation to the last word. `visual_words` indexes `text.split()`.
+
+class Cot:
+    """A chain of thought written word by word; each word carries its role, and facts of the image their type.
+
+    `say("The star is")` adds scaffolding words (or words of another `role`); `fact("red", "colour")`
+    adds one visual word (an anchor); `end(".")` glues punctuation to the last word. The natural
+    style (`synth.style`) dresses a terse walk at its slots: `slot("count ask")` marks one before the
+    next word, `ask(asked=...)` gives the question's phrases its templates restate. `visual_words`
+    indexes `text.split()`; `essential` is false for dressing words, true for the walk's own.
     """
 
     def __init__(self) -> None:
         self.words: list[str] = []
         self.types: list[str | None] = []
+        self.roles: list[str] = []
+        self.essential: list[bool] = []
+        self.slots: list[tuple[int, str]] = []  # (the number of words written before it, slot name)
+        self.fields: dict[str, list[tuple[str, str]]] = {}
 
-    def say(self, text: str) -> Cot:
+    def _add(self, word: str, kind: str | None, role: str, essential: bool) -> None:
+        self.words.append(word)
+        self.types.append(kind)
+        self.roles.append(role)
+        self.essential.append(essential)
+
+    def say(self, text: str, role: str = SCAFFOLD, *, essential: bool = True) -> Cot:
         for word in text.split():
-            self.words.append(word)
-            self.types.append(None)
+            self._add(word, None, role, essential)
         return self
 
     def fact(self, word: object, kind: str) -> Cot:
-        self.words.append(str(word))
-        self.types.append(kind)
+        self._add(str(word), kind, ANCHOR, True)
+        return self
+
+    def take(self, other: Cot, start: int, stop: int) -> Cot:
+        """Append words `start:stop` of `other`, with their types, roles and essential flags."""
+        for i in range(start, stop):
+            self._add(other.words[i], other.types[i], other.roles[i], other.essential[i])
         return self
 
     def end(self, mark: str = ".") -> Cot:
         self.words[-1] += mark
+        return self
+
+    def slot(self, name: str) -> Cot:
+        self.slots.append((len(self.words), name))
+        return self
+
+    def ask(self, **fields: list[tuple[str, str]]) -> Cot:
+        """Give the phrases a dressing template may name (`{asked}`, `{value}`, ...) as (word, role) pairs."""
+        self.fields.update(fields)
         return self
 
     def position(self, row: int, col: int) -> Cot:
@@ -124,6 +159,11 @@ class Cot:
             for i, (word, kind) in enumerate(zip(self.words, self.types, strict=True))
             if kind is not None
         ]
+
+
+def phrase(text: str, role: str = RESTATED) -> list[tuple[str, str]]:
+    """`text`'s words, each with `role`: a field for `Cot.ask` (join several for mixed roles)."""
+    return [(word, role) for word in text.split()]
 
 
 VOCABULARY: tuple[str, ...] = tuple(
