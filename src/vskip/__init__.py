@@ -2,7 +2,7 @@
 
 The typed public API; each stage is also a `vskip` CLI command:
 
-    from vskip import load_model, generate, score_records, compress_records, distill, evaluate
+    from vskip import load_model, generate, score_records, compress_records, distill, evaluate, merge_student
 """
 
 from .compress import compress_records
@@ -14,6 +14,7 @@ from .evaluate import EvalSettings, evaluate
 from .gate import keep_mask, register_method
 from .generate import generate
 from .lora import load_with_adapter
+from .merge import merge_student
 from .models import LoadedModel, load_model
 from .records import read_records
 from .report import write_report
@@ -36,6 +37,7 @@ __all__ = [
     "keep_mask",
     "load_model",
     "load_with_adapter",
+    "merge_student",
     "read_records",
     "register_method",
     "run_demo",
