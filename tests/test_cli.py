@@ -37,7 +37,8 @@ def options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 def test_every_command_is_reached():
     assert {" ".join(path) for path in COMMANDS} == {
-        "synth", "data import", "tiny train", "generate", "score", "compress", "distill", "evaluate", "demo",
+        "synth", "data import", "tiny train", "generate", "score", "compress", "distill", "merge", "evaluate",
+        "demo",
     }  # fmt: skip
 
 
@@ -82,7 +83,8 @@ def test_the_stages_share_their_common_options():
 
 def test_every_input_is_data_and_scores_is_kept_for_compress(tmp_path):
     for path, parser in COMMANDS.items():
-        inputs = [a.option_strings for a in options(parser) if a.required and a.dest not in ("out", "source")]
+        inputs = [a.option_strings for a in options(parser)
+                  if a.required and a.dest not in ("out", "source", "adapter")]
         assert inputs in ([], [["--data"]], [["--data", "--scores"]]), path
     args = cli.build_parser().parse_args(["compress", "--scores", "s.jsonl", "--out", "c.jsonl"])
     assert args.data == "s.jsonl"

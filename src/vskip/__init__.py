@@ -2,7 +2,7 @@
 
 The typed public API; each stage is also a `vskip` CLI command:
 
-    from vskip import load_model, generate, score_records, compress_records, distill, evaluate
+    from vskip import load_model, generate, score_records, compress_records, distill, evaluate, merge_student
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _DEFINED_IN = {
     "keep_mask": "gate",
     "load_model": "models",
     "load_with_adapter": "lora",
+    "merge_student": "merge",
     "read_records": "records",
     "register_method": "gate",
     "run_demo": "demo",

@@ -348,6 +348,13 @@ def _distill_settings(args):
     )
 
 
+def cmd_merge(args) -> None:
+    from .merge import merge_student
+
+    out = merge_student(args.adapter, args.out, model=args.model, dtype=args.dtype)
+    print(f"saved merged model to {out}")
+
+
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate, ratio_warning, read_baseline
     from .records import REQUIRED_FIELDS
@@ -576,6 +583,15 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")
     distill.set_defaults(run=cmd_distill)
+
+    merge = command(commands, "merge", "merge a LoRA student into its base and save the model, for stacks that "
+                                       "load models, not adapters (vLLM without LoRA, lmms-eval)")
+    merge.add_argument("adapter", help="a LoRA adapter written by `vskip distill`")
+    merge.add_argument("--out", required=True,
+                       help="new or empty directory for the model (safetensors, processor, vskip_adapter.json)")
+    merge.add_argument("--model", help="the base model (default: the one the adapter's vskip_adapter.json names)")
+    _dtype_arg(merge)
+    merge.set_defaults(run=cmd_merge)
 
     evaluate = command(commands, "evaluate", "accuracy, CoT length, latency, VARR, hallucination",
                        "model", "batch", "reply", "backend", "records", "images")

@@ -33,8 +33,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
-from .lora import ADAPTER_INFO, base_signature, peft_wrapping
-from .models import LoadedModel, copy_processor, load_model, model_identity
+from .lora import base_signature, peft_wrapping, write_adapter_info
+from .models import LoadedModel, load_model, model_identity, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
 from .records import Record, check_ratio, require_fields
@@ -260,9 +260,10 @@ def distill(
     if not is_main_process():
         barrier()
         return out_dir
-    model.save_pretrained(out_dir)
     if settings.lora is None:
-        copy_processor(loaded.path, out_dir)
+        save_checkpoint(model, loaded.path, out_dir)
+    else:
+        model.save_pretrained(out_dir)
     info = {
         "base_model": loaded.path,
         "base_signature": base_signature(loaded.model.config),
@@ -277,7 +278,7 @@ def distill(
         "precision": precision,
         "log": log,
     }
-    (out_dir / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    write_adapter_info(out_dir, info)
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     barrier()
     return out_dir

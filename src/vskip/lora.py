@@ -3,8 +3,8 @@
 `vskip distill` writes, beside the PEFT files of an adapter (or the weights of a fully trained model),
 `vskip_adapter.json` with the signature of the base it trained on, its method, γ values and recipe.
 Both generation backends check an adapter here before using it: transformers merges it into the base
-(`load_with_adapter`), vLLM serves it unmerged (`vllm_backend.load_vllm`); a fully trained student
-loads as the model it is (`load_student`).
+(`load_with_adapter`), vLLM serves it unmerged (`vllm_backend.load_vllm`); a fully trained student, or one
+merged into its base for good (`merge.merge_student`), loads as the model it is (`load_student`).
 """
 
 from __future__ import annotations
@@ -42,20 +42,36 @@ def base_signature(config) -> dict:
 
 
 def adapter_info(adapter: str | Path) -> dict:
-    """What `vskip distill` wrote about a student, an adapter or a whole model (`vskip_adapter.json`: base,
-    method, kind, ratios, recipe, precision); empty for one trained elsewhere."""
+    """What `vskip distill` (or `vskip merge`) wrote about a student, an adapter or a whole model
+    (`vskip_adapter.json`: base, method, kind, ratios, recipe, precision); empty for one trained elsewhere."""
     path = Path(adapter) / ADAPTER_INFO
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def write_adapter_info(directory: str | Path, info: dict) -> None:
+    """Write `info` as the student's `vskip_adapter.json` in `directory` (read back by `adapter_info`)."""
+    (Path(directory) / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def peft_adapter_dir(adapter: str | Path) -> Path:
+    """`adapter` if it holds a PEFT adapter (`adapter_config.json`); else `BadInput`, which says so where it holds
+    a model instead (a student distilled with `--full`, or merged), since that one loads as it is."""
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        if (adapter / "config.json").is_file():
+            raise BadInput(f"{adapter}: already a model, not a LoRA adapter (a student distilled with --full, or "
+                           f"merged): it loads as it is, as --model {adapter}")
+        raise BadInput(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
+    return adapter
+
+
 def check_adapter(adapter: str | Path, config, base_path: str) -> None:
-    """`BadInput` unless `adapter` is a PEFT adapter directory distilled from a model like `config`.
+    """`BadInput` unless `adapter` is a PEFT adapter directory (`peft_adapter_dir`) distilled from a model like
+    `config`.
 
     An adapter without `vskip_adapter.json` (trained elsewhere) passes on its PEFT files alone.
     """
-    adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise BadInput(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)")
+    adapter = peft_adapter_dir(adapter)
     trained_on = adapter_info(adapter)
     expected = trained_on.get("base_signature")
     if expected and expected != base_signature(config):

@@ -6,11 +6,11 @@ from .loading import (
     TINY_NAME,
     LoadedModel,
     check_model_source,
-    copy_processor,
     load_model,
     load_processor,
     model_identity,
     resolve,
+    save_checkpoint,
 )
 
 __all__ = [
@@ -21,10 +21,10 @@ __all__ = [
     "TINY_NAME",
     "adapter_for",
     "check_model_source",
-    "copy_processor",
     "load_model",
     "load_processor",
     "model_identity",
     "resolve",
+    "save_checkpoint",
     "supported_model_types",
 ]

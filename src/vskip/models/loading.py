@@ -182,6 +182,13 @@ def copy_processor(name_or_path: str, out_dir: str | Path) -> None:
                 shutil.copyfile(path, Path(out_dir) / path.name)
 
 
+def save_checkpoint(model: torch.nn.Module, source: str, out_dir: str | Path) -> None:
+    """Save `model` in `out_dir` as a checkpoint that loads as any model does: its config and safetensors weights,
+    with the processor files of `source`, the checkpoint it was made from (`copy_processor`)."""
+    model.save_pretrained(out_dir)
+    copy_processor(source, out_dir)
+
+
 def load_processor(path: str, *, trust_remote_code: bool = False):
     """The checkpoint's processor; without torchvision, the same processor for images only.
 
