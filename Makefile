@@ -30,9 +30,10 @@ test-fast: setup
 test-slow: setup
 	$(BIN)/pytest -q -m slow
 
-# The Auto-class load test (tests/test_models.py) needs torchvision, and no torchvision imports beside
-# the CPU pin torch==2.13.0: a second venv takes the pair pip finds on this machine (a CUDA build that
-# runs on the CPU; about 2 minutes and 6 GB the first time). CI runs it after `make test`.
+# The Auto-class load test (tests/test_models.py) and videos end to end (tests/test_video.py) need
+# torchvision, and no torchvision imports beside the CPU pin torch==2.13.0: a second venv takes the pair
+# pip finds on this machine (a CUDA build that runs on the CPU; about 2 minutes and 6 GB the first time).
+# CI runs it after `make test`.
 TV_VENV := .venv-torchvision
 TV_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
@@ -45,4 +46,4 @@ $(TV_VENV)/.installed: pyproject.toml
 
 test-torchvision: $(TV_VENV)/.installed
 	$(TV_VENV)/bin/python -c "from transformers.utils import is_torchvision_available as ok; assert ok(), 'no torchvision'"
-	$(TV_VENV)/bin/pytest -q -rs tests/test_models.py
+	$(TV_VENV)/bin/pytest -q -rs tests/test_models.py tests/test_video.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +20,7 @@ from vskip.models.adapters import LORA_TARGETS
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, score_batch
 
 VOCAB = 96
-IMAGE = 90  # image placeholder token id in the hand-built inputs
+IMAGE, VIDEO = 90, 91  # image and video placeholder token ids in the hand-built inputs
 TEXT = dict(
     vocab_size=VOCAB,
     hidden_size=32,
@@ -34,49 +35,59 @@ TEXT = dict(
 )
 
 
-def _sequences(n_image: int, n_images: int = 1, lengths=(24, 19)):
-    """Two right-padded rows: text, `n_images` runs of `n_image` image tokens, then text (the scored part)."""
+def _sequences(n_tokens: int, runs: tuple[int, ...] = (IMAGE,), lengths=(24, 19)):
+    """Two right-padded rows: text, then per entry of `runs` a run of `n_tokens` of that placeholder (the image's
+    or the video's) and a text token, then text (the scored part)."""
     generator = torch.Generator().manual_seed(1)
     width = max(lengths)
     ids = torch.zeros(len(lengths), width, dtype=torch.long)
     mask = torch.zeros(len(lengths), width, dtype=torch.long)
     for row, length in enumerate(lengths):
         ids[row, :length] = torch.randint(3, 80, (length,), generator=generator)
-        for image in range(n_images):
-            start = 2 + image * (n_image + 1)
-            ids[row, start : start + n_image] = IMAGE
+        for run, token in enumerate(runs):
+            start = 2 + run * (n_tokens + 1)
+            ids[row, start : start + n_tokens] = token
         mask[row, :length] = 1
-    first_text = 2 + n_images * (n_image + 1)
+    first_text = 2 + len(runs) * (n_tokens + 1)
     positions = [list(range(first_text, length)) for length in lengths]
     return ids, mask, positions
 
 
-def _qwen_vision_inputs(n_images_rows: int, grid=(1, 4, 4)):
+def _qwen_vision_inputs(n_images_rows: int, grid=(1, 4, 4), seed: int = 2):
+    """Patches (channels x 2 frames x 14 x 14 each) and grids of one image or video per row."""
     t, h, w = grid
-    patches = torch.randn(n_images_rows * t * h * w, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(2))
+    patches = torch.randn(n_images_rows * t * h * w, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(seed))
     return patches, torch.tensor([grid] * n_images_rows)
 
 
-def build_qwen2_5_vl():
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+QWEN_VISION = {
+    "qwen2_vl": dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2),
+    "qwen2_5_vl": dict(
+        depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, window_size=56,
+        fullatt_block_indexes=[1],
+    ),
+}
 
-    config = Qwen2_5_VLConfig(
+
+def _qwen_model(family: str):
+    """A tiny random Qwen2-VL or Qwen2.5-VL (patches of 14 px, 2 frames deep, merged 2x2) with the hand-built
+    inputs' token ids."""
+    import transformers
+
+    name = {"qwen2_vl": "Qwen2VL", "qwen2_5_vl": "Qwen2_5_VL"}[family]
+    config = getattr(transformers, f"{name}Config")(
         text_config=dict(TEXT, rope_parameters=dict(rope_type="default", rope_theta=10000.0, mrope_section=[1, 1, 2])),
-        vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            num_heads=2,
-            out_hidden_size=32,
-            window_size=56,
-            fullatt_block_indexes=[1],
-        ),
+        vision_config=QWEN_VISION[family],
         image_token_id=IMAGE,
-        video_token_id=91,
+        video_token_id=VIDEO,
         vision_start_token_id=92,
         vision_end_token_id=93,
     )
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    return getattr(transformers, f"{name}ForConditionalGeneration")(config)
+
+
+def build_qwen2_5_vl():
+    model = _qwen_model("qwen2_5_vl")
     ids, mask, positions = _sequences(4)
     pixels, grid = _qwen_vision_inputs(2)
     inputs = dict(
@@ -85,6 +96,26 @@ def build_qwen2_5_vl():
         pixel_values=pixels,
         image_grid_thw=grid,
         mm_token_type_ids=(ids == IMAGE).long(),
+    )
+    return model, inputs, positions
+
+
+def build_qwen_video(family: str):
+    """Each row shows an image, then a two-frame video (one temporal patch: 4 tokens, as the image), as the
+    processor lays them out: `pixel_values_videos` and `video_grid_thw` beside the image's, and the modality of
+    every position in `mm_token_type_ids` (1 image, 2 video), from which M-RoPE places them."""
+    model = _qwen_model(family)
+    ids, mask, positions = _sequences(4, runs=(IMAGE, VIDEO))
+    pixels, grid = _qwen_vision_inputs(2)
+    frames, video_grid = _qwen_vision_inputs(2, seed=6)
+    inputs = dict(
+        input_ids=ids,
+        attention_mask=mask,
+        pixel_values=pixels,
+        image_grid_thw=grid,
+        pixel_values_videos=frames,
+        video_grid_thw=video_grid,
+        mm_token_type_ids=(ids == IMAGE).long() + 2 * (ids == VIDEO).long(),
     )
     return model, inputs, positions
 
@@ -219,11 +250,16 @@ BUILDERS = {
     "idefics3": build_idefics3,
     "mllama": build_mllama,
 }
+# The families that read videos, each row showing an image and a video: the visual path's keys are both.
+VIDEO_BUILDERS = {f"{family}+video": partial(build_qwen_video, family) for family in ("qwen2_vl", "qwen2_5_vl")}
 
 
-def eager_visual_mass(model, adapter, inputs, positions, key_layers, visual: VisualPath) -> list[list[float]]:
+def eager_visual_mass(
+    model, adapter, inputs, positions, key_layers, visual: VisualPath, key_tokens: list[int] | None = None
+) -> list[list[float]]:
     """The visual path from eager `output_attentions`, by the same formula as the capture: at each token's row or
-    the row before (`visual.row`), layers and heads reduced in `visual.aggregation`'s order."""
+    the row before (`visual.row`), the mass on the keys of `key_tokens` (default: the adapter's visual tokens, image
+    and video), layers and heads reduced in `visual.aggregation`'s order."""
     model.set_attn_implementation({"text_config": "eager"})
     try:
         with torch.no_grad():
@@ -231,6 +267,7 @@ def eager_visual_mass(model, adapter, inputs, positions, key_layers, visual: Vis
     finally:
         model.set_attn_implementation({"text_config": "sdpa"})
     gates = adapter.layer_gates(model)
+    key_tokens = torch.tensor(adapter.visual_token_ids(model.config) if key_tokens is None else key_tokens)
     result = []
     for b, tokens in enumerate(positions):
         rows = tokens if visual.row == "own" else [position - 1 for position in tokens]
@@ -246,7 +283,7 @@ def eager_visual_mass(model, adapter, inputs, positions, key_layers, visual: Vis
                 n = real.sum(-1).double()
                 value = (1 - entropy / n.log()) * gates[layer] * real.any(-1)
             else:
-                value = weights[..., inputs["input_ids"][b] == adapter.image_token_id(model.config)].sum(-1)
+                value = weights[..., torch.isin(inputs["input_ids"][b], key_tokens)].sum(-1)
             per_layer.append(value)
         masses = torch.stack(per_layer)  # (key layers, heads, rows)
         reduced = masses.mean(0).amax(0) if visual.aggregation == "layer-mean-head-max" else masses.amax(1).mean(0)
@@ -259,14 +296,14 @@ VISUAL_PATHS = [VisualPath(row=row, aggregation=aggregation) for row in VISUAL_R
 
 
 @pytest.mark.parametrize("visual", VISUAL_PATHS, ids=lambda visual: f"{visual.row}-{visual.aggregation}")
-@pytest.mark.parametrize("family", sorted(BUILDERS))
+@pytest.mark.parametrize("family", sorted(BUILDERS | VIDEO_BUILDERS))
 def test_captured_visual_mass_equals_eager_attention(family, visual, tiny_processor):
     torch.manual_seed(0)
-    builder = BUILDERS[family]
+    builder = (BUILDERS | VIDEO_BUILDERS)[family]
     model, inputs, positions = builder(tiny_processor) if family == "qwen2_vl" else builder()
     model.eval()
     adapter = adapter_for(model.config)
-    assert adapter.name == family
+    assert adapter.name == family.removesuffix("+video")
     key_layers = adapter.image_layers(model.config)  # every layer that sees the image
     visual = replace(visual, key_layers=tuple(key_layers))
     scores = score_batch(model, adapter, inputs, positions, visual=visual)
@@ -283,6 +320,23 @@ def test_captured_visual_mass_equals_eager_attention(family, visual, tiny_proces
     # The capture rides in the layers' own attention calls: the text path is what a plain forward gives.
     plain = score_batch(model, adapter, inputs, positions, visual=None).surprisal
     assert sum(scores.surprisal, []) == pytest.approx(sum(plain, []), abs=1e-5)
+
+
+@pytest.mark.parametrize("family", sorted(VIDEO_BUILDERS))
+def test_the_video_tokens_are_visual_keys(family):
+    """The captured mass counts the video's keys: it exceeds the image's alone by their share of every row."""
+    torch.manual_seed(0)
+    model, inputs, positions = VIDEO_BUILDERS[family]()
+    model.eval()
+    adapter = adapter_for(model.config)
+    assert adapter.video_token_id(model.config) == VIDEO
+    key_layers = adapter.image_layers(model.config)
+    visual = VisualPath(key_layers=tuple(key_layers), aggregation="layer-mean-head-max")
+    captured = score_batch(model, adapter, inputs, positions, visual=visual).visual_mass
+    image_only = eager_visual_mass(model, adapter, inputs, positions, key_layers, visual, key_tokens=[IMAGE])
+    video_only = eager_visual_mass(model, adapter, inputs, positions, key_layers, visual, key_tokens=[VIDEO])
+    assert min(min(row) for row in video_only) > 1e-2
+    assert all(c > i + 1e-2 for rows_c, rows_i in zip(captured, image_only) for c, i in zip(rows_c, rows_i))
 
 
 @pytest.mark.parametrize("aggregation", VISUAL_AGGREGATIONS)

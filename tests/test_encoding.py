@@ -83,6 +83,28 @@ def test_a_record_becomes_its_images_and_the_prompt_of_its_question(tiny_process
     assert blind.images == [] and blind.prompt == chat_prompt(tiny_processor, record["question"], "direct", n_images=0)
 
 
+def test_a_video_is_its_frames_and_a_video_part_of_the_prompt(tiny_processor, image_dataset, monkeypatch):
+    monkeypatch.setattr("vskip.records.torchvision_installed", lambda: True)  # frames load without it
+    record = {"id": "v", "image": "images/2.png", "video": ["images/0.png", "images/1.png"], "question": "Why?"}
+    seen = record_example(tiny_processor, record, image_dataset.parent)
+    assert [image.getpixel((0, 0)) for image in seen.images] == [(0, 128, 0)]
+    assert [[frame.getpixel((0, 0)) for frame in video] for video in seen.videos] == [[(255, 0, 0), (0, 0, 255)]]
+    assert seen.prompt == chat_prompt(tiny_processor, "Why?", "cot", n_images=1, n_videos=1)
+    # The image first, then the video, then the instruction.
+    assert "<|image_pad|><|vision_end|><|vision_start|><|video_pad|><|vision_end|>Why?" in seen.prompt
+    blind = record_example(tiny_processor, record, image_dataset.parent, blind=True)
+    assert blind.videos == [] and "<|video_pad|>" not in blind.prompt
+
+
+def test_a_video_for_a_family_that_reads_none_is_refused_naming_the_record(tiny_processor):
+    from transformers import LlavaConfig
+
+    frames = [Image.new("RGB", (112, 112), "red")] * 2
+    examples = [("r0", Example([frames[0]], "")), ("v", Example([], "", videos=[frames]))]
+    with pytest.raises(BadInput, match="record 'v': llava models read no videos"):
+        check_context(tiny_processor, LlavaConfig(), examples)
+
+
 def test_an_example_longer_than_the_context_is_named_with_its_length(tiny_random):
     processor, config = tiny_random.processor, tiny_random.model.config
     image = Image.new("RGB", (112, 112), "white")

@@ -16,6 +16,7 @@ from vskip.records import (
     first_per_task,
     image_paths,
     load_image,
+    load_video,
     read_records,
     relocate,
     require_fields,
@@ -54,7 +55,9 @@ def test_a_line_separator_inside_a_string_is_not_a_line_break(tmp_path):
         (b'{"id": "b", "question": "caf\xe9"}', ":2: not UTF-8"),
         (b"[1]", ":2: a record must be a JSON object"),
         (json.dumps({**GOOD, "id": "b", "question": ""}).encode(), ":2: record has no 'question'"),
-        (json.dumps({**GOOD, "id": "b", "image": []}).encode(), ":2: record has no 'image'"),
+        (json.dumps({**GOOD, "id": "b", "image": []}).encode(), ":2: record has no 'image' or 'video'"),
+        (json.dumps({**GOOD, "id": "b", "video": "v.mp4"}).encode(), ":2: 'video' must be a list"),
+        (json.dumps({**GOOD, "id": "b", "video": ["f0.png", None]}).encode(), ":2: 'video' must be a list of frame"),
         (json.dumps({**GOOD, "id": "b", "image": ["a.png", 3]}).encode(), ":2: 'image' must be a path"),
         (json.dumps({**GOOD, "id": {"x": 1}}).encode(), ":2: 'id' must be"),
         (json.dumps(GOOD).encode(), ":2: duplicate id 'a'"),
@@ -69,6 +72,41 @@ def test_a_bad_line_is_named_by_its_number(tmp_path, line, message):
     skipped = []
     assert [r["id"] for r in read_records(path, skipped=skipped)] == ["a", "c"]
     assert [s["line"] for s in skipped] == [2]
+
+
+def test_a_video_shows_the_model_what_an_image_would(tmp_path):
+    """A record may give a video (its frames) instead of an image, or beside it: either meets the need for one."""
+    video_only = {key: value for key, value in GOOD.items() if key != "image"} | {"video": ["f0.png", "f1.png"]}
+    path = write(tmp_path / "d.jsonl", [video_only, {**GOOD, "id": "b", "video": ["f0.png"]}])
+    assert [r["id"] for r in read_records(path)] == ["a", "b"]
+    assert image_paths(video_only, tmp_path) == [] and image_paths(video_only, tmp_path, "video") == [
+        tmp_path / "f0.png", tmp_path / "f1.png"]
+    (moved,) = relocate([video_only], tmp_path, tmp_path / "runs")
+    assert moved["image_root"] == ".." and image_paths(moved, tmp_path / "runs", "video")[0].resolve() == (
+        tmp_path / "f0.png").resolve()
+
+
+def test_video_frames_are_checked_as_images_are(tmp_path, monkeypatch):
+    monkeypatch.setattr("vskip.records.torchvision_installed", lambda: True)  # frames load without it
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, size in [("f0.png", (8, 8)), ("f1.png", (8, 8)), ("wide.png", (16, 8))]:
+        Image.new("RGB", size).save(data / name)
+    Image.new("RGB", (8, 8)).save(tmp_path / "out.png")
+    record = {**GOOD, "image": "f0.png", "video": ["f0.png", "f1.png"]}
+    assert check_records([record], data) == [record]
+    assert [frame.size for frame in load_video(check_image_paths(record, data, "video"))] == [(8, 8)] * 2
+    with pytest.raises(BadInput, match="video '../out.png' leads outside the dataset's directory"):
+        check_records([{**record, "video": ["f0.png", "../out.png"]}], data)
+    with pytest.raises(BadInput, match=r"record 'a': the video's frames differ in size \(8x8, 16x8\)"):
+        check_records([{**record, "video": ["f0.png", "f1.png", "wide.png"]}], data)
+    with pytest.raises(BadInput, match="record 'a': .*gone.png: image not found"):
+        check_records([{**record, "video": ["gone.png"]}], data)
+    # transformers' video processors are built on torchvision: without it a video is refused before any work.
+    monkeypatch.setattr("vskip.records.torchvision_installed", lambda: False)
+    with pytest.raises(BadInput, match="^record 'a': videos need torchvision: pip install torchvision matching your"):
+        check_records([record], data)
+    assert check_records([{**record, "video": []}], data) == [{**record, "video": []}]
 
 
 def test_required_fields_are_the_callers(tmp_path):

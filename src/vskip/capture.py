@@ -38,7 +38,7 @@ class _Capture:
     cross_attention: bool
     gates: dict[int, float]
     rows: torch.Tensor | None = None  # (B, Q) query positions, padded with 0
-    image_keys: torch.Tensor | None = None  # (B, T) True at image key positions (self-attention)
+    image_keys: torch.Tensor | None = None  # (B, T) True at image (and video) key positions (self-attention)
     mass: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (B, H, Q)
     # The dependency path: the attention weights of a few query rows (the answer's) over every key.
     answer_rows: torch.Tensor | None = None  # (B, R) query positions, padded with 0

@@ -1,9 +1,9 @@
-"""Turn (images, question, reply) into model inputs, the same way for every stage.
+"""Turn (images, videos, question, reply) into model inputs, the same way for every stage.
 
 Generation, teacher-forced scoring, the tiny model's training and distillation all go through
 `chat_prompt` and `encode` (and, from a dataset record, `record_example`), so a prompt is never built
 two ways. The processor does what differs
-per architecture (image tokens, pixel layout, Mllama's cross-attention mask); the reply is text
+per architecture (image and video tokens, pixel layout, Mllama's cross-attention mask); the reply is text
 appended after the generation prompt, and `encode` returns where its tokens lie.
 """
 
@@ -19,8 +19,9 @@ import torch
 from PIL import Image
 
 from .errors import BadInput
+from .models.adapters import adapter_for
 from .prompts import Mode, instruction
-from .records import Record, image_paths, load_image
+from .records import Record, image_paths, load_image, load_video
 
 # Examples encoded at once when checking their lengths: the processor is much faster on a batch.
 CONTEXT_CHECK_BATCH = 32
@@ -31,6 +32,7 @@ class Example:
     images: list[Image.Image]
     prompt: str
     reply: str = ""
+    videos: list[list[Image.Image]] = field(default_factory=list)  # each video its frames
 
 
 @dataclass
@@ -40,9 +42,12 @@ class Encoded:
     reply_spans: list[slice] = field(default_factory=list)
 
 
-def chat_prompt(processor, question: str, mode: Mode, ratio: float | None = None, n_images: int = 1) -> str:
-    """The generation prompt (chat template applied, assistant turn opened) for one question."""
-    content = [{"type": "image"} for _ in range(n_images)]
+def chat_prompt(
+    processor, question: str, mode: Mode, ratio: float | None = None, n_images: int = 1, n_videos: int = 0
+) -> str:
+    """The generation prompt (chat template applied, assistant turn opened) for one question: its images, then
+    its videos, then the instruction."""
+    content = [{"type": "image"}] * n_images + [{"type": "video"}] * n_videos
     content.append({"type": "text", "text": instruction(question, mode, ratio)})
     return processor.apply_chat_template(
         [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
@@ -59,10 +64,12 @@ def record_example(
     reply: str = "",
     blind: bool = False,
 ) -> Example:
-    """The example of a dataset record: its images (none when `blind`), the prompt of its question for
+    """The example of a dataset record: its images and video (none when `blind`), the prompt of its question for
     `mode` and γ = `ratio`, and `reply` (the assistant turn to teacher-force; empty for generation)."""
     images = [] if blind else [load_image(path) for path in image_paths(record, base_dir)]
-    return Example(images, chat_prompt(processor, record["question"], mode, ratio, n_images=len(images)), reply)
+    videos = [] if blind or not record.get("video") else [load_video(image_paths(record, base_dir, "video"))]
+    prompt = chat_prompt(processor, record["question"], mode, ratio, n_images=len(images), n_videos=len(videos))
+    return Example(images, prompt, reply, videos)
 
 
 def encode(processor, examples: list[Example], *, for_generation: bool = False, append_eos: bool = True) -> Encoded:
@@ -77,8 +84,9 @@ def encode(processor, examples: list[Example], *, for_generation: bool = False, 
     replies = ["" if for_generation else example.reply + eos for example in examples]
     texts = [example.prompt + reply for example, reply in zip(examples, replies)]
     kwargs = {}
-    if any(example.images for example in examples):
-        kwargs["images"] = [example.images for example in examples]
+    for kind in ("images", "videos"):
+        if any(getattr(example, kind) for example in examples):
+            kwargs[kind] = [getattr(example, kind) for example in examples]
     inputs = processor(
         text=texts, padding=True, padding_side="left" if for_generation else "right", return_tensors="pt", **kwargs
     )
@@ -104,16 +112,22 @@ def context_length(config) -> int | None:
 
 
 def check_context(processor, config, examples: Iterable[tuple[str, Example]]) -> None:
-    """Raise `BadInput` naming the first (record id, example) whose tokens (prompt with its image tokens, and the
-    reply where it has one) outnumber the model's context: past it a model reads positions it never learned.
+    """Raise `BadInput` naming the first (record id, example) the model cannot take: one with a video where the
+    family reads none (`Adapter.video_token_id`), or one whose tokens (prompt with its image and video tokens, and
+    the reply where it has one) outnumber the model's context: past it a model reads positions it never learned.
 
     Examples with replies are encoded as `encode` does for teacher forcing, the others as for generation.
     """
     limit = context_length(config)
-    if limit is None:
-        return
+    reads_videos = adapter_for(config).video_token_id(config) is not None
     examples = iter(examples)
     while chunk := list(itertools.islice(examples, CONTEXT_CHECK_BATCH)):
+        for record_id, example in chunk:
+            if example.videos and not reads_videos:
+                raise BadInput(f"record {record_id!r}: {config.model_type} models read no videos; "
+                               "give the frames as images ('image': [...]) or drop the record")
+        if limit is None:
+            continue
         batch = [example for _, example in chunk]
         inputs = encode(processor, batch, for_generation=not any(example.reply for example in batch)).inputs
         for (record_id, _), length in zip(chunk, inputs["attention_mask"].sum(dim=1).tolist()):

@@ -1,23 +1,27 @@
 """Records: JSONL datasets with images next to them, read strictly and written safely.
 
 A record needs `id`, `image` (a path relative to the JSONL file, or a list of them) and
-`question`; `answer` is needed wherever accuracy is measured. Every stage keeps the fields it
-was given and adds its own, so files from one stage are the input of the next.
+`question`; `answer` is needed wherever accuracy is measured. A record may show a video as well
+as, or instead of, images: `video`, the list of its frames' paths, relative as `image`'s are.
+Every stage keeps the fields it was given and adds its own, so files from one stage are the
+input of the next.
 
-Image paths follow the data: a record's images resolve from the file that holds it. A stage
-that writes records into another directory does not rewrite `image` but records, in
-`image_root`, where the dataset's directory is seen from the new file (`relocate`): the paths
-stay relative to the dataset, and the output works wherever it is written.
+Image paths follow the data: a record's images (and video frames) resolve from the file that
+holds it. A stage that writes records into another directory does not rewrite `image` but
+records, in `image_root`, where the dataset's directory is seen from the new file (`relocate`):
+the paths stay relative to the dataset, and the output works wherever it is written.
 
 A dataset is untrusted input: `read_records` turns every defect of the file into `BadInput`
-naming the line, and `check_records` every defect of a record (images that are missing, broken,
-or outside the dataset's directory, its `image_root`; a chain of thought without an answer) into `BadInput`
-naming the record. Given a `skipped` list, both set bad records aside there instead.
+naming the line, and `check_records` every defect of a record (images or frames that are
+missing, broken, or outside the dataset's directory, its `image_root`; frames of differing
+sizes; a chain of thought without an answer) into `BadInput` naming the record. Given a
+`skipped` list, both set bad records aside there instead.
 """
 
 from __future__ import annotations
 
 import codecs
+import importlib.util
 import json
 import math
 import os
@@ -34,12 +38,16 @@ from .prompts import AUTO, cot_answer, ratio_text
 Record = dict[str, Any]
 
 REQUIRED_FIELDS = ("id", "image", "question")
+# Fields that hold paths under the dataset's directory: images, and one video's frames. A record's need for
+# an `image` is met by a `video` too: both are what the model sees.
+VISUAL_FIELDS = ("image", "video")
 # Where a record's image paths are relative to, seen from the file that holds it (default: that file's directory).
 IMAGE_ROOT = "image_root"
 # Fields whose type the stages rely on, checked wherever they appear.
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "id": (str, int),
     "image": (str, list),
+    "video": (list,),
     IMAGE_ROOT: (str,),
     "question": (str,),
     "cot": (str,),
@@ -109,6 +117,8 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
             raise BadInput(f"'{field}' must be a {names}; {SKIP_HINT}")
     if isinstance(record.get("image"), list) and not all(isinstance(image, str) for image in record["image"]):
         raise BadInput(f"'image' must be a path or a list of paths; {SKIP_HINT}")
+    if not all(isinstance(frame, str) for frame in record.get("video") or []):
+        raise BadInput(f"'video' must be a list of frame paths; {SKIP_HINT}")
     if "id" in record:
         record["id"] = str(record["id"])
     if _key(record, unique) in seen:
@@ -121,10 +131,12 @@ def require_fields(record: Record, fields: Iterable[str], *, named: bool = False
     """Raise `BadInput` for the first of `fields` the record lacks or has empty: what the CLI refuses when
     reading a file, the API refuses in the records it is handed (`named`: the message names the record)."""
     for field in fields:
-        value = record.get(field)
+        value, name = record.get(field), f"'{field}'"
+        if field == "image":  # a video meets the need too: either is what the model sees
+            value, name = value or record.get("video"), "'image' or 'video'"
         if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             subject = f"record {record.get('id')!r}" if named else "record"
-            raise BadInput(f"{subject} has no '{field}' (or it is empty); {SKIP_HINT}")
+            raise BadInput(f"{subject} has no {name} (or it is empty); {SKIP_HINT}")
 
 
 def _key(record: Record, unique: tuple[str, ...]) -> tuple:
@@ -139,9 +151,9 @@ def _id_of(raw: bytes) -> str | None:
         return None
 
 
-def _images(record: Record) -> list[str]:
-    image = record.get("image")
-    return image if isinstance(image, list) else [image] if image else []
+def _listed(record: Record, field: str) -> list[str]:
+    value = record.get(field)
+    return value if isinstance(value, list) else [value] if value else []
 
 
 def image_root(record: Record, base: str | Path) -> Path:
@@ -150,31 +162,33 @@ def image_root(record: Record, base: str | Path) -> Path:
     return Path(base) / record.get(IMAGE_ROOT, ".")
 
 
-def image_paths(record: Record, base: str | Path) -> list[Path]:
-    """The record's image paths, resolved against its dataset's directory (`image_root`) from `base`,
-    the directory of its JSONL file."""
+def image_paths(record: Record, base: str | Path, field: str = "image") -> list[Path]:
+    """The record's image paths (with `field="video"`, its video's frames), resolved against its dataset's
+    directory (`image_root`) from `base`, the directory of its JSONL file."""
     root = image_root(record, base)
-    return [root / image for image in _images(record)]
+    return [root / image for image in _listed(record, field)]
 
 
-def check_image_paths(record: Record, base: str | Path, *, allow_outside: bool = False) -> list[Path]:
+def check_image_paths(
+    record: Record, base: str | Path, field: str = "image", *, allow_outside: bool = False
+) -> list[Path]:
     """`image_paths`, refusing any that leads out of the dataset's directory: `..`, an absolute path, or a
     symlink pointing elsewhere (a dataset could otherwise make a stage read any file it can reach).
 
     The dataset's directory is the record's `image_root`, which a stage writes relative to its output,
     so an absolute one is refused too.
     """
-    paths = image_paths(record, base)
+    paths = image_paths(record, base, field)
     if allow_outside:
         return paths
     declared = str(record.get(IMAGE_ROOT, "."))
     if "\x00" in declared or Path(declared).is_absolute():
         raise BadInput(f"image_root {declared!r} is not a relative path; make it one or pass --allow-outside-paths")
     root = image_root(record, base).resolve()
-    for image, path in zip(_images(record), paths):
+    for image, path in zip(_listed(record, field), paths):
         if "\x00" in image or not path.resolve().is_relative_to(root):
             raise BadInput(
-                f"image {image!r} leads outside the dataset's directory; "
+                f"{field} {image!r} leads outside the dataset's directory; "
                 "move it inside or pass --allow-outside-paths"
             )
     return paths
@@ -189,7 +203,7 @@ def relocate(records: Iterable[Record], base: str | Path, out_dir: str | Path) -
     target = Path(out_dir).resolve()
     moved = []
     for record in records:
-        if _images(record):
+        if any(_listed(record, field) for field in VISUAL_FIELDS):
             root = os.path.relpath(image_root(record, base).resolve(), target)
             record = {**record, IMAGE_ROOT: Path(root).as_posix()}
         moved.append(record)
@@ -204,8 +218,8 @@ def check_records(
     allow_outside_paths: bool = False,
     skipped: list[Record] | None = None,
 ) -> list[Record]:
-    """The records whose images open (inside `base`; not checked without one) and, with `needs_answer`, whose chain of
-    thought has an answer (`prompts.cot_answer`).
+    """The records whose images and video open (inside `base`; not checked without one) and, with `needs_answer`,
+    whose chain of thought has an answer (`prompts.cot_answer`).
 
     Raises `BadInput` naming the first bad record, or, given a `skipped` list, appends
     `{"id", "reason"}` there for each bad record and returns the good ones.
@@ -213,8 +227,10 @@ def check_records(
     good = []
     for record in records:
         try:
-            for path in check_image_paths(record, base, allow_outside=allow_outside_paths) if base else []:
-                load_image(path)
+            if base:
+                for path in check_image_paths(record, base, allow_outside=allow_outside_paths):
+                    load_image(path)
+                load_video(check_image_paths(record, base, "video", allow_outside=allow_outside_paths))
             if needs_answer and cot_answer(record) is None:
                 raise BadInput("the chain of thought has no answer; generate it again, or rerun with --skip-bad")
         except BadInput as err:
@@ -249,6 +265,24 @@ def load_image(path: str | Path) -> Image.Image:
     except Exception as err:  # Pillow's decoders raise many types (OSError, ValueError, SyntaxError, ...)
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise BadInput(f"{path}: not a readable image ({reason}); {SKIP_HINT}") from None
+
+
+def load_video(paths: Iterable[str | Path]) -> list[Image.Image]:
+    """A video's frames, each opened as `load_image` opens an image. Refused where torchvision is missing
+    (transformers' video processors are built on it) and where the frames differ in size (the processor
+    stacks them into one array)."""
+    paths = list(paths)
+    if paths and not torchvision_installed():
+        raise BadInput("videos need torchvision: pip install torchvision matching your torch")
+    frames = [load_image(path) for path in paths]
+    if len({frame.size for frame in frames}) > 1:
+        sizes = ", ".join(dict.fromkeys(f"{width}x{height}" for width, height in (frame.size for frame in frames)))
+        raise BadInput(f"the video's frames differ in size ({sizes}); {SKIP_HINT}")
+    return frames
+
+
+def torchvision_installed() -> bool:
+    return importlib.util.find_spec("torchvision") is not None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -108,8 +108,7 @@ def score_batch(
         read = rows if visual.row == "own" else predictors
         with capture_visual_mass(model, adapter, list(key_layers)) as capture:
             capture.rows = read
-            image_id = adapter.image_token_id(model.config)
-            capture.image_keys = None if image_id is None else (ids == image_id)
+            capture.image_keys = torch.isin(ids, ids.new_tensor(adapter.visual_token_ids(model.config)))
             if answer_rows is not None and not adapter.cross_attention:
                 capture.answer_rows, answer_valid = _padded(answer_rows, device)
             logits = model(**inputs, logits_to_keep=predictors, use_cache=False).logits

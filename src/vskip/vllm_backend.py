@@ -182,6 +182,8 @@ def vllm_prompts(model: VllmModel, records: list[Record], base_dir: str | Path, 
     prompts = []
     for record in records:
         example = record_example(model.processor, record, base_dir, mode, ratio=ratio)
+        if example.videos:  # not wired to vLLM's video input: refused rather than generated without the video
+            raise BadInput(f"record {record['id']}: the vllm backend reads no videos; use the transformers backend")
         if len(example.images) > model.max_images:
             raise BadInput(
                 f"record {record['id']}: {len(example.images)} images, more than the {model.max_images} "

@@ -4,7 +4,8 @@ Everything else (prompting, generation, scoring, distillation) is shared and ask
 Every supported family keeps its language model's settings in `config.text_config`, and its
 language model's attention modules carry `layer_idx` and that text config; what still differs is
 how the image reaches the language model (placeholder tokens in the sequence, or Mllama's
-cross-attention layers) and what its language model and attention blocks are called (where LoRA goes).
+cross-attention layers), whether a video reaches it too (Qwen2-VL's video tokens), and what its language
+model and attention blocks are called (where LoRA goes).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Adapter:
     attention: str = "self_attn"
     # Mllama reads the image through cross-attention layers instead of image tokens in the sequence.
     cross_attention: bool = False
+    # The config field naming the video placeholder token, for families that read videos (None: they read none).
+    video_token: str | None = None
 
     def lora_target_regex(self, target: str = "attention") -> str:
         """peft's `target_modules` (a regex it matches against whole module names) for a `LORA_TARGETS` name."""
@@ -42,6 +45,15 @@ class Adapter:
             if value is not None:
                 return int(value)
         raise UnsupportedModel(f"{config.model_type}: config names no image token id")
+
+    def video_token_id(self, config) -> int | None:
+        """Id of the placeholder token whose positions hold a video's keys (None: the family reads no videos)."""
+        return None if self.video_token is None else int(getattr(config, self.video_token))
+
+    def visual_token_ids(self, config) -> list[int]:
+        """The placeholder tokens whose positions are the visual path's keys: the image's and the video's (none for
+        cross-attention)."""
+        return [token for token in (self.image_token_id(config), self.video_token_id(config)) if token is not None]
 
     def image_layers(self, config) -> list[int]:
         """Language-model layers whose attention can see the image: all, or Mllama's cross-attention ones."""
@@ -84,8 +96,8 @@ def config_name(model: torch.nn.Module) -> str:
 
 
 ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("qwen2_vl", ("qwen2_vl",)),
-    Adapter("qwen2_5_vl", ("qwen2_5_vl",)),
+    Adapter("qwen2_vl", ("qwen2_vl",), video_token="video_token_id"),
+    Adapter("qwen2_5_vl", ("qwen2_5_vl",), video_token="video_token_id"),
     Adapter("llava", ("llava",)),
     Adapter("idefics3", ("idefics3", "smolvlm"), language_model="text_model"),
     Adapter("mllama", ("mllama",), attention="(self_attn|cross_attn)", cross_attention=True),
