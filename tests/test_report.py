@@ -12,9 +12,11 @@ from vskip.report import (
     COLUMN_DEFINITIONS,
     LABELS,
     RESULT_COLUMNS,
+    _auto_points,
     _series,
     format_table,
     pareto_front,
+    sort_rows,
     with_reference_act_ratio,
     write_report,
 )
@@ -97,8 +99,8 @@ def test_results_markdown_has_one_line_per_row(report, rows):
     per_task = [line for line in text.split("## Per task")[1].splitlines() if line.startswith("|")]
     assert len(per_task) == 2 + len(rows)
     assert per_task[0] == (
-        "| method | γ | count acc | count VARR | count halluc. "
-        "| document acc | document VARR | document halluc. |"
+        "| method | γ | count acc | count ActRatio | count VARR | count halluc. "
+        "| document acc | document ActRatio | document VARR | document halluc. |"
     )
 
 
@@ -227,3 +229,14 @@ def test_a_note_heads_the_results_and_the_page_and_is_absent_otherwise(report, r
     assert page.index(f'<p class="note">{html.escape(note)}</p>') < page.index("<h2>Results</h2>")
     assert "**" not in report["results.md"].read_text().split("## Results")[0]
     assert 'class="note"' not in report["report.html"].read_text()
+
+
+def test_a_student_that_chose_its_own_budget_is_a_point_of_its_own(tmp_path, rows):
+    auto = {"method": "vskip", "ratio": "auto", "n": 40, "accuracy": 0.8, "act_ratio": 0.6, "tasks": {}}
+    ordered = sort_rows([auto, *rows])
+    assert ordered[-1] is auto  # after every fixed γ
+    assert "auto" not in {ratio for points in _series(ordered, "ratio", "accuracy").values() for ratio, _ in points}
+    (method, x, y, half), = _auto_points(ordered)
+    assert (method, x, y) == ("vskip", 0.6, 0.8) and half == pytest.approx(1.645 * (0.8 * 0.2 / 40) ** 0.5)
+    paths = write_report(tmp_path, [auto, *rows], [], title="t")
+    assert "| vskip | auto |" in paths["results.md"].read_text()

@@ -30,7 +30,7 @@ from .distill import DEFAULT_DISTILL, DistillSettings, distill
 from .evaluate import EvalSettings, attach_latency, evaluate, timed_generation
 from .generate import generate, generation_runner
 from .lora import ADAPTER_INFO, load_student
-from .prompts import cot_answer
+from .prompts import AUTO, cot_answer
 from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
 from .report import REFERENCE_METHODS, write_report
 from .score import score_records
@@ -52,6 +52,7 @@ class DemoConfig:
     n_test: int = 75  # test items per family
     methods: tuple[str, ...] = ("text", "vskip")
     ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
+    auto: bool = True  # each student is also asked to choose its own budget (`prompts.AUTO`)
     distill_steps: int = DEFAULT_DISTILL.training.steps
     batch_size: int = 32
     latency_items: int = 96  # ~24 per family: the per-family speed-ups need a couple dozen pairs each
@@ -152,9 +153,10 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
         generate(teacher, train, data, out / "generated.jsonl", batch_size=config.batch_size)
     correct = [record for record in iter_jsonl(out / "generated.jsonl") if record["correct"]]
 
-    # 2. Both saliency paths (and the blind pass, for the information-gain ablation), then every gate.
-    if steps.todo("scores.jsonl", base, ["generated.jsonl"]):
-        write_jsonl_atomic(out / "scores.jsonl", score_records(teacher, correct, out, blind=True))
+    # 2. The saliency paths (and the blind pass, where the information-gain gate needs it), then every gate.
+    blind = "gain" in config.methods
+    if steps.todo("scores.jsonl", {**base, "blind": blind}, ["generated.jsonl"]):
+        write_jsonl_atomic(out / "scores.jsonl", score_records(teacher, correct, out, blind=blind))
     gates = {"methods": config.methods, "ratios": config.ratios, "seed": config.seed}
     if steps.todo("compressed.jsonl", gates, ["scores.jsonl"]):
         write_jsonl_atomic(out / "compressed.jsonl", compress_records(iter_jsonl(out / "scores.jsonl"),
@@ -164,8 +166,9 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     # 3. Accuracy and CoT lengths of every run: the teacher with its full CoT (`full`) and answering directly
     # (`direct`), and one student per method, which serves every γ. Latency is timed in step 4.
     settings = EvalSettings(batch_size=config.batch_size, latency_items=0, seed=config.seed)
+    budgets = [*config.ratios, *[AUTO] * config.auto]
     runs = {("full", 1.0): settings, ("direct", 1.0): replace(settings, mode="direct"),
-            **{(method, ratio): replace(settings, ratio=ratio) for method in config.methods for ratio in config.ratios}}
+            **{(method, ratio): replace(settings, ratio=ratio) for method in config.methods for ratio in budgets}}
 
     @functools.cache
     def loaded(method: str):
@@ -184,8 +187,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     full = evaluated("full", 1.0, ["data/"])
     reads = ["data/", _results("full", 1.0)]  # every other run's ActRatio is over `full`'s CoTs
     evaluated("direct", 1.0, reads, baseline=full)
-    recipe = replace(DEFAULT_DISTILL, training=replace(DEFAULT_DISTILL.training, steps=config.distill_steps,
-                                                       seed=config.seed))
+    recipe = replace(DEFAULT_DISTILL, auto=config.auto,
+                     training=replace(DEFAULT_DISTILL.training, steps=config.distill_steps, seed=config.seed))
     for method in config.methods:
         adapter = f"adapters/{method}/"
         # A student learns from its method's records alone: keyed by their content, it is not made again when
@@ -194,7 +197,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
         if steps.todo(adapter, {**base, "recipe": asdict(recipe), "records": _fingerprint(learned)},
                       last=ADAPTER_INFO):
             distill(config.model, learned, out, out / adapter, method=method, settings=recipe, dtype=config.dtype)
-        for ratio in config.ratios:
+        for ratio in budgets:
             evaluated(method, ratio, [*reads, adapter], baseline=full, adapter=out / adapter)
 
     # 4. Latency: every run timed on the same sampled items in one pass, back to back, the order rotating
@@ -227,11 +230,11 @@ def smoke_note(config: DemoConfig, recipe: DistillSettings, n_train: int) -> str
             "show the pipeline works, not what the method does.")
 
 
-def _run_name(method: str, ratio: float) -> str:
+def _run_name(method: str, ratio: float | str) -> str:
     return method if method in REFERENCE_METHODS else f"{method}@{ratio}"
 
 
-def _results(method: str, ratio: float) -> str:
+def _results(method: str, ratio: float | str) -> str:
     """The step, and file under the output directory, of a run's results."""
     return f"eval/{method}.json" if method in REFERENCE_METHODS else f"eval/{method}-{ratio}.json"
 

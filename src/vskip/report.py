@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
 from .errors import BadInput
+from .prompts import AUTO
 
 Row = Mapping[str, Any]
 
@@ -45,7 +46,7 @@ RESULT_COLUMNS = (
     "method", "ratio", "n", "accuracy", "act_ratio", "cot_tokens_mean", "latency_s_median", "speedup",
     "speedup_interval", "varr", "hallucination_rate", "pope_f1", "pope_yes_ratio",
 )  # fmt: skip
-TASK_METRICS = {"accuracy": "acc", "varr": "VARR", "hallucination_rate": "halluc."}
+TASK_METRICS = {"accuracy": "acc", "act_ratio": "ActRatio", "varr": "VARR", "hallucination_rate": "halluc."}
 LABELS = {
     "ratio": "γ",
     "act_ratio": "ActRatio",
@@ -66,7 +67,8 @@ COLUMN_DEFINITIONS = {
               "alone, as TokenSkip and LLMLingua prune), `visual` the words that attend most to the image, and "
               "`vskip` both paths' words in turn (V-Skip).",
     "ratio": "the target ratio: the share of the teacher's CoT tokens the student is asked to keep (1 for `full` "
-             "and `direct`).",
+             "and `direct`); `auto`: the student is asked to compress as far as the reasoning stays correct, and "
+             "chooses its own budget.",
     "n": "test items.",
     "accuracy": "share of test items answered right (the answer matched after normalisation; a yes/no reply read "
                 "as POPE reads it).",
@@ -87,7 +89,8 @@ COLUMN_DEFINITIONS = {
                       "to yes (it claims objects that are not there).",
 }
 # Under the per-task table, and for a cell with no figure.
-TASK_DEFINITION = "acc, VARR and halluc. are accuracy, VARR and hallucination over each family's items alone."
+TASK_DEFINITION = ("acc, ActRatio, VARR and halluc. are accuracy, ActRatio, VARR and hallucination over each "
+                   "family's items alone (an `auto` student's ActRatio per family is the budget it chose there).")
 MISSING_DEFINITION = ("no figure: nothing to measure it on (no POPE questions, visual words or claims about the "
                       "image), or nothing timed.")
 FORMATS = {"ratio": "{:.2f}", "cot_tokens_mean": "{:.1f}", "latency_s_median": "{:.3f}", "speedup": "{:.2f}×"}
@@ -171,11 +174,13 @@ def _method_rank(method: str) -> tuple[int, str]:
 
 
 def sort_rows(rows: Iterable[Row]) -> list[Row]:
-    """Reference rows (`full`, `direct`) first, then by ratio from high to low, then by method."""
+    """Reference rows (`full`, `direct`) first, then by ratio from high to low, then `auto` (the students that
+    choose their own budget), each by method."""
 
     def key(row: Row) -> tuple:
         ratio = row.get("ratio")
-        return (row["method"] not in REFERENCE_METHODS, -(ratio if ratio is not None else 1.0),
+        auto = ratio == AUTO
+        return (row["method"] not in REFERENCE_METHODS, auto, 0.0 if auto else -(ratio if ratio is not None else 1.0),
                 _method_rank(row["method"]))  # fmt: skip
 
     return sorted(rows, key=key)
@@ -232,12 +237,22 @@ def _colour(method: str) -> str:
 
 
 def _series(rows: Iterable[Row], x: str, y: str) -> dict[str, list[tuple[float, float]]]:
-    """Per method, the (x, y) points where both are known, sorted by x; methods in report order."""
+    """Per method, the (x, y) points of its fixed-γ runs where both are known, sorted by x; methods in report
+    order. `auto` runs (no γ) are `_auto_points`."""
     series: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
-        if row.get(x) is not None and row.get(y) is not None:
+        if row.get("ratio") != AUTO and row.get(x) is not None and row.get(y) is not None:
             series.setdefault(row["method"], []).append((float(row[x]), float(row[y])))
     return {method: sorted(series[method]) for method in sorted(series, key=_method_rank)}
+
+
+def _auto_points(rows: Iterable[Row]) -> list[tuple[str, float, float, float]]:
+    """(method, ActRatio, accuracy, half-width of accuracy's 90 % interval) of each `auto` run (a normal
+    interval over its n items)."""
+    return [(row["method"], row["act_ratio"], row["accuracy"],
+             1.645 * math.sqrt(row["accuracy"] * (1 - row["accuracy"]) / row["n"]) if row.get("n") else 0.0)
+            for row in rows if row.get("ratio") == AUTO and row.get("act_ratio") is not None
+            and row.get("accuracy") is not None]  # fmt: skip
 
 
 def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -298,6 +313,9 @@ def plot_pareto(rows: Sequence[Row], path: Path) -> None:
                 )
         else:
             axes.plot(xs, ys, marker="o", markersize=4, color=_colour(method), label=method, zorder=2)
+    for method, x, y, half in _auto_points(rows):
+        axes.errorbar([x], [y], yerr=[half], marker="D", markersize=7, capsize=3, color=_colour(method),
+                      label=f"{method}, auto (90 % interval)", zorder=4, linestyle="none")
     if series:
         _legend(axes)
     _save(figure, path)
@@ -320,7 +338,7 @@ def plot_gamma(rows: Sequence[Row], path: Path) -> None:
                     axes.axhline(ys[0], color=_colour(method), linestyle="--", linewidth=1, label=method)
             else:
                 axes.plot(xs, ys, marker="o", markersize=4, color=_colour(method), label=method, zorder=2)
-    ratios = [float(row["ratio"]) for row in rows if row.get("ratio") is not None]
+    ratios = [float(row["ratio"]) for row in rows if row.get("ratio") not in (None, AUTO)]
     if ratios:
         low = min(ratios)
         panels[1].plot([low, 1], [low, 1], linestyle=":", color="#999999", linewidth=1, label="ActRatio = γ", zorder=1)
