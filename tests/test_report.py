@@ -218,7 +218,7 @@ def test_every_column_of_the_results_table_is_defined_under_it(report):
         assert f"- **{label}**: " in markdown and f"<dt>{html.escape(label)}</dt><dd>" in definitions
     assert "- **–**: no figure" in markdown
     assert "<code>full</code> is the teacher" in definitions and "`" not in definitions
-    assert "acc, VARR and halluc. are accuracy, VARR and hallucination" in page
+    assert "acc, ActRatio, VARR and halluc. are accuracy, ActRatio, VARR and hallucination" in page
 
 
 def test_a_note_heads_the_results_and_the_page_and_is_absent_otherwise(report, rows, examples, tmp_path):
