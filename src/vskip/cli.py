@@ -344,7 +344,7 @@ def _distill_settings(args):
                        batch_size=args.batch_size, seed=args.seed)
     return replace(
         DEFAULT_DISTILL, training=training, lora=None if args.full else replace(DEFAULT_DISTILL.lora, **given),
-        ratios=tuple(args.ratios) if args.ratios else None, full_share=args.full_share,
+        ratios=tuple(args.ratios) if args.ratios else None, full_share=args.full_share, auto=args.auto,
     )
 
 
@@ -580,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "γ = 1, the uncompressed CoT, is always learned")
     distill.add_argument("--full-share", type=_share,
                          help="share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))")
+    distill.add_argument("--auto", action=argparse.BooleanOptionalAction, default=DEFAULT_DISTILL.auto,
+                         help="also teach the auto marker: per item, the smallest γ whose compression the base "
+                              "still answers right from when handed it (one forced answer per item and γ first)")
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")
     distill.set_defaults(run=cmd_distill)
