@@ -1,4 +1,5 @@
 import json
+import shutil
 import statistics
 
 import pytest
@@ -113,10 +114,40 @@ def test_the_cli_times_the_baseline_s_own_model_beside_the_run(saved_tiny, image
     moved = {**json.loads((tmp_path / "full.json").read_text()), "model": str(tmp_path / "gone")}
     (tmp_path / "moved.json").write_text(json.dumps(moved))
     assert main(["evaluate", *data, "--mode", "direct", "--baseline", str(tmp_path / "moved.json"),
-                 "--out", str(tmp_path / "alone.json")]) == 0
-    assert "no speed-up: the baseline's model cannot be loaded here" in capsys.readouterr().err
+                 "--latency-items", "0", "--out", str(tmp_path / "alone.json")]) == 0  # untimed: its lengths suffice
     alone = json.loads((tmp_path / "alone.json").read_text())
-    assert alone["speedup"] is None and alone["latency_s_median"] is not None and alone["n"] == 3
+    assert alone["speedup"] is None and alone["latency_s_median"] is None and alone["n"] == 3
+
+
+def test_results_recorded_elsewhere_are_a_baseline_from_anywhere(saved_tiny, image_dataset, tmp_path, monkeypatch,
+                                                                 capsys):
+    """The results record their model and adapter relative to themselves: read from another directory, the
+    baseline's own model and adapter load and are timed beside the run."""
+    from vskip.distill import DEFAULT_DISTILL, lora_model
+
+    lora_model(load_model(str(saved_tiny)), DEFAULT_DISTILL.lora).save_pretrained(tmp_path / "adapter")
+    shutil.copytree(saved_tiny, tmp_path / "model")
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    data = ["--data", str(image_dataset), "--max-new-tokens", "3", "--latency-items", "2"]
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--model", "model", "--adapter", "adapter", *data, "--out", "a/full.json"]) == 0
+    full = json.loads((tmp_path / "a" / "full.json").read_text())
+    assert (full["model"], full["adapter"]) == ("../model", "../adapter")
+    monkeypatch.chdir(tmp_path / "b")
+    assert main(["evaluate", "--model", str(saved_tiny), *data, "--mode", "direct", "--baseline", "../a/full.json",
+                 "--out", "direct.json"]) == 0
+    assert "no speed-up" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "b" / "direct.json").read_text())["speedup"] is not None
+    # A baseline to time whose model or adapter is gone: one line, exit 2, before any work.
+    for gone in ("model", "adapter"):
+        shutil.move(tmp_path / gone, tmp_path / "away")
+        assert main(["evaluate", "--model", str(saved_tiny), *data, "--baseline", "../a/full.json",
+                     "--out", "late.json"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("vskip: error: ../a/full.json: its model cannot be timed")
+        assert f"../a/../{gone}" in lines[0] and not (tmp_path / "b" / "late.json").exists()
+        shutil.move(tmp_path / "away", tmp_path / gone)
 
 
 def test_forced_answers_follow_the_handed_cot(tmp_path):

@@ -10,7 +10,7 @@ from vskip import generate, merge_student
 from vskip.cli import main
 from vskip.distill import distill
 from vskip.lora import load_student, load_with_adapter
-from vskip.models import TINY_DIR, TINY_NAME, load_model
+from vskip.models import TINY_NAME, load_model
 from vskip.records import read_records
 from vskip.synth import build
 
@@ -68,7 +68,7 @@ def test_the_merged_model_loads_as_any_model_and_keeps_what_the_student_learned(
     assert {"chat_template.jinja", "tokenizer.json", "processor_config.json"} <= {p.name for p in merged.iterdir()}
     assert load_student(TINY_NAME, merged).path == str(merged)  # a model, as a --full student is
     info, trained = (json.loads((path / "vskip_adapter.json").read_text()) for path in (merged, student))
-    assert info["kind"] == "merged" and info["base_model"] == str(TINY_DIR) and info["adapter"] == str(student)
+    assert info["kind"] == "merged" and info["base_model"] == TINY_NAME and info["adapter"] == str(student)
     assert {key: info[key] for key in ("method", "ratios", "recipe")} == {
         key: trained[key] for key in ("method", "ratios", "recipe")}
     assert info["precision"] == {**trained["precision"], "merged": "float32"}

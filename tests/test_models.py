@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +10,16 @@ from transformers.utils import is_torchvision_available
 
 from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel
-from vskip.models import check_model_source, load_model, load_processor, model_identity
+from vskip.models import (
+    TINY_DIR,
+    TINY_NAME,
+    check_model_source,
+    load_model,
+    load_processor,
+    located_path,
+    model_identity,
+    portable_path,
+)
 from vskip.models.loading import HUB_PROBE_TIMEOUT, is_hub_id
 
 
@@ -103,3 +114,21 @@ def test_a_model_is_recorded_by_its_absolute_directory(saved_tiny, monkeypatch):
     monkeypatch.chdir(saved_tiny.parent)
     assert model_identity(saved_tiny.name) == model_identity(str(saved_tiny)) == str(saved_tiny.resolve())
     assert model_identity("Qwen/Qwen2-VL-2B-Instruct") == "Qwen/Qwen2-VL-2B-Instruct"
+    assert model_identity(TINY_NAME) == model_identity(str(TINY_DIR)) == TINY_NAME  # the same in every checkout
+
+
+def test_a_file_records_a_model_relative_to_itself(saved_tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(saved_tiny.parent)
+    results = tmp_path / "runs" / "eval"
+    results.mkdir(parents=True)
+    names = (saved_tiny.name, str(saved_tiny), TINY_NAME, str(TINY_DIR), "Qwen/Qwen2-VL-2B-Instruct")
+    recorded = {name: portable_path(name, results) for name in names}
+    assert recorded[saved_tiny.name] == os.path.relpath(saved_tiny.resolve(), results.resolve())
+    assert recorded[saved_tiny.name].startswith("../") and recorded[str(saved_tiny)] == str(saved_tiny.resolve())
+    assert recorded[TINY_NAME] == recorded[str(TINY_DIR)] == TINY_NAME
+    assert recorded["Qwen/Qwen2-VL-2B-Instruct"] == "Qwen/Qwen2-VL-2B-Instruct"
+    identities = {name: model_identity(name) for name in names}
+    monkeypatch.chdir(tmp_path)  # read back from elsewhere: each names the same model
+    assert {name: model_identity(located_path(recorded[name], results)) for name in names} == identities
+    assert portable_path("runs/eval", "runs") == "./eval"  # never read back as the hub id `eval`
+    assert located_path("./eval", "runs") == str(Path("runs/eval"))

@@ -50,7 +50,7 @@ def test_the_readme_pipeline_runs_as_written(tmp_path, monkeypatch, capsys):
     # Three ratios, the full CoT and the auto marker's choice, for each correct item.
     assert info["examples"] == 5 * (len(generated) - wrong)
     results = json.loads(Path("runs/eval/vskip-0.5.json").read_text())
-    assert results["adapter"] == "runs/adapters/vskip" and results["ratio"] == 0.5 and results["n"] == 8
+    assert results["adapter"] == "../adapters/vskip" and results["ratio"] == 0.5 and results["n"] == 8
     # No warning but the one the shrunk step count earns (the README's own recipe ends well past its warm-up).
     assert results["act_ratio"] is not None
     assert not [line for line in err.splitlines() if "warning" in line and "warm-up" not in line]

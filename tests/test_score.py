@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from vskip import prompts
+from vskip import encoding, prompts
 from vskip.cli import main
 from vskip.compress import compress_records
 from vskip.encoding import Example, chat_prompt, encode, token_word_index
 from vskip.errors import BadInput
 from vskip.records import image_paths, load_image, read_records
-from vskip.score import VisualPath, _prepare, aggregate_words, default_key_layers, score_records
+from vskip.score import VisualPath, _prepare, aggregate_words, default_key_layers, score, score_records
 from vskip.synth import build
 
 # bfloat16 keeps 8 bits of mantissa. On vskip-tiny, against float32: over 40 vskip-synth test items
@@ -66,6 +66,41 @@ def test_batching_does_not_change_the_scores(tiny_random, image_dataset):
         assert a["visual_score"] == pytest.approx(b["visual_score"], abs=1e-4)
         assert a["text_score"] == pytest.approx(b["text_score"], abs=1e-4)
         assert "gain_score" not in a
+
+
+def test_the_stage_decodes_each_image_and_tokenises_each_reply_once(tiny_random, image_dataset, tmp_path,
+                                                                     monkeypatch):
+    records = read_records(image_dataset)
+    direct = score_records(tiny_random, records, image_dataset.parent, batch_size=2, progress=False)
+    tokenizer = tiny_random.processor.tokenizer
+    decoded, tokenised = [], []
+
+    def counted_load(path):
+        decoded.append(path)
+        return load_image(path)
+
+    def counted_call(self, text=None, *args, **kwargs):
+        tokenised.append(text)
+        return call(self, text, *args, **kwargs)
+
+    call = type(tokenizer).__call__
+    monkeypatch.setattr(encoding, "load_image", counted_load)
+    monkeypatch.setattr(type(tokenizer), "__call__", counted_call)
+    staged = score(tiny_random, records, image_dataset.parent, tmp_path / "scores.jsonl", batch_size=2,
+                   progress=False)
+    assert sorted(decoded) == sorted(path for record in records for path in image_paths(record, image_dataset.parent))
+    for record in records:
+        reply = prompts.response(record["cot"], record["answer"])
+        # Once alone (its words and tokens), once closed by the end of turn (where it lies in the batch).
+        assert tokenised.count(reply) == tokenised.count(reply + tokenizer.eos_token) == 1
+    assert [{k: v for k, v in record.items() if k != "image_root"} for record in staged] == direct
+
+
+def test_a_record_longer_than_the_context_is_refused_with_its_batch(tiny_random, image_dataset, monkeypatch):
+    records = read_records(image_dataset)
+    monkeypatch.setattr(tiny_random.model.config.get_text_config(), "max_position_embeddings", 10)
+    with pytest.raises(BadInput, match="record 'r0': its prompt is [0-9]+ tokens, longer than the model's context"):
+        score_records(tiny_random, records, image_dataset.parent, progress=False)
 
 
 def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):
@@ -129,9 +164,9 @@ def test_bfloat16_scores_match_float32_within_the_stated_tolerance(tmp_path):
 
 def test_the_dependency_path_reads_the_rows_that_write_the_answer(tiny_random, image_dataset):
     record = read_records(image_dataset)[0]
-    item = _prepare(record, tiny_random.processor.tokenizer)
+    item = _prepare(record, tiny_random.processor, image_dataset.parent)
     tokenizer = tiny_random.processor.tokenizer
-    ids = tokenizer(item.reply, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(item.example.reply, add_special_tokens=False)["input_ids"]
     answer_text = tokenizer.decode([ids[i] for i in item.answer_tokens])
     assert answer_text.strip() == str(record["answer"]).strip()
     scored = score_records(tiny_random, [record], image_dataset.parent, progress=False)[0]

@@ -363,6 +363,8 @@ def cmd_evaluate(args) -> None:
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
     baseline = read_baseline(args.baseline, records) if args.baseline else None
+    if baseline and args.latency_items:
+        _check_baseline_model(args, baseline)
     warning = ratio_warning(args.model, args.adapter, args.ratio)
     if warning:
         _warn(warning)
@@ -375,6 +377,25 @@ def cmd_evaluate(args) -> None:
         baseline_model=baseline_model, adapter=args.adapter,
     )
     print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
+
+
+def _check_baseline_model(args, baseline: dict) -> None:
+    """Refuse, before any work, a baseline to time beside this run whose model or adapter is not where its results
+    record them (`evaluate.read_baseline`)."""
+    from .lora import peft_adapter_dir
+    from .models import check_model_source
+
+    if args.backend == "vllm":
+        return  # not timed (`_baseline_model`): its CoT lengths are all it gives
+    try:
+        if not baseline.get("model"):
+            raise BadInput("it names no model")
+        check_model_source(baseline["model"])
+        if baseline.get("adapter"):
+            peft_adapter_dir(baseline["adapter"])
+    except BadInput as err:
+        raise BadInput(f"{args.baseline}: its model cannot be timed beside this run ({err}); move it back where "
+                       "the results record it, or pass --latency-items 0") from None
 
 
 def _baseline_model(args, baseline: dict, loaded):
@@ -606,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "the full CoT)")
     evaluate.add_argument("--baseline",
                           help="results JSON of the uncompressed run: ActRatio divides by its CoT lengths, and its "
-                               "model (and adapter) is loaded again and timed beside this run for the speed-up")
+                               "model (and adapter, found from where the JSON is) is loaded again and timed beside "
+                               "this run for the speed-up")
     evaluate.add_argument("--latency-items", type=_count, default=DEFAULT_EVAL.latency_items,
                           help="items timed at batch 1 (with the baseline's model beside, alternating); 0: none")
     evaluate.add_argument("--out", required=True, help="results JSON; per-item records go to OUT.items.jsonl")

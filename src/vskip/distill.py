@@ -34,7 +34,7 @@ from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
 from .lora import base_signature, peft_wrapping, write_adapter_info
-from .models import LoadedModel, load_model, model_identity, save_checkpoint
+from .models import LoadedModel, load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
 from .records import Record, check_ratio, require_fields
@@ -265,7 +265,7 @@ def distill(
     else:
         model.save_pretrained(out_dir)
     info = {
-        "base_model": loaded.path,
+        "base_model": portable_path(loaded.path, out_dir),  # read back by `models.located_path`
         "base_signature": base_signature(loaded.model.config),
         "method": method,
         "kind": "full" if settings.lora is None else "lora",

@@ -112,30 +112,34 @@ def context_length(config) -> int | None:
 
 
 def check_context(processor, config, examples: Iterable[tuple[str, Example]]) -> None:
-    """Raise `BadInput` naming the first (record id, example) the model cannot take: one with a video where the
-    family reads none (`Adapter.video_token_id`), or one whose tokens (prompt with its image and video tokens, and
-    the reply where it has one) outnumber the model's context: past it a model reads positions it never learned.
+    """Raise `BadInput` naming the first (record id, example) the model cannot take (`encode_within_context`).
 
     Examples with replies are encoded as `encode` does for teacher forcing, the others as for generation.
     """
-    limit = context_length(config)
-    reads_videos = adapter_for(config).video_token_id(config) is not None
     examples = iter(examples)
     while chunk := list(itertools.islice(examples, CONTEXT_CHECK_BATCH)):
-        for record_id, example in chunk:
-            if example.videos and not reads_videos:
-                raise BadInput(f"record {record_id!r}: {config.model_type} models read no videos; "
-                               "give the frames as images ('image': [...]) or drop the record")
-        if limit is None:
-            continue
-        batch = [example for _, example in chunk]
-        inputs = encode(processor, batch, for_generation=not any(example.reply for example in batch)).inputs
-        for (record_id, _), length in zip(chunk, inputs["attention_mask"].sum(dim=1).tolist()):
-            if length > limit:
-                raise BadInput(
-                    f"record {record_id!r}: its prompt is {length} tokens, longer than the model's context of {limit}; "
-                    "shorten it (or its image) or drop the record"
-                )
+        encode_within_context(processor, config, chunk, for_generation=not any(example.reply for _, example in chunk))
+
+
+def encode_within_context(processor, config, examples: list[tuple[str, Example]], **options) -> Encoded:
+    """`encode` (with `options`) of examples the model can take; `BadInput` naming the first (record id, example)
+    it cannot: one with a video where the family reads none (`Adapter.video_token_id`), or one whose tokens (prompt
+    with its image and video tokens, and the reply where it has one) outnumber the model's context: past it a model
+    reads positions it never learned."""
+    reads_videos = adapter_for(config).video_token_id(config) is not None
+    for record_id, example in examples:
+        if example.videos and not reads_videos:
+            raise BadInput(f"record {record_id!r}: {config.model_type} models read no videos; "
+                           "give the frames as images ('image': [...]) or drop the record")
+    encoded = encode(processor, [example for _, example in examples], **options)
+    limit = context_length(config)
+    for (record_id, _), length in zip(examples, encoded.inputs["attention_mask"].sum(dim=1).tolist()):
+        if limit is not None and length > limit:
+            raise BadInput(
+                f"record {record_id!r}: its prompt is {length} tokens, longer than the model's context of {limit}; "
+                "shorten it (or its image) or drop the record"
+            )
+    return encoded
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -149,7 +153,14 @@ def lead_tokens(tokenizer, words: list[str]) -> list[int]:
 
 
 def token_word_index(tokenizer, reply: str, cot: str) -> list[int]:
-    """For each token of `reply` (no special tokens), the index of the CoT word it belongs to, or -1.
+    """For each token of `reply` (no special tokens), the index of the CoT word it belongs to, or -1
+    (`offsets_word_index`)."""
+    offsets = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return offsets_word_index(offsets, reply, cot)
+
+
+def offsets_word_index(offsets: list[tuple[int, int]], reply: str, cot: str) -> list[int]:
+    """For each token of `reply`, given by its character `offsets`, the index of the CoT word it belongs to, or -1.
 
     The CoT is the start of the reply (see `prompts.response`), so a token belongs to the word whose
     character span holds the token's first non-space character. A token of whitespace alone (Qwen2's
@@ -158,11 +169,10 @@ def token_word_index(tokenizer, reply: str, cot: str) -> list[int]:
     words' tokens is counted in the tokens the model writes. Tokens after the CoT (the answer line)
     get -1, and so are never pruned.
     """
-    encoded = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
     spans = word_spans(cot)
     indices = []
     word = 0
-    for start, end in encoded["offset_mapping"]:
+    for start, end in offsets:
         piece = reply[start:end]
         # The token's first non-space character; for whitespace alone, where the next word starts.
         first = start + len(piece) - len(piece.lstrip())

@@ -25,7 +25,7 @@ from .errors import BadInput
 from .generate import batch_generator, check_prompts, generation_runner, generation_settings
 from .latency import Runner, paired_latency
 from .lora import adapter_info
-from .models import LoadedModel
+from .models import LoadedModel, located_path, portable_path
 from .prompts import AUTO, reference_answers
 from .records import Record, iter_jsonl, write_jsonl_atomic
 from .settings import DEFAULT_EVAL, MAX_NEW_TOKENS, EvalSettings
@@ -70,7 +70,8 @@ def check_baseline(baseline: dict, records: list[Record], name: str = "the basel
 
 
 def read_baseline(path: str | Path, records: list[Record]) -> dict:
-    """The results JSON at `path`, checked against `records` (`check_baseline`)."""
+    """The results JSON at `path`, checked against `records` (`check_baseline`), with its model and adapter as
+    paths from here (recorded relative to the file: `models.located_path`)."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
@@ -80,7 +81,9 @@ def read_baseline(path: str | Path, records: list[Record]) -> dict:
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
         what = "a JSONL file of records" if _is_jsonl(data) else f"not JSON ({getattr(err, 'msg', err)})"
         raise BadInput(f"{path}: {what}; pass the results JSON that `vskip evaluate` wrote to --out") from None
-    return check_baseline(baseline, records, str(path))
+    check_baseline(baseline, records, str(path))
+    return {**baseline, **{key: located_path(baseline[key], path.parent) for key in ("model", "adapter")
+                           if isinstance(baseline.get(key), str)}}
 
 
 def _is_jsonl(data: bytes) -> bool:
@@ -213,8 +216,9 @@ def evaluate(
         item["full_cot_tokens"] = baseline_tokens.get(result["id"])
         items.append(item)
     run = {
-        "model": loaded.path,
-        "adapter": str(adapter) if adapter is not None else None,
+        # Recorded relative to the results, so that they work as a --baseline from anywhere (`read_baseline`).
+        "model": portable_path(loaded.path, out.parent),
+        "adapter": portable_path(adapter, out.parent) if adapter is not None else None,
         "precision": loaded.precision,
         "mode": settings.mode,
         "ratio": settings.ratio if settings.ratio is not None else 1.0,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BadInput
-from .models import LoadedModel, load_model
+from .models import LoadedModel, load_model, located_path
 
 ADAPTER_INFO = "vskip_adapter.json"
 
@@ -75,9 +75,10 @@ def check_adapter(adapter: str | Path, config, base_path: str) -> None:
     trained_on = adapter_info(adapter)
     expected = trained_on.get("base_signature")
     if expected and expected != base_signature(config):
+        base = trained_on.get("base_model")
         raise BadInput(
-            f"{adapter}: adapter was trained on {trained_on.get('base_model')}, not on a model like {base_path}; "
-            "pass the base model it was distilled from as --model"
+            f"{adapter}: adapter was trained on {located_path(base, adapter) if base else 'another model'}, "
+            f"not on a model like {base_path}; pass the base model it was distilled from as --model"
         )
 
 

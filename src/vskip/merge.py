@@ -17,7 +17,7 @@ import torch
 
 from .errors import BadInput
 from .lora import adapter_info, base_signature, load_with_adapter, peft_adapter_dir, write_adapter_info
-from .models import save_checkpoint
+from .models import located_path, portable_path, save_checkpoint
 from .stage import check_output, side_path
 
 
@@ -35,15 +35,15 @@ def merge_student(
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"{out}: exists and is not empty; remove it or choose another --out")
     trained = adapter_info(adapter)
-    base = model or trained.get("base_model")
-    if base is None:
+    if model is None and "base_model" not in trained:
         raise BadInput(f"{adapter}: names no base model (no vskip_adapter.json); pass the base as --model")
-    loaded = load_with_adapter(base, adapter, dtype=dtype)
+    loaded = load_with_adapter(model or located_path(trained["base_model"], adapter), adapter, dtype=dtype)
     info = {
         **trained,
         "kind": "merged",
-        "adapter": str(adapter.resolve()),
-        "base_model": loaded.path,
+        # Relative to the merged model (`models.portable_path`), as `vskip distill` records its base.
+        "adapter": portable_path(adapter, out),
+        "base_model": portable_path(loaded.path, out),
         "base_signature": base_signature(loaded.model.config),
         # How it was trained, and the dtype its merged weights were saved in.
         "precision": {**trained.get("precision", {}), "merged": loaded.precision},

@@ -26,13 +26,14 @@ all those it writes, a token of whitespace alone before it included (`encoding.t
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from .capture import capture_visual_mass, row_blocks
-from .encoding import check_context, encode, lead_tokens, record_example, token_word_index, word_spans
+from .encoding import Example, encode_within_context, lead_tokens, offsets_word_index, record_example, word_spans
 from .errors import BadInput
 from .llmlingua2 import Classifier, word_keep_probabilities
 from .models.adapters import Adapter
@@ -160,21 +161,30 @@ def _padded(positions: list[list[int]], device) -> tuple[torch.Tensor, torch.Ten
 class _Item:
     record: Record
     cot: str
-    reply: str
+    example: Example  # the record's images, decoded once, with its prompt and reply
     word_of_token: list[int]  # CoT word index of each reply token, -1 outside the CoT
-    tokens: list[str] = field(default_factory=list)
-    answer_tokens: list[int] = field(default_factory=list)  # indices of the reply tokens that write the answer
+    tokens: list[str]
+    answer_tokens: list[int]  # indices of the reply tokens that write the answer
 
 
-def _prepare(record: Record, tokenizer) -> _Item:
-    require_fields(record, SCORE_FIELDS, named=True)
-    cot = str(record.get("cot") or "").strip()
+def check_scorable(records: Iterable[Record]) -> None:
+    """`BadInput` naming the first record that cannot be scored: one without a CoT (or another of `SCORE_FIELDS`),
+    or whose CoT has no answer (`prompts.cot_answer`)."""
+    for record in records:
+        require_fields(record, SCORE_FIELDS, named=True)
+        require_answer(record)
+
+
+def _prepare(record: Record, processor, base_dir: str | Path) -> _Item:
+    """The record ready to score: its images decoded and its reply tokenised, once for every use of them."""
+    cot = str(record["cot"]).strip()
     answer = require_answer(record)
     reply = response(cot, answer)
-    word_of_token = token_word_index(tokenizer, reply, cot)
-    offsets = tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    offsets = processor.tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    word_of_token = offsets_word_index(offsets, reply, cot)
     tokens = [reply[start:end] for (start, end), word in zip(offsets, word_of_token, strict=True) if word >= 0]
-    return _Item(record, cot, reply, word_of_token, tokens, answer_token_indices(offsets, reply, answer))
+    example = record_example(processor, record, base_dir, reply=reply)
+    return _Item(record, cot, example, word_of_token, tokens, answer_token_indices(offsets, reply, answer))
 
 
 def answer_token_indices(offsets: list[tuple[int, int]], reply: str, answer: str) -> list[int]:
@@ -213,26 +223,28 @@ def score_records(
     `word_gain_score` (NLL without the image minus NLL with it); with an `llmlingua2` classifier, also
     `word_llmlingua2_score` (its keep probability, `llmlingua2.word_keep_probabilities`); and the model's
     precision under `precision["score"]`. Records without a CoT, or whose CoT has no answer
-    (`prompts.cot_answer`), raise `BadInput`.
+    (`prompts.cot_answer`), raise `BadInput` before any record is scored; a record the model cannot take
+    (`encoding.encode_within_context`), when its batch comes.
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
         raise BadInput(f"batch size {batch_size} must be at least 1")
     check_visual_path(visual, adapter, model.config)
-    items = [_prepare(record, processor.tokenizer) for record in records]
+    check_scorable(records)
     results: list[dict] = []
-    batches = range(0, len(items), batch_size)
+    batches = range(0, len(records), batch_size)
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc="score", unit="batch")
     for start in batches:
-        batch = items[start : start + batch_size]
-        examples = [record_example(processor, item.record, base_dir, reply=item.reply) for item in batch]
-        scores = _score_examples(model, adapter, processor, examples, batch, visual=visual)
+        # Prepared batch by batch: a dataset's decoded images are never all held at once.
+        batch = [_prepare(record, processor, base_dir) for record in records[start : start + batch_size]]
+        scores = _score_examples(model, adapter, processor, [item.example for item in batch], batch, visual=visual)
         if blind:
             blind_examples = [
-                record_example(processor, item.record, base_dir, reply=item.reply, blind=True) for item in batch
+                record_example(processor, item.record, base_dir, reply=item.example.reply, blind=True)
+                for item in batch
             ]
             blind_scores = _score_examples(model, adapter, processor, blind_examples, batch, visual=None)
         for b, item in enumerate(batch):
@@ -267,7 +279,10 @@ def score_records(
 
 
 def _score_examples(model, adapter, processor, examples, items, **kwargs) -> BatchScores:
-    encoded = encode(processor, examples)
+    # The context is checked on the very encoding that is scored: the batch is encoded once.
+    encoded = encode_within_context(
+        processor, model.config, [(item.record["id"], example) for item, example in zip(items, examples, strict=True)]
+    )
     positions = [
         [span.start + i for i, word in enumerate(item.word_of_token) if word >= 0]
         for span, item in zip(encoded.reply_spans, items, strict=True)
@@ -292,18 +307,17 @@ def score(
 ) -> list[dict]:
     """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`).
 
-    Every record is checked first: its fields, and that prompt and CoT fit the model's context. The written
-    (and returned) records' images resolve from `out`'s directory.
+    Every record's fields and answer (`check_scorable`) and the visual path are checked before any work. That a
+    record's prompt and CoT fit the model's context is checked with its batch, on the encoding that is scored, so
+    that each image is decoded and each reply tokenised once: a record too long is refused when its batch comes,
+    and a rerun without it resumes after the batches done. The written (and returned) records' images resolve from
+    `out`'s directory.
     """
     from .models import model_identity
     from .stage import run_stage
 
-    prepared = [(record, _prepare(record, loaded_model.processor.tokenizer)) for record in records]
-    check_context(
-        loaded_model.processor,
-        loaded_model.model.config,
-        ((r["id"], record_example(loaded_model.processor, r, base_dir, reply=item.reply)) for r, item in prepared),
-    )
+    check_visual_path(visual, loaded_model.adapter, loaded_model.model.config)
+    check_scorable(records)
     return run_stage(
         records,
         lambda batch: score_records(

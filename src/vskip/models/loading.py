@@ -45,10 +45,33 @@ def resolve(name_or_path: str) -> str:
 
 
 def model_identity(name_or_path: str) -> str:
-    """The model as a journal records it: a local directory by its absolute path (however it was written),
-    a hub id as it is."""
+    """The model as a journal records it: the shipped model by its name, another local directory by its absolute
+    path (however it was written), a hub id as it is."""
     path = Path(resolve(name_or_path))
-    return str(path.resolve()) if path.exists() else str(name_or_path)
+    if not path.exists():
+        return str(name_or_path)
+    return TINY_NAME if path.resolve() == TINY_DIR.resolve() else str(path.resolve())
+
+
+def portable_path(name_or_path: str | Path, directory: str | Path) -> str:
+    """A model or adapter as a file in `directory` records it, so that the file works wherever it is moved with
+    what it names: the shipped model by its name, a hub id as it is, a local directory relative to `directory`
+    (starting with `./` or `../`, so it never reads as a hub id), or absolute where it was given absolute.
+    `located_path` reads it back."""
+    identity = model_identity(str(name_or_path))
+    if not Path(identity).is_absolute() or Path(resolve(str(name_or_path))).is_absolute():
+        return identity
+    relative = Path(os.path.relpath(identity, Path(directory).resolve())).as_posix()
+    return relative if relative.startswith(".") else f"./{relative}"
+
+
+def located_path(recorded: str, directory: str | Path) -> str:
+    """What `portable_path` recorded in a file in `directory`, as `load_model` (or an adapter's loader) takes it
+    from here: a path relative to the file joined to `directory`; the shipped model, a hub id or an absolute
+    path as they are."""
+    if recorded == TINY_NAME or is_hub_id(recorded) or Path(os.path.expanduser(recorded)).is_absolute():
+        return recorded
+    return str(Path(directory) / recorded)
 
 
 def check_model_source(name_or_path: str) -> None:
