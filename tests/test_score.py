@@ -68,8 +68,9 @@ def test_batching_does_not_change_the_scores(tiny_random, image_dataset):
         assert "gain_score" not in a
 
 
-def test_the_stage_decodes_each_image_and_tokenises_each_reply_once(tiny_random, image_dataset, tmp_path,
-                                                                     monkeypatch):
+def test_the_stage_decodes_each_image_twice_and_tokenises_each_reply_twice(tiny_random, image_dataset, tmp_path,
+                                                                            monkeypatch):
+    """Once to check the context before any work, once to score (it was three and four times)."""
     records = read_records(image_dataset)
     direct = score_records(tiny_random, records, image_dataset.parent, batch_size=2, progress=False)
     tokenizer = tiny_random.processor.tokenizer
@@ -88,19 +89,23 @@ def test_the_stage_decodes_each_image_and_tokenises_each_reply_once(tiny_random,
     monkeypatch.setattr(type(tokenizer), "__call__", counted_call)
     staged = score(tiny_random, records, image_dataset.parent, tmp_path / "scores.jsonl", batch_size=2,
                    progress=False)
-    assert sorted(decoded) == sorted(path for record in records for path in image_paths(record, image_dataset.parent))
+    paths = [path for record in records for path in image_paths(record, image_dataset.parent)]
+    assert sorted(decoded) == sorted(2 * paths)
     for record in records:
         reply = prompts.response(record["cot"], record["answer"])
-        # Once alone (its words and tokens), once closed by the end of turn (where it lies in the batch).
-        assert tokenised.count(reply) == tokenised.count(reply + tokenizer.eos_token) == 1
+        # Each time alone (its words and tokens) and closed by the end of turn (where it lies in the batch).
+        assert tokenised.count(reply) == tokenised.count(reply + tokenizer.eos_token) == 2
     assert [{k: v for k, v in record.items() if k != "image_root"} for record in staged] == direct
 
 
-def test_a_record_longer_than_the_context_is_refused_with_its_batch(tiny_random, image_dataset, monkeypatch):
+def test_a_record_longer_than_the_context_is_refused_before_any_work(tiny_random, image_dataset, monkeypatch, tmp_path):
     records = read_records(image_dataset)
     monkeypatch.setattr(tiny_random.model.config.get_text_config(), "max_position_embeddings", 10)
     with pytest.raises(BadInput, match="record 'r0': its prompt is [0-9]+ tokens, longer than the model's context"):
         score_records(tiny_random, records, image_dataset.parent, progress=False)
+    with pytest.raises(BadInput, match="record 'r0'"):
+        score(tiny_random, records, image_dataset.parent, tmp_path / "out" / "scores.jsonl", progress=False)
+    assert not (tmp_path / "out").exists()  # no journal
 
 
 def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):

@@ -33,7 +33,15 @@ from pathlib import Path
 import torch
 
 from .capture import capture_visual_mass, row_blocks
-from .encoding import Example, encode_within_context, lead_tokens, offsets_word_index, record_example, word_spans
+from .encoding import (
+    Example,
+    check_context,
+    encode_within_context,
+    lead_tokens,
+    offsets_word_index,
+    record_example,
+    word_spans,
+)
 from .errors import BadInput
 from .llmlingua2 import Classifier, word_keep_probabilities
 from .models.adapters import Adapter
@@ -224,7 +232,7 @@ def score_records(
     `word_llmlingua2_score` (its keep probability, `llmlingua2.word_keep_probabilities`); and the model's
     precision under `precision["score"]`. Records without a CoT, or whose CoT has no answer
     (`prompts.cot_answer`), raise `BadInput` before any record is scored; a record the model cannot take
-    (`encoding.encode_within_context`), when its batch comes.
+    (`encoding.encode_within_context`), when its batch comes (`score` checks them all first).
     """
     model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
     if batch_size < 1:
@@ -307,17 +315,19 @@ def score(
 ) -> list[dict]:
     """`score_records` over a dataset, written to `out`: resumable and sharded (see `stage.run_stage`).
 
-    Every record's fields and answer (`check_scorable`) and the visual path are checked before any work. That a
-    record's prompt and CoT fit the model's context is checked with its batch, on the encoding that is scored, so
-    that each image is decoded and each reply tokenised once: a record too long is refused when its batch comes,
-    and a rerun without it resumes after the batches done. The written (and returned) records' images resolve from
-    `out`'s directory.
+    Every record's fields and answer (`check_scorable`), the visual path, and that each record's prompt and CoT
+    fit the model's context are checked before any work, a few records at a time (so a bad record never costs a
+    run: the one thing each image is decoded twice for; scoring then decodes and tokenises it once). The written
+    (and returned) records' images resolve from `out`'s directory.
     """
     from .models import model_identity
     from .stage import run_stage
 
     check_visual_path(visual, loaded_model.adapter, loaded_model.model.config)
     check_scorable(records)
+    processor = loaded_model.processor
+    check_context(processor, loaded_model.model.config,
+                  ((record["id"], _prepare(record, processor, base_dir).example) for record in records))
     return run_stage(
         records,
         lambda batch: score_records(
