@@ -155,7 +155,7 @@ def main() -> None:
     if args.forced:
         main_rows = with_forced_accuracy(main_rows, compressed, loaded, base, args.batch_size)
     room_rows = room(scored)
-    default = default_key_layers(loaded.adapter, loaded.model.config)
+    default = default_key_layers(loaded.family, loaded.model.config)
 
     subset = first_per_task(records, args.ablation_per_task)
     ablation = []

@@ -39,7 +39,7 @@ def answer_surprisal(loaded, record: dict, cots: list[str], base: Path, batch_si
         for reply, span in zip(replies, encoded.reply_spans, strict=True):
             offsets = processor.tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
             positions.append([span.start + i for i in answer_token_indices(offsets["offset_mapping"], reply, answer)])
-        scores = score_batch(loaded.model, loaded.adapter, encoded.inputs, positions, visual=None)
+        scores = score_batch(loaded.model, loaded.family, encoded.inputs, positions, visual=None)
         out += [sum(values) for values in scores.surprisal]
     return out
 

@@ -54,7 +54,7 @@ from bench_scoring import (
 )
 
 from vskip.distill import DEFAULT_DISTILL, lora_model
-from vskip.models import LoadedModel, adapter_for
+from vskip.models import LoadedModel, family_for
 from vskip.report import format_table
 from vskip.score import default_key_layers
 from vskip.training import IGNORE_INDEX, train_step
@@ -101,14 +101,14 @@ def _timed(call, device) -> float:
 
 def scoring(model, config, shape: Shape, device) -> list[dict]:
     """`bench_scoring`'s variants at `shape`: fastest time and peak memory of one call each."""
-    adapter = adapter_for(config)
-    key_layers = default_key_layers(adapter, config)
+    family = family_for(config)
+    key_layers = default_key_layers(family, config)
     inputs, positions = build_inputs(config, shape.grid, shape.prompt, shape.cot)
     inputs = _to(inputs, device)
-    times = interleaved_times(model, adapter, inputs, positions, key_layers, shape.repeats)
+    times = interleaved_times(model, family, inputs, positions, key_layers, shape.repeats)
     rows = []
     for variant in VARIANTS:
-        extra, peak = peak_memory_mib(lambda v=variant: _call(v, model, adapter, inputs, positions, key_layers), device)
+        extra, peak = peak_memory_mib(lambda v=variant: _call(v, model, family, inputs, positions, key_layers), device)
         rows.append({"variant": variant, "seconds": min(times[variant]), "peak_extra_mib": extra, "peak_mib": peak,
                      "all_seconds": times[variant]})
         _free()
@@ -151,7 +151,7 @@ def generation(model, config, shape: Shape, device) -> list[dict]:
 
 def distill_step(config, shape: Shape, device, dtype, gradient_checkpointing: bool) -> dict:
     """Peak memory and time of one LoRA step at `shape.distill_batch`, on a freshly built model."""
-    loaded = LoadedModel(build_model(config, device, dtype), None, adapter_for(config), "random")
+    loaded = LoadedModel(build_model(config, device, dtype), None, family_for(config), "random")
     model = lora_model(loaded, MEASURED_LORA, gradient_checkpointing=gradient_checkpointing).train()
     inputs, positions = build_inputs(config, shape.grid, shape.prompt, shape.cot, shape.distill_batch)
     labels = torch.full_like(inputs["input_ids"], IGNORE_INDEX)

@@ -28,9 +28,9 @@ from vskip.errors import BadInput
 from vskip.evaluate import ratio_warning
 from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter
 from vskip.models import load_model
-from vskip.models.adapters import LORA_TARGETS
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
+from vskip.settings import LORA_TARGETS
 from vskip.training import TrainConfig, fit, train_step
 from vskip.vllm_backend import adapter_layout_problems
 

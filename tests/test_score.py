@@ -70,7 +70,7 @@ def test_batching_does_not_change_the_scores(tiny_random, image_dataset):
 
 def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):
     records = read_records(image_dataset)[:1]
-    assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [0, 1]
+    assert default_key_layers(tiny_random.family, tiny_random.model.config) == [0, 1]
     every = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
     upper = score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(key_layers=(1,)),
                           progress=False)[0]

@@ -8,7 +8,7 @@ training example draws its γ first (γ = 1 with `full_share`, the others equall
 compressed at that γ.
 
 What is trained (`DistillSettings.lora`): a LoRA adapter on the language model's attention projections
-or on all its linear layers (`models.adapters.LORA_TARGETS`), saved in PEFT format; or, with `lora=None`,
+or on all its linear layers (`settings.LORA_TARGETS`), saved in PEFT format; or, with `lora=None`,
 every weight of the language model, saved as a checkpoint directory that loads as any model does. The
 vision tower stays frozen either way. Beside the weights, `vskip_adapter.json` records the method, the
 ratios and the recipe (`lora.ADAPTER_INFO`).
@@ -172,7 +172,7 @@ def lora_model(
         r=lora.rank,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=loaded.adapter.lora_target_regex(lora.target_modules),
+        target_modules=loaded.family.lora_target_regex(lora.target_modules),
         task_type="CAUSAL_LM",
     )
     with peft_wrapping():

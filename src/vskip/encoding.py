@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from .errors import BadInput
-from .models.adapters import adapter_for
+from .models.families import family_for
 from .prompts import Mode, instruction
 from .records import Record, image_paths, load_image, load_video
 
@@ -113,13 +113,13 @@ def context_length(config) -> int | None:
 
 def check_context(processor, config, examples: Iterable[tuple[str, Example]]) -> None:
     """Raise `BadInput` naming the first (record id, example) the model cannot take: one with a video where the
-    family reads none (`Adapter.video_token_id`), or one whose tokens (prompt with its image and video tokens, and
+    family reads none (`ModelFamily.video_token_id`), or one whose tokens (prompt with its image and video tokens, and
     the reply where it has one) outnumber the model's context: past it a model reads positions it never learned.
 
     Examples with replies are encoded as `encode` does for teacher forcing, the others as for generation.
     """
     limit = context_length(config)
-    reads_videos = adapter_for(config).video_token_id(config) is not None
+    reads_videos = family_for(config).video_token_id(config) is not None
     examples = iter(examples)
     while chunk := list(itertools.islice(examples, CONTEXT_CHECK_BATCH)):
         for record_id, example in chunk:

@@ -40,7 +40,7 @@ class TrainConfig:
 
 # LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention
 # projections, or all its linear layers (attention and MLP, as TokenSkip trains). `{lm}` and `{attention}`
-# are an adapter's own module names, so the vision tower (whose MLP may be called the same) never matches.
+# are a model family's own module names, so the vision tower (whose MLP may be called the same) never matches.
 _PROJECTIONS = r"{attention}\.(q_proj|k_proj|v_proj|o_proj)"
 LORA_TARGETS = {
     "attention": rf".*{{lm}}.*\.{_PROJECTIONS}",
