@@ -21,7 +21,7 @@ DocVQA-sized page of 72 x 72 patches (1,008 px a side, 1,296 image tokens), a 40
 - generation: greedy decoding with the KV cache from the page and prompt, `--new-tokens` tokens forced
   (no early end), at batch 1 and 16: tokens per second over the whole call and over the decode steps
   alone (the prefill is timed by a one-token call);
-- distillation: one LoRA step (vskip's `distill.lora_model` with the default recipe's adapter,
+- distillation: one LoRA step (vskip's `lora.lora_model` with the default recipe's adapter,
   `DEFAULT_DISTILL.lora`: rank 32 on every linear layer of the language model, fp32 adapter weights,
   AdamW) at batch 4 on the full sequences, without and with gradient checkpointing: peak GPU memory
   and time. A step that runs out of memory is recorded as such.
@@ -53,7 +53,8 @@ from bench_scoring import (
     qwen2_vl_config,
 )
 
-from vskip.distill import DEFAULT_DISTILL, lora_model
+from vskip.distill import DEFAULT_DISTILL
+from vskip.lora import lora_model
 from vskip.models import LoadedModel, family_for
 from vskip.report import format_table
 from vskip.score import default_key_layers

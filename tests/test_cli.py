@@ -138,7 +138,8 @@ def test_counts_below_their_minimum_are_usage_errors(capsys):
 
 
 def test_distill_options_default_to_the_recipe_and_override_it():
-    from vskip.distill import DEFAULT_DISTILL, LoraSettings
+    from vskip.distill import DEFAULT_DISTILL
+    from vskip.settings import LoraSettings
 
     parse = cli.build_parser().parse_args
     assert cli._distill_settings(parse(["distill", "--data", "d", "--out", "o"])) == DEFAULT_DISTILL

@@ -14,11 +14,9 @@ from vskip import training
 from vskip.distill import (
     DEFAULT_DISTILL,
     DistillSettings,
-    LoraSettings,
     adaptive_pairs,
     distill,
     incorrect_items,
-    lora_model,
     pair_sampler,
     ratio_shares,
     training_pairs,
@@ -26,11 +24,11 @@ from vskip.distill import (
 from vskip.encoding import record_example
 from vskip.errors import BadInput
 from vskip.evaluate import ratio_warning
-from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter
+from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter, lora_model
 from vskip.models import load_model
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
-from vskip.settings import LORA_TARGETS
+from vskip.settings import LORA_TARGETS, LoraSettings
 from vskip.training import TrainConfig, fit, train_step
 from vskip.vllm_backend import adapter_layout_problems
 
