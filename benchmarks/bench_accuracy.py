@@ -24,7 +24,7 @@ from vskip.metrics import summarize
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import first_per_task, read_records
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.synth import attribute_words, contradicts_prior, premises_true
 
 

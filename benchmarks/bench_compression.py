@@ -32,7 +32,7 @@ from vskip.metrics import varr_from_mask
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import first_per_task, read_records
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, default_key_layers, score_records
 
 FUNCTION_WORDS = frozenset(

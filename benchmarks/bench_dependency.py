@@ -22,7 +22,7 @@ from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
 from vskip.records import first_per_task, read_records
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.score import answer_token_indices, score_batch, score_records
 
 PATHS = {"text": "word_text_score", "visual": "word_visual_score", "dependency": "word_dependency_score"}

@@ -36,7 +36,7 @@ from vskip.lora import ADAPTER_INFO, load_student
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import iter_jsonl, read_records, write_jsonl_atomic
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.score import score_records
 from vskip.settings import LoraSettings
 

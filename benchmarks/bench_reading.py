@@ -26,7 +26,7 @@ from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
 from vskip.records import Record, first_per_task, read_records
-from vskip.report import format_table
+from vskip.report.tables import format_table
 
 
 def word_roles(record: Record) -> dict[int, str]:

@@ -56,7 +56,7 @@ from bench_scoring import (
 from vskip.distill import DEFAULT_DISTILL
 from vskip.lora import lora_model
 from vskip.models import LoadedModel, family_for
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.score import default_key_layers
 from vskip.training import IGNORE_INDEX, train_step
 
