@@ -17,11 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
+from common import first_per_task
+
 from vskip.encoding import encode, record_example, word_spans
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
-from vskip.records import first_per_task, read_records
+from vskip.records import read_records
 from vskip.report.tables import format_table
 from vskip.score import answer_token_indices, score_batch, score_records
 
