@@ -72,16 +72,15 @@ def record_example(
     return Example(images, prompt, reply, videos)
 
 
-def encode(processor, examples: list[Example], *, for_generation: bool = False, append_eos: bool = True) -> Encoded:
+def encode(processor, examples: list[Example], *, for_generation: bool = False) -> Encoded:
     """Tokenize a batch of examples.
 
     For generation the batch is padded on the left and replies are ignored. For teacher forcing it
-    is padded on the right, each reply (ended by the tokenizer's end-of-turn token when
-    `append_eos`) follows its prompt, and `reply_spans` locate the reply tokens.
+    is padded on the right, each reply (ended by the tokenizer's end-of-turn token) follows its prompt,
+    and `reply_spans` locate the reply tokens.
     """
     tokenizer = processor.tokenizer
-    eos = tokenizer.eos_token if append_eos and not for_generation else ""
-    replies = ["" if for_generation else example.reply + eos for example in examples]
+    replies = ["" if for_generation else example.reply + tokenizer.eos_token for example in examples]
     texts = [example.prompt + reply for example, reply in zip(examples, replies)]
     kwargs = {}
     for kind in ("images", "videos"):

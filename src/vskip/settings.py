@@ -138,7 +138,6 @@ TINY_VISION_TRAINING = TrainConfig(
     steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
 )
 TINY_DIRECT_SHARE = 0.5
-TINY_GROUNDING_SHARE = 0.0
 TINY_TRAINING = TrainConfig(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )
