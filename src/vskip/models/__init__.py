@@ -1,6 +1,6 @@
 """Model loading and the per-architecture families."""
 
-from .families import FAMILIES, ModelFamily, family_for, supported_model_types
+from .families import MODEL_FAMILIES, ModelFamily, family_for, supported_model_types
 from .loading import (
     TINY_DIR,
     TINY_NAME,
@@ -14,8 +14,8 @@ from .loading import (
 )
 
 __all__ = [
-    "FAMILIES",
     "LoadedModel",
+    "MODEL_FAMILIES",
     "ModelFamily",
     "TINY_DIR",
     "TINY_NAME",

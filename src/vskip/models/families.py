@@ -95,7 +95,7 @@ def config_name(model: torch.nn.Module) -> str:
     return getattr(model.config, "model_type", type(model).__name__)
 
 
-FAMILIES: tuple[ModelFamily, ...] = (
+MODEL_FAMILIES: tuple[ModelFamily, ...] = (
     ModelFamily("qwen2_vl", ("qwen2_vl",), video_token="video_token_id"),
     ModelFamily("qwen2_5_vl", ("qwen2_5_vl",), video_token="video_token_id"),
     ModelFamily("llava", ("llava",)),
@@ -105,13 +105,13 @@ FAMILIES: tuple[ModelFamily, ...] = (
 
 
 def supported_model_types() -> list[str]:
-    return sorted(t for family in FAMILIES for t in family.model_types)
+    return sorted(t for family in MODEL_FAMILIES for t in family.model_types)
 
 
 def family_for(config) -> ModelFamily:
     """The family of a model config; an unknown family gets an error that lists the known ones."""
     model_type = getattr(config, "model_type", None)
-    for family in FAMILIES:
+    for family in MODEL_FAMILIES:
         if model_type in family.model_types:
             return family
     raise UnsupportedModel(
