@@ -383,7 +383,7 @@ def test_skip_bad_sets_bad_records_aside_and_keeps_the_good(saved_tiny, tmp_path
     assert "skipped 5 bad record(s)" in err
 
 
-def test_a_byte_order_mark_is_no_part_of_the_first_record(saved_tiny, tmp_path, capsys):
+def test_a_byte_order_mark_is_no_part_of_the_first_record_through_the_cli(saved_tiny, tmp_path, capsys):
     ws = Workspace(tmp_path, saved_tiny)
     data = ws.dataset(raw=codecs.BOM_UTF8 + f'{json.dumps(GOOD)}\n{{"id": "b",\n'.encode())
     argv = ["generate", "--model", str(saved_tiny), "--data", data, "--out", str(tmp_path / "gen.jsonl"),

@@ -131,7 +131,7 @@ def test_only_cots_that_led_to_the_right_answer_are_learned_by_default(image_dat
         training_pairs([{**record, "correct": False} for record in records], "vskip")
 
 
-def test_a_record_without_a_cot_is_refused_as_the_cli_refuses_it(image_dataset_module):
+def test_training_pairs_refuse_a_record_without_a_cot_as_the_cli_does(image_dataset_module):
     records = compressed(read_records(image_dataset_module))
     records[2]["cot"] = ""
     with pytest.raises(BadInput, match=f"record {records[2]['id']!r} has no 'cot'"):

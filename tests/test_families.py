@@ -402,7 +402,7 @@ def test_unpadded_rows_use_the_causal_mask(tiny_random):
     assert max(abs(a - e) for a, e in zip(captured[0], expected[0], strict=True)) < 1e-4
 
 
-def test_unsupported_architecture_names_the_supported_ones():
+def test_family_for_an_unknown_model_type_names_the_supported_ones():
     with pytest.raises(UnsupportedModel) as err:
         family_for(SimpleNamespace(model_type="blip_2"))
     for model_type in supported_model_types():
