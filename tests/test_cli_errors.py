@@ -94,13 +94,15 @@ def foreign_adapter(ws: Workspace) -> list[str]:
     from conftest import CORPUS, SMALL
     from peft import LoraConfig, get_peft_model
 
+    from vskip.lora import peft_wrapping
     from vskip.models import family_for
     from vskip.models.tiny import build_model, build_processor, build_tokenizer
 
     processor = build_processor(build_tokenizer(CORPUS * 20, SMALL.vocab_size))
     other = build_model(processor.tokenizer, dataclasses.replace(SMALL, text_hidden=32, text_intermediate=64), seed=1)
     lora = LoraConfig(r=4, target_modules=family_for(other.config).lora_target_regex(), task_type="CAUSAL_LM")
-    get_peft_model(other, lora).save_pretrained(ws.root / "adapter")
+    with peft_wrapping():
+        get_peft_model(other, lora).save_pretrained(ws.root / "adapter")
     return ["evaluate", "--model", str(ws.model), "--adapter", str(ws.root / "adapter"), "--data", ws.dataset(),
             "--out", ws.out("results.json")]
 

@@ -24,7 +24,7 @@ from vskip.distill import (
 from vskip.encoding import record_example
 from vskip.errors import BadInput
 from vskip.evaluate import ratio_warning
-from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter, lora_model
+from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter, lora_model, peft_wrapping
 from vskip.models import load_model
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
@@ -92,7 +92,8 @@ def test_adapter_is_peft_format_on_every_linear_layer_of_the_language_model(adap
 
 def test_adapter_loads_with_peft_and_merges_for_inference(adapter, base_dir):
     loaded = load_model(str(base_dir), device="cpu")
-    assert isinstance(PeftModel.from_pretrained(loaded.model, str(adapter)), PeftModel)
+    with peft_wrapping():
+        assert isinstance(PeftModel.from_pretrained(loaded.model, str(adapter)), PeftModel)
     merged = load_with_adapter(str(base_dir), adapter)
     assert not any("lora" in name for name, _ in merged.model.named_parameters())
 
