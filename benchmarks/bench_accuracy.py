@@ -19,12 +19,14 @@ import json
 import time
 from pathlib import Path
 
+from common import first_per_task
+
 from vskip.generate import generate
 from vskip.metrics import summarize
 from vskip.models import load_model
 from vskip.precision import DTYPES
-from vskip.records import first_per_task, read_records
-from vskip.report import format_table
+from vskip.records import read_records
+from vskip.report.tables import format_table
 from vskip.synth import attribute_words, contradicts_prior, premises_true
 
 

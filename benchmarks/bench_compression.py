@@ -22,23 +22,45 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
+
+from common import first_per_task
 
 from vskip.compress import compress_records
+from vskip.errors import BadInput
 from vskip.evaluate import forced_correct
-from vskip.metrics import varr_from_mask
 from vskip.models import load_model
 from vskip.precision import DTYPES
-from vskip.records import first_per_task, read_records
-from vskip.report import format_table
+from vskip.records import read_records
+from vskip.report.tables import format_table
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, default_key_layers, score_records
 
 FUNCTION_WORDS = frozenset(
     "a an the is are was were be of at on in to and or it its there that this then so as by with "
     "which what i see makes make left right above below other objects object costs cost line row column".split()
 )
+
+
+def varr_from_mask(
+    visual_words: Sequence[Mapping[str, Any]], keep: Sequence[bool]
+) -> dict[str, tuple[int, int]]:
+    """{type: (kept, total)} for a compressed CoT given by a keep mask over the reference CoT's words
+    (`metrics.visual_word_retention` reads them from a CoT's text instead)."""
+    retained: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for entry in visual_words:
+        index = entry["index"]
+        if not 0 <= index < len(keep):
+            raise BadInput(
+                f"visual word {entry['word']!r} has index {index}, but the CoT has {len(keep)} words"
+            )
+        counts = retained[entry["type"]]
+        counts[0] += bool(keep[index])
+        counts[1] += 1
+    return {kind: (kept, total) for kind, (kept, total) in retained.items()}
 
 
 def quality(compressed: list[dict]) -> list[dict]:
@@ -155,7 +177,7 @@ def main() -> None:
     if args.forced:
         main_rows = with_forced_accuracy(main_rows, compressed, loaded, base, args.batch_size)
     room_rows = room(scored)
-    default = default_key_layers(loaded.adapter, loaded.model.config)
+    default = default_key_layers(loaded.family, loaded.model.config)
 
     subset = first_per_task(records, args.ablation_per_task)
     ablation = []

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from vskip.records import read_records
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.synth import COT_STYLES, FAMILIES, SPLITS
 from vskip.synth.build import split_items
 from vskip.synth.style import POOLS, REAL_SHARES, draws, dress

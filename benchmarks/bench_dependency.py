@@ -17,12 +17,14 @@ import argparse
 import json
 from pathlib import Path
 
+from common import first_per_task
+
 from vskip.encoding import encode, record_example, word_spans
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
-from vskip.records import first_per_task, read_records
-from vskip.report import format_table
+from vskip.records import read_records
+from vskip.report.tables import format_table
 from vskip.score import answer_token_indices, score_batch, score_records
 
 PATHS = {"text": "word_text_score", "visual": "word_visual_score", "dependency": "word_dependency_score"}
@@ -39,7 +41,7 @@ def answer_surprisal(loaded, record: dict, cots: list[str], base: Path, batch_si
         for reply, span in zip(replies, encoded.reply_spans, strict=True):
             offsets = processor.tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
             positions.append([span.start + i for i in answer_token_indices(offsets["offset_mapping"], reply, answer)])
-        scores = score_batch(loaded.model, loaded.adapter, encoded.inputs, positions, visual=None)
+        scores = score_batch(loaded.model, loaded.family, encoded.inputs, positions, visual=None)
         out += [sum(values) for values in scores.surprisal]
     return out
 

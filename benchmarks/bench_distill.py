@@ -28,7 +28,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from vskip.compress import compress_records
-from vskip.distill import DEFAULT_DISTILL, DistillSettings, LoraSettings
+from vskip.distill import DEFAULT_DISTILL, DistillSettings
 from vskip.distill import distill as distill_student
 from vskip.evaluate import EvalSettings, evaluate, forced_correct
 from vskip.generate import generate
@@ -36,8 +36,9 @@ from vskip.lora import ADAPTER_INFO, load_student
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import iter_jsonl, read_records, write_jsonl_atomic
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.score import score_records
+from vskip.settings import LoraSettings
 
 
 def _recipe(steps: int, learning_rate: float, lora: LoraSettings | None) -> DistillSettings:

@@ -32,7 +32,7 @@ from bench_reading import teacher_forced, teacher_forced_run
 
 from vskip.encoding import token_word_index
 from vskip.records import Record
-from vskip.report import format_table
+from vskip.report.tables import format_table
 from vskip.synth.documents import line_cells
 from vskip.synth.scenes import GRID, cell_of
 from vskip.synth.words import DIRECTIONS

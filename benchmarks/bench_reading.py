@@ -20,13 +20,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from common import first_per_task
 
 from vskip.encoding import encode, record_example, token_word_index
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
-from vskip.records import Record, first_per_task, read_records
-from vskip.report import format_table
+from vskip.records import Record, read_records
+from vskip.report.tables import format_table
 
 
 def word_roles(record: Record) -> dict[int, str]:

@@ -186,7 +186,7 @@ def peak_memory_mib(call, device="cpu") -> tuple[float, float]:
     return (peak - before) / 1024, peak / 1024
 
 
-def _call(variant: str, model, adapter, inputs, positions, key_layers):
+def _call(variant: str, model, family, inputs, positions, key_layers):
     import torch
 
     from vskip.score import VisualPath, score_batch
@@ -198,22 +198,22 @@ def _call(variant: str, model, adapter, inputs, positions, key_layers):
         if variant == "forward":
             return model(**inputs).logits
         if variant == "text_path":
-            return score_batch(model, adapter, inputs, positions, visual=None)
+            return score_batch(model, family, inputs, positions, visual=None)
         if variant == "vskip":
-            return score_batch(model, adapter, inputs, positions, visual=VisualPath(key_layers=tuple(key_layers)))
+            return score_batch(model, family, inputs, positions, visual=VisualPath(key_layers=tuple(key_layers)))
         return model(**inputs, output_attentions=True).attentions
 
 
 def _setup(size: str):
-    from vskip.models import adapter_for
+    from vskip.models import family_for
     from vskip.score import default_key_layers
 
     model, inputs, positions = build(size)
-    adapter = adapter_for(model.config)
-    return model, adapter, inputs, positions, default_key_layers(adapter, model.config)
+    family = family_for(model.config)
+    return model, family, inputs, positions, default_key_layers(family, model.config)
 
 
-def interleaved_times(model, adapter, inputs, positions, key_layers, repeats: int) -> dict[str, list[float]]:
+def interleaved_times(model, family, inputs, positions, key_layers, repeats: int) -> dict[str, list[float]]:
     """Seconds of every call of each variant over `repeats` rounds, after a warm-up round.
 
     Each round starts at a different variant, so none always follows eager's large allocations; on a
@@ -226,7 +226,7 @@ def interleaved_times(model, adapter, inputs, positions, key_layers, repeats: in
     for round_ in range(repeats + 1):
         for variant in VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]:
             started = time.perf_counter()
-            _call(variant, model, adapter, inputs, positions, key_layers)
+            _call(variant, model, family, inputs, positions, key_layers)
             if cuda:
                 torch.cuda.synchronize()
             if round_:  # round 0 is the warm-up
@@ -238,9 +238,9 @@ def time_worker(size: str, repeats: int) -> dict:
     """Seconds per variant: the fastest of `repeats` interleaved rounds."""
     import torch
 
-    model, adapter, inputs, positions, key_layers = _setup(size)
+    model, family, inputs, positions, key_layers = _setup(size)
     return {
-        "times": interleaved_times(model, adapter, inputs, positions, key_layers, repeats),
+        "times": interleaved_times(model, family, inputs, positions, key_layers, repeats),
         "tokens": int(inputs["input_ids"].shape[1]),
         "image_tokens": int((inputs["input_ids"] == model.config.image_token_id).sum()),
         "cot_tokens": len(positions[0]),
@@ -254,10 +254,10 @@ def memory_worker(size: str, variant: str) -> dict:
     """Extra resident memory (MiB) of one call, over the process before it."""
     import gc
 
-    model, adapter, inputs, positions, key_layers = _setup(size)
-    _call(variant, model, adapter, inputs, positions, key_layers)  # warm-up
+    model, family, inputs, positions, key_layers = _setup(size)
+    _call(variant, model, family, inputs, positions, key_layers)  # warm-up
     gc.collect()
-    extra, _ = peak_memory_mib(lambda: _call(variant, model, adapter, inputs, positions, key_layers))
+    extra, _ = peak_memory_mib(lambda: _call(variant, model, family, inputs, positions, key_layers))
     return {"peak_extra_mib": extra}
 
 

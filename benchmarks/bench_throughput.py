@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vskip.distributed import launch_command
 from vskip.records import iter_jsonl, read_records
-from vskip.report import format_table
+from vskip.report.tables import format_table
 
 
 def command(processes: int, args: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ DocVQA-sized page of 72 x 72 patches (1,008 px a side, 1,296 image tokens), a 40
 - generation: greedy decoding with the KV cache from the page and prompt, `--new-tokens` tokens forced
   (no early end), at batch 1 and 16: tokens per second over the whole call and over the decode steps
   alone (the prefill is timed by a one-token call);
-- distillation: one LoRA step (vskip's `distill.lora_model` with the default recipe's adapter,
+- distillation: one LoRA step (vskip's `lora.lora_model` with the default recipe's adapter,
   `DEFAULT_DISTILL.lora`: rank 32 on every linear layer of the language model, fp32 adapter weights,
   AdamW) at batch 4 on the full sequences, without and with gradient checkpointing: peak GPU memory
   and time. A step that runs out of memory is recorded as such.
@@ -53,9 +53,10 @@ from bench_scoring import (
     qwen2_vl_config,
 )
 
-from vskip.distill import DEFAULT_DISTILL, lora_model
-from vskip.models import LoadedModel, adapter_for
-from vskip.report import format_table
+from vskip.distill import DEFAULT_DISTILL
+from vskip.lora import lora_model
+from vskip.models import LoadedModel, family_for
+from vskip.report.tables import format_table
 from vskip.score import default_key_layers
 from vskip.training import IGNORE_INDEX, train_step
 
@@ -101,14 +102,14 @@ def _timed(call, device) -> float:
 
 def scoring(model, config, shape: Shape, device) -> list[dict]:
     """`bench_scoring`'s variants at `shape`: fastest time and peak memory of one call each."""
-    adapter = adapter_for(config)
-    key_layers = default_key_layers(adapter, config)
+    family = family_for(config)
+    key_layers = default_key_layers(family, config)
     inputs, positions = build_inputs(config, shape.grid, shape.prompt, shape.cot)
     inputs = _to(inputs, device)
-    times = interleaved_times(model, adapter, inputs, positions, key_layers, shape.repeats)
+    times = interleaved_times(model, family, inputs, positions, key_layers, shape.repeats)
     rows = []
     for variant in VARIANTS:
-        extra, peak = peak_memory_mib(lambda v=variant: _call(v, model, adapter, inputs, positions, key_layers), device)
+        extra, peak = peak_memory_mib(lambda v=variant: _call(v, model, family, inputs, positions, key_layers), device)
         rows.append({"variant": variant, "seconds": min(times[variant]), "peak_extra_mib": extra, "peak_mib": peak,
                      "all_seconds": times[variant]})
         _free()
@@ -151,7 +152,7 @@ def generation(model, config, shape: Shape, device) -> list[dict]:
 
 def distill_step(config, shape: Shape, device, dtype, gradient_checkpointing: bool) -> dict:
     """Peak memory and time of one LoRA step at `shape.distill_batch`, on a freshly built model."""
-    loaded = LoadedModel(build_model(config, device, dtype), None, adapter_for(config), "random")
+    loaded = LoadedModel(build_model(config, device, dtype), None, family_for(config), "random")
     model = lora_model(loaded, MEASURED_LORA, gradient_checkpointing=gradient_checkpointing).train()
     inputs, positions = build_inputs(config, shape.grid, shape.prompt, shape.cot, shape.distill_batch)
     labels = torch.full_like(inputs["input_ids"], IGNORE_INDEX)

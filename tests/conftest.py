@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from vskip.models import LoadedModel, adapter_for
+from vskip.models import LoadedModel, family_for
 from vskip.models.tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
 
 CORPUS = [
@@ -34,7 +34,7 @@ def tiny_processor():
 def tiny_random(tiny_processor) -> LoadedModel:
     """A randomly initialised, very small Qwen2-VL with the vskip-tiny processor layout."""
     model = build_model(tiny_processor.tokenizer, SMALL, seed=0).eval()
-    return LoadedModel(model, tiny_processor, adapter_for(model.config), "tiny-random")
+    return LoadedModel(model, tiny_processor, family_for(model.config), "tiny-random")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from vskip.errors import BadInput
 from vskip.models import TINY_DIR
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS
 from vskip.synth import build
@@ -73,3 +74,16 @@ def test_quality_counts_the_essential_words_kept(bench):
               "essential": [False, True, True, True]}
     (row,) = bench.quality([record, {**record, "essential": None}])
     assert row["essential_recall"] == 2 / 3 and row["varr"] == 1.0
+
+
+def test_varr_from_mask_counts_kept_positions(bench):
+    visual_words = [  # reference CoT: "The red star is left of the red circle."
+        {"index": 1, "word": "red", "type": "colour"},
+        {"index": 2, "word": "star", "type": "shape"},
+        {"index": 7, "word": "red", "type": "colour"},
+        {"index": 8, "word": "circle", "type": "shape"},
+    ]
+    keep = [False, True, False, False, False, False, False, True, True]
+    assert bench.varr_from_mask(visual_words, keep) == {"colour": (2, 2), "shape": (1, 2)}
+    with pytest.raises(BadInput):
+        bench.varr_from_mask(visual_words, keep[:5])

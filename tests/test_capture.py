@@ -40,7 +40,7 @@ def test_row_blocks_bound_the_rows_recomputed_at_once(monkeypatch):
 
 
 def test_capture_restores_the_attention_implementation_after_an_error(tiny_random):
-    model, adapter = tiny_random.model, tiny_random.adapter
-    with pytest.raises(RuntimeError), capture_visual_mass(model, adapter, [1]):
+    model, family = tiny_random.model, tiny_random.family
+    with pytest.raises(RuntimeError), capture_visual_mass(model, family, [1]):
         raise RuntimeError("boom")
     assert model.config.get_text_config()._attn_implementation == "sdpa"

@@ -81,13 +81,11 @@ def test_the_stages_share_their_common_options():
         assert actions and all(action is actions[0] for action in actions), dest  # one definition, from a parent
 
 
-def test_every_input_is_data_and_scores_is_kept_for_compress(tmp_path):
+def test_every_input_is_data():
     for path, parser in COMMANDS.items():
         inputs = [a.option_strings for a in options(parser)
                   if a.required and a.dest not in ("out", "source", "adapter")]
-        assert inputs in ([], [["--data"]], [["--data", "--scores"]]), path
-    args = cli.build_parser().parse_args(["compress", "--scores", "s.jsonl", "--out", "c.jsonl"])
-    assert args.data == "s.jsonl"
+        assert inputs in ([], [["--data"]]), path
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["compress", "--help"], ["generate", "--data", "d.jsonl"]],
@@ -138,7 +136,8 @@ def test_counts_below_their_minimum_are_usage_errors(capsys):
 
 
 def test_distill_options_default_to_the_recipe_and_override_it():
-    from vskip.distill import DEFAULT_DISTILL, LoraSettings
+    from vskip.distill import DEFAULT_DISTILL
+    from vskip.settings import LoraSettings
 
     parse = cli.build_parser().parse_args
     assert cli._distill_settings(parse(["distill", "--data", "d", "--out", "o"])) == DEFAULT_DISTILL

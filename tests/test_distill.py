@@ -14,11 +14,9 @@ from vskip import training
 from vskip.distill import (
     DEFAULT_DISTILL,
     DistillSettings,
-    LoraSettings,
     adaptive_pairs,
     distill,
     incorrect_items,
-    lora_model,
     pair_sampler,
     ratio_shares,
     training_pairs,
@@ -26,11 +24,11 @@ from vskip.distill import (
 from vskip.encoding import record_example
 from vskip.errors import BadInput
 from vskip.evaluate import ratio_warning
-from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter
+from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter, lora_model, peft_wrapping
 from vskip.models import load_model
-from vskip.models.adapters import LORA_TARGETS
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
+from vskip.settings import LORA_TARGETS, LoraSettings
 from vskip.training import TrainConfig, fit, train_step
 from vskip.vllm_backend import adapter_layout_problems
 
@@ -94,7 +92,8 @@ def test_adapter_is_peft_format_on_every_linear_layer_of_the_language_model(adap
 
 def test_adapter_loads_with_peft_and_merges_for_inference(adapter, base_dir):
     loaded = load_model(str(base_dir), device="cpu")
-    assert isinstance(PeftModel.from_pretrained(loaded.model, str(adapter)), PeftModel)
+    with peft_wrapping():
+        assert isinstance(PeftModel.from_pretrained(loaded.model, str(adapter)), PeftModel)
     merged = load_with_adapter(str(base_dir), adapter)
     assert not any("lora" in name for name, _ in merged.model.named_parameters())
 
@@ -133,7 +132,7 @@ def test_only_cots_that_led_to_the_right_answer_are_learned_by_default(image_dat
         training_pairs([{**record, "correct": False} for record in records], "vskip")
 
 
-def test_a_record_without_a_cot_is_refused_as_the_cli_refuses_it(image_dataset_module):
+def test_training_pairs_refuse_a_record_without_a_cot_as_the_cli_does(image_dataset_module):
     records = compressed(read_records(image_dataset_module))
     records[2]["cot"] = ""
     with pytest.raises(BadInput, match=f"record {records[2]['id']!r} has no 'cot'"):

@@ -13,7 +13,6 @@ from vskip.metrics import (
     parse_yes_no,
     pope_scores,
     summarize,
-    varr_from_mask,
     visual_word_retention,
 )
 
@@ -136,13 +135,6 @@ def test_visual_word_retention_matches_bare_words_as_a_multiset():
     assert visual_word_retention(VISUAL_WORDS, "red star red circle.") == {"colour": (2, 2), "shape": (2, 2)}
     assert visual_word_retention(VISUAL_WORDS, "") == {"colour": (0, 2), "shape": (0, 2)}
     assert visual_word_retention([], "red") == {}
-
-
-def test_varr_from_mask_counts_kept_positions():
-    keep = [False, True, False, False, False, False, False, True, True]
-    assert varr_from_mask(VISUAL_WORDS, keep) == {"colour": (2, 2), "shape": (1, 2)}
-    with pytest.raises(BadInput):
-        varr_from_mask(VISUAL_WORDS, keep[:5])
 
 
 ITEMS = [

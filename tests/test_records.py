@@ -13,7 +13,6 @@ from vskip.records import (
     check_image_paths,
     check_ratio,
     check_records,
-    first_per_task,
     image_paths,
     load_image,
     load_video,
@@ -293,9 +292,3 @@ def test_a_failed_rename_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(PermissionError):
         write_jsonl_atomic(tmp_path / "out.jsonl", [{"id": "new"}])
     assert not any(tmp_path.iterdir())
-
-
-def test_first_per_task_takes_a_prefix_of_every_family():
-    records = [{"id": f"{task}-{i}", "task": task} for task in ("pope", "count") for i in range(3)]
-    assert [r["id"] for r in first_per_task(records, 2)] == ["count-0", "count-1", "pope-0", "pope-1"]
-    assert len(first_per_task(records, None)) == 6

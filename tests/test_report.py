@@ -8,17 +8,15 @@ import pytest
 from chromium import find_chromium, screenshot
 from PIL import Image, ImageDraw
 
-from vskip.report import (
+from vskip.report import write_report
+from vskip.report.plots import _auto_points, _series, pareto_front
+from vskip.report.tables import (
     COLUMN_DEFINITIONS,
     LABELS,
     RESULT_COLUMNS,
-    _auto_points,
-    _series,
     format_table,
-    pareto_front,
     sort_rows,
     with_reference_act_ratio,
-    write_report,
 )
 
 METHODS = ("truncate", "random", "text", "visual", "vskip")

@@ -110,7 +110,7 @@ def test_a_record_longer_than_the_context_is_refused_before_any_work(tiny_random
 
 def test_key_layers_choose_the_visual_path(tiny_random, image_dataset):
     records = read_records(image_dataset)[:1]
-    assert default_key_layers(tiny_random.adapter, tiny_random.model.config) == [0, 1]
+    assert default_key_layers(tiny_random.family, tiny_random.model.config) == [0, 1]
     every = score_records(tiny_random, records, image_dataset.parent, progress=False)[0]
     upper = score_records(tiny_random, records, image_dataset.parent, visual=VisualPath(key_layers=(1,)),
                           progress=False)[0]

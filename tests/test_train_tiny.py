@@ -14,7 +14,7 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     data, out = tmp_path / "synth", tmp_path / "model"
     build(data, seed=3, n_train=3, n_val=2, n_test=0, progress=False)
     args = ["tiny", "train", "--data", str(data), "--out", str(out), "--vision-steps", "2", "--steps", "2",
-            "--batch-size", "2", "--text-layers", "2", "--direct-share", "0.25", "--grounding-share", "0.5"]
+            "--batch-size", "2", "--text-layers", "2", "--direct-share", "0.25"]
     assert main(args) == 0
     assert f"saved {out}" in capsys.readouterr().out
 
@@ -22,7 +22,6 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     assert card["training"]["steps"] == 2 and card["training"]["learning_rate"] == 1e-3  # the rest: the recipe
     assert card["vision_training"]["steps"] == 2 and card["vision_training"]["batch_size"] == 32
     assert card["command"].startswith("vskip tiny train") and "--vision-steps 2" in card["command"]
-    assert card["grounding_share"] == 0.5 and "--grounding-share 0.5" in card["command"]
     assert card["direct_share"] == 0.25 and "--direct-share 0.25" in card["command"]
     assert card["sizes"]["text_layers"] == 2 and card["sizes"]["text_hidden"] == 256
     assert set(card["vision_held_out_accuracy"]) >= {"colour", "shape", "item", "price", "row", "col"}
@@ -70,22 +69,3 @@ def test_an_interrupted_run_resumes_in_the_language_stage_without_training_the_t
     assert drawn == []  # the tower came from its checkpoint
     assert (out / "model.safetensors").is_file() and not any(out.glob("checkpoint*"))
 
-
-def test_grounding_questions_are_asked_only_when_their_share_is_on(tmp_path, monkeypatch):
-    from dataclasses import replace
-
-    import vskip.synth
-    from vskip.models import train_tiny
-
-    data = tmp_path / "synth"
-    build(data, seed=3, n_train=3, n_val=0, n_test=0, progress=False)
-    asked = []
-    real = vskip.synth.grounding_question
-    monkeypatch.setattr(vskip.synth, "grounding_question",
-                        lambda record, rng: asked.append(record) or real(record, rng))
-    recipe = {"vision_training": replace(train_tiny.TINY_VISION_TRAINING, steps=1),
-              "training": replace(train_tiny.TINY_TRAINING, steps=2, batch_size=8)}
-    train_tiny.train_tiny(data, tmp_path / "off", **recipe)
-    assert asked == []  # the shipped recipe: neither in training nor in the tokenizer's corpus
-    train_tiny.train_tiny(data, tmp_path / "on", grounding_share=0.5, **recipe)
-    assert len(asked) > 12  # one per record for the tokenizer's corpus, then about half of the 16 draws

@@ -22,7 +22,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-from .models.adapters import Adapter
+from .models.families import ModelFamily
 
 CAPTURE_ATTENTION = "vskip_visual_mass"
 # Upper bound on the elements of one block of recomputed attention rows (heads x rows x keys),
@@ -164,7 +164,7 @@ def cross_attention_focus(query, key, attention_mask, rows, scaling: float) -> t
 
 
 @contextmanager
-def capture_visual_mass(model: torch.nn.Module, adapter: Adapter, key_layers: list[int]) -> Iterator[_Capture]:
+def capture_visual_mass(model: torch.nn.Module, family: ModelFamily, key_layers: list[int]) -> Iterator[_Capture]:
     """Within the block the language model attends with SDPA plus the capture at `key_layers`.
 
     The previous attention implementation of the language model is restored on exit.
@@ -172,7 +172,7 @@ def capture_visual_mass(model: torch.nn.Module, adapter: Adapter, key_layers: li
     text_config = model.config.get_text_config()
     previous = text_config._attn_implementation
     capture = _Capture(
-        adapter.attention_modules(model, key_layers), adapter.cross_attention, adapter.layer_gates(model)
+        family.attention_modules(model, key_layers), family.cross_attention, family.layer_gates(model)
     )
     model.set_attn_implementation({"text_config": CAPTURE_ATTENTION})
     _active.append(capture)

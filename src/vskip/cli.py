@@ -261,7 +261,7 @@ def cmd_tiny_train(args) -> None:
     _warm_up_warning("--steps", training)
     saved = train_tiny(
         args.data, args.out, sizes=replace(TINY_SIZES, text_layers=args.text_layers), vision_training=vision,
-        training=training, direct_share=args.direct_share, grounding_share=args.grounding_share,
+        training=training, direct_share=args.direct_share,
     )
     print(f"saved {saved}")
 
@@ -476,7 +476,6 @@ def build_parser() -> argparse.ArgumentParser:
         SYNTH_TRAIN,
         SYNTH_VAL,
         TINY_DIRECT_SHARE,
-        TINY_GROUNDING_SHARE,
         TINY_SIZES,
         TINY_TRAINING,
         TINY_VISION_TRAINING,
@@ -534,8 +533,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decoder layers of the language model")
     train.add_argument("--direct-share", type=_share, default=TINY_DIRECT_SHARE,
                        help="share of language-stage draws that answer directly, the rest think step by step")
-    train.add_argument("--grounding-share", type=_share, default=TINY_GROUNDING_SHARE,
-                       help="share of language-stage draws that ask a grounding question of the record's image")
     train.set_defaults(run=cmd_tiny_train)
 
     gen = command(commands, "generate", "teacher generation of chains of thought",
@@ -563,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(run=cmd_score)
 
     compress = command(commands, "compress", "keep masks and compressed CoTs per method and ratio", "records")
-    compress.add_argument("--data", "--scores", dest="data", required=True, help="JSONL written by `vskip score`")
+    compress.add_argument("--data", required=True, help="JSONL written by `vskip score`")
     compress.add_argument("--methods", default="vskip,text,visual,random,truncate",
                           help=f"comma-separated: any of {', '.join(METHODS)}")
     compress.add_argument("--ratios", type=_ratio_list, default="0.5,0.7,0.9", help="comma-separated γ values")

@@ -32,7 +32,8 @@ from .generate import generate, generation_runner
 from .lora import ADAPTER_INFO, load_student
 from .prompts import AUTO, cot_answer
 from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
-from .report import REFERENCE_METHODS, write_report
+from .report import write_report
+from .report.tables import REFERENCE_METHODS
 from .score import score_records
 from .stage import settings_change, side_path
 

@@ -8,7 +8,7 @@ training example draws its γ first (γ = 1 with `full_share`, the others equall
 compressed at that γ.
 
 What is trained (`DistillSettings.lora`): a LoRA adapter on the language model's attention projections
-or on all its linear layers (`models.adapters.LORA_TARGETS`), saved in PEFT format; or, with `lora=None`,
+or on all its linear layers (`settings.LORA_TARGETS`), saved in PEFT format; or, with `lora=None`,
 every weight of the language model, saved as a checkpoint directory that loads as any model does. The
 vision tower stays frozen either way. Beside the weights, `vskip_adapter.json` records the method, the
 ratios and the recipe (`lora.ADAPTER_INFO`).
@@ -28,30 +28,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 
 from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
-from .lora import base_signature, peft_wrapping, write_adapter_info
-from .models import LoadedModel, load_model, model_identity, portable_path, save_checkpoint
+from .lora import base_signature, language_model_trainable, lora_model, write_adapter_info
+from .models import load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
 from .records import Record, check_ratio, require_fields
-from .settings import DEFAULT_DISTILL, DistillSettings, LoraSettings
+from .settings import DEFAULT_DISTILL, DistillSettings
 from .training import fit
 
 # What a record needs to be learned from (the CLI asks the same of the file it reads).
 DISTILL_FIELDS = ("id", "image", "question", "cot", "compressed_cot", "method", "ratio")
 # (record, γ, reply to learn)
 Pair = tuple[Record, float, str]
-
-
-# Bases this large train with gradient checkpointing unless told otherwise. From Qwen2-VL-2B up, the
-# activations a step keeps outgrow the weights: by a rough estimate (about 50 k values per token and
-# layer) some 19 GB for the 2B model at batch 4 of DocVQA-sized sequences, against 4.4 GB of bf16
-# weights. benchmarks/gpu.py measures it on a GPU.
-CHECKPOINTING_FROM_PARAMETERS = 1_000_000_000
 
 
 def incorrect_items(records: list[Record], method: str) -> set[str]:
@@ -145,51 +137,6 @@ def pair_sampler(pairs: list[Pair], shares: dict[float, float]) -> Callable[[ran
     return sample
 
 
-def _checkpointing(model: torch.nn.Module, gradient_checkpointing: bool | None) -> None:
-    """Turn on gradient checkpointing where asked, or by default for bases of `CHECKPOINTING_FROM_PARAMETERS`
-    parameters or more: each decoder layer keeps only its input and recomputes the rest in the backward
-    pass, one more forward's compute for a fraction of the activation memory."""
-    if gradient_checkpointing is None:
-        gradient_checkpointing = sum(p.numel() for p in model.parameters()) >= CHECKPOINTING_FROM_PARAMETERS
-    if gradient_checkpointing:
-        # transformers 5.24 renamed gradient_checkpointing_enable (kept as a deprecated alias until v6);
-        # earlier 5.x releases have only the old name. Non-reentrant checkpointing needs no input grads.
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable({"use_reentrant": False})
-
-
-def lora_model(
-    loaded: LoadedModel, lora: LoraSettings = LoraSettings(), *, gradient_checkpointing: bool | None = None
-) -> PeftModel:
-    """`loaded.model` with a fresh trainable LoRA adapter on its language model's `lora.target_modules`.
-
-    The adapter's weights are float32 whatever the base's dtype (peft's `autocast_adapter_dtype`): in
-    bf16, AdamW's small updates would round away; peft casts each LoRA input up and its output back to
-    the base's dtype, so the frozen base computes in bf16. See `_checkpointing` for `gradient_checkpointing`.
-    """
-    _checkpointing(loaded.model, gradient_checkpointing)
-    config = LoraConfig(
-        r=lora.rank,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=loaded.adapter.lora_target_regex(lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    with peft_wrapping():
-        return get_peft_model(loaded.model, config, autocast_adapter_dtype=True)
-
-
-def language_model_trainable(loaded: LoadedModel, *, gradient_checkpointing: bool | None = None) -> torch.nn.Module:
-    """`loaded.model` with every weight of its language model trainable (its decoder and output layer) and
-    the rest, the vision tower and its projector, frozen. See `_checkpointing` for `gradient_checkpointing`."""
-    model = loaded.model
-    _checkpointing(model, gradient_checkpointing)
-    model.requires_grad_(False)
-    model.get_decoder().requires_grad_(True)
-    model.get_output_embeddings().requires_grad_(True)
-    return model
-
-
 def distill(
     model_name: str,
     records: list[Record],
@@ -207,7 +154,7 @@ def distill(
 
     Learns from the correct CoTs only unless `include_incorrect` (see `training_pairs`), at the γ of
     `settings.ratios` in the shares `ratio_shares` gives. `load_options` go to `load_model` (`dtype`,
-    `allow_pickle`, `trust_remote_code`); see `lora_model` for the adapter's precision and
+    `allow_pickle`, `trust_remote_code`); see `lora.lora_model` for the adapter's precision and
     `gradient_checkpointing`. A full fine-tune trains float32 weights (`dtype` auto or float32): AdamW's
     updates would round away in bfloat16. Every training sequence is checked against the model's context
     before training. A checkpoint in `out_dir/checkpoint` is kept every `settings.training.checkpoint_every`

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from .errors import BadInput
-from .models.adapters import adapter_for
+from .models.families import family_for
 from .prompts import Mode, instruction
 from .records import Record, image_paths, load_image, load_video
 
@@ -72,16 +72,15 @@ def record_example(
     return Example(images, prompt, reply, videos)
 
 
-def encode(processor, examples: list[Example], *, for_generation: bool = False, append_eos: bool = True) -> Encoded:
+def encode(processor, examples: list[Example], *, for_generation: bool = False) -> Encoded:
     """Tokenize a batch of examples.
 
     For generation the batch is padded on the left and replies are ignored. For teacher forcing it
-    is padded on the right, each reply (ended by the tokenizer's end-of-turn token when
-    `append_eos`) follows its prompt, and `reply_spans` locate the reply tokens.
+    is padded on the right, each reply (ended by the tokenizer's end-of-turn token) follows its prompt,
+    and `reply_spans` locate the reply tokens.
     """
     tokenizer = processor.tokenizer
-    eos = tokenizer.eos_token if append_eos and not for_generation else ""
-    replies = ["" if for_generation else example.reply + eos for example in examples]
+    replies = ["" if for_generation else example.reply + tokenizer.eos_token for example in examples]
     texts = [example.prompt + reply for example, reply in zip(examples, replies)]
     kwargs = {}
     for kind in ("images", "videos"):
@@ -123,10 +122,10 @@ def check_context(processor, config, examples: Iterable[tuple[str, Example]]) ->
 
 def encode_within_context(processor, config, examples: list[tuple[str, Example]], **options) -> Encoded:
     """`encode` (with `options`) of examples the model can take; `BadInput` naming the first (record id, example)
-    it cannot: one with a video where the family reads none (`Adapter.video_token_id`), or one whose tokens (prompt
+    it cannot: one with a video where the family reads none (`ModelFamily.video_token_id`), or one whose tokens (prompt
     with its image and video tokens, and the reply where it has one) outnumber the model's context: past it a model
     reads positions it never learned."""
-    reads_videos = adapter_for(config).video_token_id(config) is not None
+    reads_videos = family_for(config).video_token_id(config) is not None
     for record_id, example in examples:
         if example.videos and not reads_videos:
             raise BadInput(f"record {record_id!r}: {config.model_type} models read no videos; "

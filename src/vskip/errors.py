@@ -12,4 +12,4 @@ class BadInput(VSkipError):
 
 
 class UnsupportedModel(VSkipError):
-    """The checkpoint's architecture has no adapter, or the directory is not a usable model."""
+    """The checkpoint's architecture is no supported model family, or the directory is not a usable model."""

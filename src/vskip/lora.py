@@ -1,10 +1,12 @@
-"""Distilled students at inference: the base-model check, and loading one for either backend.
+"""Students: what distillation trains (a LoRA adapter, or the whole language model), and loading one back.
 
-`vskip distill` writes, beside the PEFT files of an adapter (or the weights of a fully trained model),
-`vskip_adapter.json` with the signature of the base it trained on, its method, γ values and recipe.
-Both generation backends check an adapter here before using it: transformers merges it into the base
-(`load_with_adapter`), vLLM serves it unmerged (`vllm_backend.load_vllm`); a fully trained student, or one
-merged into its base for good (`merge.merge_student`), loads as the model it is (`load_student`).
+`lora_model` puts a fresh LoRA adapter on a base model's language model, `language_model_trainable` makes
+that language model trainable instead (`vskip distill --full`). `vskip distill` writes, beside the PEFT
+files of an adapter (or the weights of a fully trained model), `vskip_adapter.json` with the signature of
+the base it trained on, its method, γ values and recipe. Both generation backends check an adapter here
+before using it: transformers merges it into the base (`load_with_adapter`), vLLM serves it unmerged
+(`vllm_backend.load_vllm`); a fully trained student, or one merged into its base for good
+(`merge.merge_student`), loads as the model it is (`load_student`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,23 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
 
 from .errors import BadInput
 from .models import LoadedModel, load_model, located_path
+from .settings import LoraSettings
+
+if TYPE_CHECKING:
+    from peft import PeftModel  # imported where used: loading peft takes seconds
 
 ADAPTER_INFO = "vskip_adapter.json"
+# Bases this large train with gradient checkpointing unless told otherwise. From Qwen2-VL-2B up, the
+# activations a step keeps outgrow the weights: by a rough estimate (about 50 k values per token and
+# layer) some 19 GB for the 2B model at batch 4 of DocVQA-sized sequences, against 4.4 GB of bf16
+# weights. benchmarks/gpu.py measures it on a GPU.
+CHECKPOINTING_FROM_PARAMETERS = 1_000_000_000
 
 
 @contextmanager
@@ -112,3 +126,50 @@ def load_student(model_name: str, student: str | Path, **load_options) -> Loaded
     if (Path(student) / "adapter_config.json").is_file():
         return load_with_adapter(model_name, student, **load_options)
     return load_model(str(student), **load_options)
+
+
+def _checkpointing(model: torch.nn.Module, gradient_checkpointing: bool | None) -> None:
+    """Turn on gradient checkpointing where asked, or by default for bases of `CHECKPOINTING_FROM_PARAMETERS`
+    parameters or more: each decoder layer keeps only its input and recomputes the rest in the backward
+    pass, one more forward's compute for a fraction of the activation memory."""
+    if gradient_checkpointing is None:
+        gradient_checkpointing = sum(p.numel() for p in model.parameters()) >= CHECKPOINTING_FROM_PARAMETERS
+    if gradient_checkpointing:
+        # transformers 5.24 renamed gradient_checkpointing_enable (kept as a deprecated alias until v6);
+        # earlier 5.x releases have only the old name. Non-reentrant checkpointing needs no input grads.
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
+
+
+def lora_model(
+    loaded: LoadedModel, lora: LoraSettings = LoraSettings(), *, gradient_checkpointing: bool | None = None
+) -> PeftModel:
+    """`loaded.model` with a fresh trainable LoRA adapter on its language model's `lora.target_modules`.
+
+    The adapter's weights are float32 whatever the base's dtype (peft's `autocast_adapter_dtype`): in
+    bf16, AdamW's small updates would round away; peft casts each LoRA input up and its output back to
+    the base's dtype, so the frozen base computes in bf16. See `_checkpointing` for `gradient_checkpointing`.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    _checkpointing(loaded.model, gradient_checkpointing)
+    config = LoraConfig(
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=loaded.family.lora_target_regex(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    with peft_wrapping():
+        return get_peft_model(loaded.model, config, autocast_adapter_dtype=True)
+
+
+def language_model_trainable(loaded: LoadedModel, *, gradient_checkpointing: bool | None = None) -> torch.nn.Module:
+    """`loaded.model` with every weight of its language model trainable (its decoder and output layer) and
+    the rest, the vision tower and its projector, frozen. See `_checkpointing` for `gradient_checkpointing`."""
+    model = loaded.model
+    _checkpointing(model, gradient_checkpointing)
+    model.requires_grad_(False)
+    model.get_decoder().requires_grad_(True)
+    model.get_output_embeddings().requires_grad_(True)
+    return model

@@ -184,23 +184,6 @@ def visual_word_retention(
     return {kind: (kept, total) for kind, (kept, total) in retained.items()}
 
 
-def varr_from_mask(
-    visual_words: Sequence[Mapping[str, Any]], keep: Sequence[bool]
-) -> dict[str, tuple[int, int]]:
-    """{type: (kept, total)} for a compressed CoT given by a keep mask over the reference CoT's words."""
-    retained: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for entry in visual_words:
-        index = entry["index"]
-        if not 0 <= index < len(keep):
-            raise BadInput(
-                f"visual word {entry['word']!r} has index {index}, but the CoT has {len(keep)} words"
-            )
-        counts = retained[entry["type"]]
-        counts[0] += bool(keep[index])
-        counts[1] += 1
-    return {kind: (kept, total) for kind, (kept, total) in retained.items()}
-
-
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 

@@ -33,7 +33,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import BadInput
-from .prompts import AUTO, cot_answer, ratio_text
+from .prompts import cot_answer, ratio_text
 
 Record = dict[str, Any]
 
@@ -296,15 +296,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def first_per_task(records: Iterable[Record], n: int | None) -> list[Record]:
-    """The first `n` records of each task (all of them when `n` is None), tasks in sorted order:
-    a split's families come in blocks, so a plain prefix would sample one family only."""
-    by_task: dict[str, list[Record]] = {}
-    for record in records:
-        by_task.setdefault(record["task"], []).append(record)
-    return [record for task in sorted(by_task) for record in by_task[task][:n]]
-
-
 def check_ratio(ratio: float) -> float:
     """γ, the kept share of CoT tokens: in (0, 1] and a multiple of 0.01, so that the γ marker writes it
     exactly (`prompts.ratio_text`). Returns γ as the marker reads back (0.1 + 0.2 gives 0.3)."""
@@ -313,11 +304,6 @@ def check_ratio(ratio: float) -> float:
     if not number or math.isnan(ratio) or not 0 < ratio <= 1 or float(ratio_text(ratio)) == 0:
         raise BadInput(f"ratio {ratio!r} is outside (0, 1]; pass a kept share such as 0.5")
     return float(ratio_text(ratio))
-
-
-def check_budget(budget: float | str) -> float | str:
-    """A budget asked of a student: `prompts.AUTO`, or a γ as `check_ratio` reads it."""
-    return AUTO if budget == AUTO else check_ratio(budget)
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> None:

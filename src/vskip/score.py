@@ -44,7 +44,7 @@ from .encoding import (
 )
 from .errors import BadInput
 from .llmlingua2 import Classifier, word_keep_probabilities
-from .models.adapters import Adapter
+from .models.families import ModelFamily
 from .precision import stage_precision
 from .prompts import require_answer, response
 from .records import Record, require_fields
@@ -54,20 +54,20 @@ from .settings import BATCH_SIZE, TOKEN_FIELDS, VISUAL_AGGREGATIONS, VISUAL_ROWS
 SCORE_FIELDS = ("id", "image", "question", "cot")
 
 
-def check_visual_path(visual: VisualPath, adapter: Adapter, config) -> None:
+def check_visual_path(visual: VisualPath, family: ModelFamily, config) -> None:
     """`BadInput` for options the visual path does not have, or key layers that do not see the image."""
     if visual.row not in VISUAL_ROWS or visual.aggregation not in VISUAL_AGGREGATIONS:
         raise BadInput(f"visual path {visual.row!r}, {visual.aggregation!r}: the row is one of "
                        f"{', '.join(VISUAL_ROWS)}, the aggregation one of {', '.join(VISUAL_AGGREGATIONS)}")
     if visual.key_layers is not None:
-        valid = adapter.image_layers(config)
+        valid = family.image_layers(config)
         if not visual.key_layers or any(layer not in valid for layer in visual.key_layers):
             raise BadInput(f"key layers {list(visual.key_layers)} must be a non-empty subset of {valid}")
 
 
-def default_key_layers(adapter: Adapter, config) -> list[int]:
+def default_key_layers(family: ModelFamily, config) -> list[int]:
     """Every layer that sees the image."""
-    return adapter.image_layers(config)
+    return family.image_layers(config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def _combine(per_layer: torch.Tensor, aggregation: str) -> torch.Tensor:
 @torch.no_grad()
 def score_batch(
     model: torch.nn.Module,
-    adapter: Adapter,
+    family: ModelFamily,
     inputs: dict[str, torch.Tensor],
     positions: list[list[int]],
     *,
@@ -113,12 +113,12 @@ def score_batch(
     predictors = (rows - 1).clamp_min(0)
     dependency = None
     if visual is not None:
-        key_layers = default_key_layers(adapter, model.config) if visual.key_layers is None else visual.key_layers
+        key_layers = default_key_layers(family, model.config) if visual.key_layers is None else visual.key_layers
         read = rows if visual.row == "own" else predictors
-        with capture_visual_mass(model, adapter, list(key_layers)) as capture:
+        with capture_visual_mass(model, family, list(key_layers)) as capture:
             capture.rows = read
-            capture.image_keys = torch.isin(ids, ids.new_tensor(adapter.visual_token_ids(model.config)))
-            if answer_rows is not None and not adapter.cross_attention:
+            capture.image_keys = torch.isin(ids, ids.new_tensor(family.visual_token_ids(model.config)))
+            if answer_rows is not None and not family.cross_attention:
                 capture.answer_rows, answer_valid = _padded(answer_rows, device)
             logits = model(**inputs, logits_to_keep=predictors, use_cache=False).logits
             # A layer that never ran its capture (Mllama skips cross-attention without an image) saw no image.
@@ -234,10 +234,10 @@ def score_records(
     (`prompts.cot_answer`), raise `BadInput` before any record is scored; a record the model cannot take
     (`encoding.encode_within_context`), when its batch comes (`score` checks them all first).
     """
-    model, processor, adapter = loaded_model.model, loaded_model.processor, loaded_model.adapter
+    model, processor, family = loaded_model.model, loaded_model.processor, loaded_model.family
     if batch_size < 1:
         raise BadInput(f"batch size {batch_size} must be at least 1")
-    check_visual_path(visual, adapter, model.config)
+    check_visual_path(visual, family, model.config)
     check_scorable(records)
     results: list[dict] = []
     batches = range(0, len(records), batch_size)
@@ -248,13 +248,13 @@ def score_records(
     for start in batches:
         # Prepared batch by batch: a dataset's decoded images are never all held at once.
         batch = [_prepare(record, processor, base_dir) for record in records[start : start + batch_size]]
-        scores = _score_examples(model, adapter, processor, [item.example for item in batch], batch, visual=visual)
+        scores = _score_examples(model, family, processor, [item.example for item in batch], batch, visual=visual)
         if blind:
             blind_examples = [
                 record_example(processor, item.record, base_dir, reply=item.example.reply, blind=True)
                 for item in batch
             ]
-            blind_scores = _score_examples(model, adapter, processor, blind_examples, batch, visual=None)
+            blind_scores = _score_examples(model, family, processor, blind_examples, batch, visual=None)
         for b, item in enumerate(batch):
             token_words = [word for word in item.word_of_token if word >= 0]
             words = [item.cot[s:e] for s, e in word_spans(item.cot)]
@@ -286,7 +286,7 @@ def score_records(
     return results
 
 
-def _score_examples(model, adapter, processor, examples, items, **kwargs) -> BatchScores:
+def _score_examples(model, family, processor, examples, items, **kwargs) -> BatchScores:
     # The context is checked on the very encoding that is scored: the batch is encoded once.
     encoded = encode_within_context(
         processor, model.config, [(item.record["id"], example) for item, example in zip(items, examples, strict=True)]
@@ -298,7 +298,7 @@ def _score_examples(model, adapter, processor, examples, items, **kwargs) -> Bat
     # The rows that predict the answer's tokens: where the model reads what it needs to write the answer.
     answer_rows = [[span.start + i - 1 for i in item.answer_tokens]
                    for span, item in zip(encoded.reply_spans, items, strict=True)]
-    return score_batch(model, adapter, encoded.inputs, positions, answer_rows=answer_rows, **kwargs)
+    return score_batch(model, family, encoded.inputs, positions, answer_rows=answer_rows, **kwargs)
 
 
 def score(
@@ -323,7 +323,7 @@ def score(
     from .models import model_identity
     from .stage import run_stage
 
-    check_visual_path(visual, loaded_model.adapter, loaded_model.model.config)
+    check_visual_path(visual, loaded_model.family, loaded_model.model.config)
     check_scorable(records)
     processor = loaded_model.processor
     check_context(processor, loaded_model.model.config,

@@ -40,7 +40,7 @@ class TrainConfig:
 
 # LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention
 # projections, or all its linear layers (attention and MLP, as TokenSkip trains). `{lm}` and `{attention}`
-# are an adapter's own module names, so the vision tower (whose MLP may be called the same) never matches.
+# are a model family's own module names, so the vision tower (whose MLP may be called the same) never matches.
 _PROJECTIONS = r"{attention}\.(q_proj|k_proj|v_proj|o_proj)"
 LORA_TARGETS = {
     "attention": rf".*{{lm}}.*\.{_PROJECTIONS}",
@@ -138,7 +138,6 @@ TINY_VISION_TRAINING = TrainConfig(
     steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
 )
 TINY_DIRECT_SHARE = 0.5
-TINY_GROUNDING_SHARE = 0.0
 TINY_TRAINING = TrainConfig(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )

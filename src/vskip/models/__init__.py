@@ -1,6 +1,6 @@
-"""Model loading and the per-architecture adapters."""
+"""Model loading and the per-architecture families."""
 
-from .adapters import ADAPTERS, Adapter, adapter_for, supported_model_types
+from .families import MODEL_FAMILIES, ModelFamily, family_for, supported_model_types
 from .loading import (
     TINY_DIR,
     TINY_NAME,
@@ -16,13 +16,13 @@ from .loading import (
 )
 
 __all__ = [
-    "ADAPTERS",
-    "Adapter",
     "LoadedModel",
+    "MODEL_FAMILIES",
+    "ModelFamily",
     "TINY_DIR",
     "TINY_NAME",
-    "adapter_for",
     "check_model_source",
+    "family_for",
     "load_model",
     "load_processor",
     "located_path",

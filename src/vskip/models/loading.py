@@ -18,7 +18,7 @@ from transformers.utils import is_torchvision_available
 from ..errors import BadInput, UnsupportedModel
 from ..hub import is_hub_id
 from ..precision import dtype_name, resolve_dtype
-from .adapters import Adapter, adapter_for
+from .families import ModelFamily, family_for
 
 TINY_NAME = "vskip-tiny"
 TINY_DIR = Path(__file__).parent / "vskip-tiny"
@@ -30,7 +30,7 @@ HUB_PROBE_TIMEOUT = 3.0
 class LoadedModel:
     model: torch.nn.Module
     processor: object
-    adapter: Adapter
+    family: ModelFamily
     path: str
 
     @property
@@ -123,7 +123,7 @@ def load_model(
     path = resolve(name_or_path)
     device = torch.device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device) if isinstance(dtype, str) else dtype
-    adapter = adapter_for(load_config(path, trust_remote_code=trust_remote_code))
+    family = family_for(load_config(path, trust_remote_code=trust_remote_code))
     processor = load_processor(path, trust_remote_code=trust_remote_code)
     if not allow_pickle:
         refuse_pickle(path)
@@ -137,7 +137,7 @@ def load_model(
     except OSError as err:
         raise UnsupportedModel(f"{path}: weights could not be loaded ({first_line(err)})") from None
     model.to(device).eval()
-    return LoadedModel(model, processor, adapter, path)
+    return LoadedModel(model, processor, family, path)
 
 
 def load_config(path: str, *, trust_remote_code: bool = False):

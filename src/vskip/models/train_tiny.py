@@ -13,10 +13,7 @@ Two stages, each resumable from its own checkpoint under `--out`:
 2. **Language.** With the tower frozen, the language model (and nothing else) learns to answer:
    each step draws a batch of training records and, for each, one of the two prompt modes (answer
    directly, or think step by step then answer; `direct_share` of them answer directly), so one model
-   serves both. `grounding_share` of the draws can ask a grounding question of the record's image
-   instead (`synth.grounding`: where is the red circle, which line is the tea on). Off in the shipped
-   recipe: at 0.25 the model learned to read which line a receipt item is on, and lost more elsewhere
-   (BENCHMARKS.md).
+   serves both.
 
 Runs on a GPU when there is one; the same command on CPU gives the same recipe (BENCHMARKS.md has
 the time of each).
@@ -24,7 +21,6 @@ the time of each).
 
 from __future__ import annotations
 
-import itertools
 import json
 import platform
 import random
@@ -41,7 +37,6 @@ from ..prompts import response
 from ..records import image_paths, load_image, read_records
 from ..settings import (
     TINY_DIRECT_SHARE,
-    TINY_GROUNDING_SHARE,
     TINY_SIZES,
     TINY_TRAINING,
     TINY_VISION_TRAINING,
@@ -62,14 +57,13 @@ def train_tiny(
     vision_training: TrainConfig = TINY_VISION_TRAINING,
     training: TrainConfig = TINY_TRAINING,
     direct_share: float = TINY_DIRECT_SHARE,
-    grounding_share: float = TINY_GROUNDING_SHARE,
     device: str | None = None,
 ) -> Path:
     """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
 
     `device`: where to train (default: `loading.default_device`, a GPU when there is one).
     """
-    from ..synth import corpus_text, grounding_question
+    from ..synth import corpus_text
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     device = torch.device(device) if device is not None else default_device()
@@ -77,10 +71,7 @@ def train_tiny(
     if not records:
         raise BadInput(f"{data_dir / 'train.jsonl'}: no records to train on (the file is empty); "
                        "write one with `vskip synth --n-train` above 0")
-    # The tokenizer learns the text the model will read: the grounding questions' too when it is asked them.
-    corpus_rng = random.Random(training.seed)
-    grounding = [grounding_question(record, corpus_rng) for record in records] if grounding_share else []
-    tokenizer = build_tokenizer(itertools.chain(corpus_text(records), corpus_text(grounding)), sizes.vocab_size)
+    tokenizer = build_tokenizer(corpus_text(records), sizes.vocab_size)
     processor = build_processor(tokenizer)
     model = build_model(tokenizer, sizes, seed=training.seed).to(device)
     settings = {"data": str(data_dir.resolve()), "sizes": asdict(sizes), "direct_share": direct_share}
@@ -100,8 +91,6 @@ def train_tiny(
         examples = []
         for record in rng.choices(records, k=n):
             image = load_image(images[record["id"]])
-            if grounding_share and rng.random() < grounding_share:  # off: no draw, the recipe's usual sequence
-                record = grounding_question(record, rng)
             mode = "direct" if rng.random() < direct_share else "cot"
             prompt = chat_prompt(processor, record["question"], mode)
             reply = response(record["cot"] if mode == "cot" else "", record["answer"])
@@ -113,8 +102,7 @@ def train_tiny(
         model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
         description="vskip-tiny language",
         # The tower it learns to read is part of its settings: a new tower starts this stage afresh.
-        settings={**settings, "vision_training": asdict(vision_training), "training": asdict(training),
-                  "grounding_share": grounding_share},
+        settings={**settings, "vision_training": asdict(vision_training), "training": asdict(training)},
     )
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,12 +111,11 @@ def train_tiny(
     card = {
         "command": f"vskip tiny train --data {data_dir} --out {out_dir} "
         f"--vision-steps {vision_training.steps} --steps {training.steps} --text-layers {sizes.text_layers} "
-        f"--direct-share {direct_share} --grounding-share {grounding_share}",
+        f"--direct-share {direct_share}",
         "sizes": asdict(sizes),
         "vision_training": asdict(vision_training),
         "training": asdict(training),
         "direct_share": direct_share,
-        "grounding_share": grounding_share,
         "train_records": len(records),
         "parameters": sum(p.numel() for p in model.parameters()),
         "vision_seconds": round(vision_seconds, 1),

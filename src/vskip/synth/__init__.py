@@ -52,7 +52,6 @@ from __future__ import annotations
 
 from .build import FAMILIES, SPLITS, build, corpus_text, make_item
 from .check import Mention, attribute_words, hallucinated_words, premises_true
-from .grounding import grounding_question
 from .style import COT_STYLES, essential_cot
 from .words import VOCABULARY, contradicts_prior
 
@@ -67,7 +66,6 @@ __all__ = [
     "contradicts_prior",
     "corpus_text",
     "essential_cot",
-    "grounding_question",
     "hallucinated_words",
     "make_item",
     "premises_true",

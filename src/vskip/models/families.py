@@ -1,6 +1,6 @@
-"""What differs between architectures, and nothing else: one small adapter per family.
+"""What differs between architectures, and nothing else: one small `ModelFamily` each.
 
-Everything else (prompting, generation, scoring, distillation) is shared and asks the adapter.
+Everything else (prompting, generation, scoring, distillation) is shared and asks the family.
 Every supported family keeps its language model's settings in `config.text_config`, and its
 language model's attention modules carry `layer_idx` and that text config; what still differs is
 how the image reaches the language model (placeholder tokens in the sequence, or Mllama's
@@ -19,7 +19,7 @@ from ..settings import LORA_TARGETS
 
 
 @dataclass(frozen=True)
-class Adapter:
+class ModelFamily:
     name: str
     model_types: tuple[str, ...]
     # The language model's module name (a regex), and that of its attention blocks.
@@ -95,25 +95,25 @@ def config_name(model: torch.nn.Module) -> str:
     return getattr(model.config, "model_type", type(model).__name__)
 
 
-ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("qwen2_vl", ("qwen2_vl",), video_token="video_token_id"),
-    Adapter("qwen2_5_vl", ("qwen2_5_vl",), video_token="video_token_id"),
-    Adapter("llava", ("llava",)),
-    Adapter("idefics3", ("idefics3", "smolvlm"), language_model="text_model"),
-    Adapter("mllama", ("mllama",), attention="(self_attn|cross_attn)", cross_attention=True),
+MODEL_FAMILIES: tuple[ModelFamily, ...] = (
+    ModelFamily("qwen2_vl", ("qwen2_vl",), video_token="video_token_id"),
+    ModelFamily("qwen2_5_vl", ("qwen2_5_vl",), video_token="video_token_id"),
+    ModelFamily("llava", ("llava",)),
+    ModelFamily("idefics3", ("idefics3", "smolvlm"), language_model="text_model"),
+    ModelFamily("mllama", ("mllama",), attention="(self_attn|cross_attn)", cross_attention=True),
 )
 
 
 def supported_model_types() -> list[str]:
-    return sorted(t for adapter in ADAPTERS for t in adapter.model_types)
+    return sorted(t for family in MODEL_FAMILIES for t in family.model_types)
 
 
-def adapter_for(config) -> Adapter:
-    """The adapter of a model config; an unknown family gets an error that lists the known ones."""
+def family_for(config) -> ModelFamily:
+    """The family of a model config; an unknown family gets an error that lists the known ones."""
     model_type = getattr(config, "model_type", None)
-    for adapter in ADAPTERS:
-        if model_type in adapter.model_types:
-            return adapter
+    for family in MODEL_FAMILIES:
+        if model_type in family.model_types:
+            return family
     raise UnsupportedModel(
         f"model type {model_type!r} is not supported; supported: {', '.join(supported_model_types())}"
     )

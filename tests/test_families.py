@@ -1,4 +1,4 @@
-"""Every adapter on a tiny random model of its real transformers class: the captured visual path
+"""Every model family on a tiny random model of its real transformers class: the captured visual path
 equals the same formula computed from eager `output_attentions`."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from PIL import Image
 from vskip import prompts
 from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel
-from vskip.models import adapter_for, supported_model_types
-from vskip.models.adapters import LORA_TARGETS
+from vskip.models import family_for, supported_model_types
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, score_batch
+from vskip.settings import LORA_TARGETS
 
 VOCAB = 96
 IMAGE, VIDEO = 90, 91  # image and video placeholder token ids in the hand-built inputs
@@ -255,10 +255,10 @@ VIDEO_BUILDERS = {f"{family}+video": partial(build_qwen_video, family) for famil
 
 
 def eager_visual_mass(
-    model, adapter, inputs, positions, key_layers, visual: VisualPath, key_tokens: list[int] | None = None
+    model, family, inputs, positions, key_layers, visual: VisualPath, key_tokens: list[int] | None = None
 ) -> list[list[float]]:
     """The visual path from eager `output_attentions`, by the same formula as the capture: at each token's row or
-    the row before (`visual.row`), the mass on the keys of `key_tokens` (default: the adapter's visual tokens, image
+    the row before (`visual.row`), the mass on the keys of `key_tokens` (default: the family's visual tokens, image
     and video), layers and heads reduced in `visual.aggregation`'s order."""
     model.set_attn_implementation({"text_config": "eager"})
     try:
@@ -266,15 +266,15 @@ def eager_visual_mass(
             attentions = model(**inputs, output_attentions=True, use_cache=False).attentions
     finally:
         model.set_attn_implementation({"text_config": "sdpa"})
-    gates = adapter.layer_gates(model)
-    key_tokens = torch.tensor(adapter.visual_token_ids(model.config) if key_tokens is None else key_tokens)
+    gates = family.layer_gates(model)
+    key_tokens = torch.tensor(family.visual_token_ids(model.config) if key_tokens is None else key_tokens)
     result = []
     for b, tokens in enumerate(positions):
         rows = tokens if visual.row == "own" else [position - 1 for position in tokens]
         per_layer = []
         for layer in key_layers:
             weights = attentions[layer][b][:, rows].double()  # (H, Q, keys)
-            if adapter.cross_attention:
+            if family.cross_attention:
                 tiles = inputs["cross_attention_mask"][b][rows].flatten(1)  # (Q, images x tiles)
                 real = tiles.repeat_interleave(weights.shape[-1] // tiles.shape[-1], dim=-1).bool()
                 p = weights * real
@@ -296,62 +296,62 @@ VISUAL_PATHS = [VisualPath(row=row, aggregation=aggregation) for row in VISUAL_R
 
 
 @pytest.mark.parametrize("visual", VISUAL_PATHS, ids=lambda visual: f"{visual.row}-{visual.aggregation}")
-@pytest.mark.parametrize("family", sorted(BUILDERS | VIDEO_BUILDERS))
-def test_captured_visual_mass_equals_eager_attention(family, visual, tiny_processor):
+@pytest.mark.parametrize("name", sorted(BUILDERS | VIDEO_BUILDERS))
+def test_captured_visual_mass_equals_eager_attention(name, visual, tiny_processor):
     torch.manual_seed(0)
-    builder = (BUILDERS | VIDEO_BUILDERS)[family]
-    model, inputs, positions = builder(tiny_processor) if family == "qwen2_vl" else builder()
+    builder = (BUILDERS | VIDEO_BUILDERS)[name]
+    model, inputs, positions = builder(tiny_processor) if name == "qwen2_vl" else builder()
     model.eval()
-    adapter = adapter_for(model.config)
-    assert adapter.name == family.removesuffix("+video")
-    key_layers = adapter.image_layers(model.config)  # every layer that sees the image
+    family = family_for(model.config)
+    assert family.name == name.removesuffix("+video")
+    key_layers = family.image_layers(model.config)  # every layer that sees the image
     visual = replace(visual, key_layers=tuple(key_layers))
-    scores = score_batch(model, adapter, inputs, positions, visual=visual)
+    scores = score_batch(model, family, inputs, positions, visual=visual)
     captured = scores.visual_mass
-    expected = eager_visual_mass(model, adapter, inputs, positions, key_layers, visual)
+    expected = eager_visual_mass(model, family, inputs, positions, key_layers, visual)
     error = max(
         abs(a - e)
         for rows_a, rows_e in zip(captured, expected, strict=True)
         for a, e in zip(rows_a, rows_e, strict=True)
     )
-    assert error < 1e-4, f"{family}: max error {error:.2e}"
+    assert error < 1e-4, f"{name}: max error {error:.2e}"
     assert max(max(row) for row in captured) > 0  # the image is seen: the check is not vacuous
     assert model.config.get_text_config()._attn_implementation == "sdpa"  # restored
     # The capture rides in the layers' own attention calls: the text path is what a plain forward gives.
-    plain = score_batch(model, adapter, inputs, positions, visual=None).surprisal
+    plain = score_batch(model, family, inputs, positions, visual=None).surprisal
     assert sum(scores.surprisal, []) == pytest.approx(sum(plain, []), abs=1e-5)
 
 
-@pytest.mark.parametrize("family", sorted(VIDEO_BUILDERS))
-def test_the_video_tokens_are_visual_keys(family):
+@pytest.mark.parametrize("name", sorted(VIDEO_BUILDERS))
+def test_the_video_tokens_are_visual_keys(name):
     """The captured mass counts the video's keys: it exceeds the image's alone by their share of every row."""
     torch.manual_seed(0)
-    model, inputs, positions = VIDEO_BUILDERS[family]()
+    model, inputs, positions = VIDEO_BUILDERS[name]()
     model.eval()
-    adapter = adapter_for(model.config)
-    assert adapter.video_token_id(model.config) == VIDEO
-    key_layers = adapter.image_layers(model.config)
+    family = family_for(model.config)
+    assert family.video_token_id(model.config) == VIDEO
+    key_layers = family.image_layers(model.config)
     visual = VisualPath(key_layers=tuple(key_layers), aggregation="layer-mean-head-max")
-    captured = score_batch(model, adapter, inputs, positions, visual=visual).visual_mass
-    image_only = eager_visual_mass(model, adapter, inputs, positions, key_layers, visual, key_tokens=[IMAGE])
-    video_only = eager_visual_mass(model, adapter, inputs, positions, key_layers, visual, key_tokens=[VIDEO])
+    captured = score_batch(model, family, inputs, positions, visual=visual).visual_mass
+    image_only = eager_visual_mass(model, family, inputs, positions, key_layers, visual, key_tokens=[IMAGE])
+    video_only = eager_visual_mass(model, family, inputs, positions, key_layers, visual, key_tokens=[VIDEO])
     assert min(min(row) for row in video_only) > 1e-2
     assert all(c > i + 1e-2 for rows_c, rows_i in zip(captured, image_only) for c, i in zip(rows_c, rows_i))
 
 
 @pytest.mark.parametrize("aggregation", VISUAL_AGGREGATIONS)
-@pytest.mark.parametrize("family", sorted(set(BUILDERS) - {"mllama"}))
-def test_dependency_path_equals_eager_attention(family, aggregation, tiny_processor):
+@pytest.mark.parametrize("name", sorted(set(BUILDERS) - {"mllama"}))
+def test_dependency_path_equals_eager_attention(name, aggregation, tiny_processor):
     """The attention a few later rows pay to each scored token, from the capture and from eager weights."""
     torch.manual_seed(0)
-    builder = BUILDERS[family]
-    model, inputs, positions = builder(tiny_processor) if family == "qwen2_vl" else builder()
+    builder = BUILDERS[name]
+    model, inputs, positions = builder(tiny_processor) if name == "qwen2_vl" else builder()
     model.eval()
-    adapter = adapter_for(model.config)
-    key_layers = adapter.image_layers(model.config)
+    family = family_for(model.config)
+    key_layers = family.image_layers(model.config)
     answer_rows = [tokens[-2:] for tokens in positions]  # the last rows: they see (almost) every scored token
     visual = VisualPath(key_layers=tuple(key_layers), aggregation=aggregation)
-    captured = score_batch(model, adapter, inputs, positions, visual=visual, answer_rows=answer_rows).dependency
+    captured = score_batch(model, family, inputs, positions, visual=visual, answer_rows=answer_rows).dependency
     model.set_attn_implementation({"text_config": "eager"})
     try:
         with torch.no_grad():
@@ -367,16 +367,16 @@ def test_dependency_path_equals_eager_attention(family, aggregation, tiny_proces
         assert max(captured[b]) > 0
 
 
-@pytest.mark.parametrize("family", sorted(BUILDERS))
-def test_lora_targets_are_linear_layers_of_the_language_model(family, tiny_processor):
-    builder = BUILDERS[family]
-    model = (builder(tiny_processor) if family == "qwen2_vl" else builder())[0]
-    adapter = adapter_for(model.config)
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_lora_targets_are_linear_layers_of_the_language_model(name, tiny_processor):
+    builder = BUILDERS[name]
+    model = (builder(tiny_processor) if name == "qwen2_vl" else builder())[0]
+    family = family_for(model.config)
     language = {id(module) for module in model.get_decoder().modules()}
     layers = model.config.get_text_config().num_hidden_layers
     found = {}
     for target in LORA_TARGETS:
-        regex = adapter.lora_target_regex(target)
+        regex = family.lora_target_regex(target)
         matched = [module for name, module in model.named_modules() if re.fullmatch(regex, name)]
         assert all(isinstance(module, torch.nn.Linear) and id(module) in language for module in matched), target
         found[target] = matched
@@ -384,12 +384,12 @@ def test_lora_targets_are_linear_layers_of_the_language_model(family, tiny_proce
     assert len(found["attention"]) == 4 * layers and len(found["all-linear"]) == 7 * layers
     assert {id(m) for m in found["attention"]} < {id(m) for m in found["all-linear"]}
     with pytest.raises(BadInput, match="unknown LoRA target 'everything'"):
-        adapter.lora_target_regex("everything")
+        family.lora_target_regex("everything")
 
 
 def test_unpadded_rows_use_the_causal_mask(tiny_random):
     """One unpadded sequence: SDPA gets no mask at all, and the capture must add the causal one itself."""
-    model, adapter, processor = tiny_random.model, tiny_random.adapter, tiny_random.processor
+    model, family, processor = tiny_random.model, tiny_random.family, tiny_random.processor
     example = Example(
         [Image.new("RGB", (112, 112), "red")],
         chat_prompt(processor, "Is there a red star?", "cot"),
@@ -397,13 +397,13 @@ def test_unpadded_rows_use_the_causal_mask(tiny_random):
     )
     encoded = encode(processor, [example])
     positions = [list(range(encoded.reply_spans[0].start, encoded.reply_spans[0].stop))]
-    captured = score_batch(model, adapter, encoded.inputs, positions, visual=VisualPath(key_layers=(0, 1))).visual_mass
-    expected = eager_visual_mass(model, adapter, encoded.inputs, positions, [0, 1], VisualPath())
+    captured = score_batch(model, family, encoded.inputs, positions, visual=VisualPath(key_layers=(0, 1))).visual_mass
+    expected = eager_visual_mass(model, family, encoded.inputs, positions, [0, 1], VisualPath())
     assert max(abs(a - e) for a, e in zip(captured[0], expected[0], strict=True)) < 1e-4
 
 
-def test_unsupported_architecture_names_the_supported_ones():
+def test_family_for_an_unknown_model_type_names_the_supported_ones():
     with pytest.raises(UnsupportedModel) as err:
-        adapter_for(SimpleNamespace(model_type="blip_2"))
+        family_for(SimpleNamespace(model_type="blip_2"))
     for model_type in supported_model_types():
         assert model_type in str(err.value)

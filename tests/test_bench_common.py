@@ -1,0 +1,22 @@
+"""The helpers the benchmarks share (benchmarks/common.py)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def common(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("common")
+
+
+def test_first_per_task_takes_a_prefix_of_every_family(common):
+    records = [{"id": f"{task}-{i}", "task": task} for task in ("pope", "count") for i in range(3)]
+    assert [r["id"] for r in common.first_per_task(records, 2)] == ["count-0", "count-1", "pope-0", "pope-1"]
+    assert len(common.first_per_task(records, None)) == 6
