@@ -254,18 +254,23 @@ BUILDERS = {
 VIDEO_BUILDERS = {f"{family}+video": partial(build_qwen_video, family) for family in ("qwen2_vl", "qwen2_5_vl")}
 
 
+def eager_attentions(model, inputs) -> tuple[torch.Tensor, ...]:
+    """Every layer's attention weights, from eager `output_attentions` (the model is left on SDPA)."""
+    model.set_attn_implementation({"text_config": "eager"})
+    try:
+        with torch.no_grad():
+            return model(**inputs, output_attentions=True, use_cache=False).attentions
+    finally:
+        model.set_attn_implementation({"text_config": "sdpa"})
+
+
 def eager_visual_mass(
     model, family, inputs, positions, key_layers, visual: VisualPath, key_tokens: list[int] | None = None
 ) -> list[list[float]]:
     """The visual path from eager `output_attentions`, by the same formula as the capture: at each token's row or
     the row before (`visual.row`), the mass on the keys of `key_tokens` (default: the family's visual tokens, image
     and video), layers and heads reduced in `visual.aggregation`'s order."""
-    model.set_attn_implementation({"text_config": "eager"})
-    try:
-        with torch.no_grad():
-            attentions = model(**inputs, output_attentions=True, use_cache=False).attentions
-    finally:
-        model.set_attn_implementation({"text_config": "sdpa"})
+    attentions = eager_attentions(model, inputs)
     gates = family.layer_gates(model)
     key_tokens = torch.tensor(family.visual_token_ids(model.config) if key_tokens is None else key_tokens)
     result = []
@@ -352,12 +357,7 @@ def test_dependency_path_equals_eager_attention(name, aggregation, tiny_processo
     answer_rows = [tokens[-2:] for tokens in positions]  # the last rows: they see (almost) every scored token
     visual = VisualPath(key_layers=tuple(key_layers), aggregation=aggregation)
     captured = score_batch(model, family, inputs, positions, visual=visual, answer_rows=answer_rows).dependency
-    model.set_attn_implementation({"text_config": "eager"})
-    try:
-        with torch.no_grad():
-            attentions = model(**inputs, output_attentions=True, use_cache=False).attentions
-    finally:
-        model.set_attn_implementation({"text_config": "sdpa"})
+    attentions = eager_attentions(model, inputs)
     for b, tokens in enumerate(positions):
         per_layer = torch.stack([attentions[layer][b][:, answer_rows[b]][..., tokens].double()
                                  for layer in key_layers])  # (key layers, heads, answer rows, tokens)
