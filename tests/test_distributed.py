@@ -88,7 +88,8 @@ def test_distill_on_two_processes_saves_one_adapter(saved_tiny, dataset, tmp_pat
     assert result.returncode == 0, result.stderr
     assert (out / "adapter_model.safetensors").is_file() and not (out / "checkpoint").exists()
     info = json.loads((out / "vskip_adapter.json").read_text())
-    assert info["recipe"]["training"]["steps"] == 2 and info["examples"] == 14
+    # 7 items at γ 0.5 and 1, and each item's auto example.
+    assert info["recipe"]["training"]["steps"] == 2 and info["examples"] == 21
     loaded = load_with_adapter(str(saved_tiny), out)
     assert not any("lora" in name for name, _ in loaded.model.named_parameters())  # merged
 

@@ -142,6 +142,7 @@ def score_batch(
     for block in row_blocks(1, width, logits.shape[-1] * len(positions)):
         chunk = logits[:, block].float()
         surprisal[:, block] = chunk.logsumexp(-1) - chunk.gather(-1, targets[:, block, None]).squeeze(-1)
+
     def per_sequence(values: torch.Tensor | None) -> list[list[float]] | None:
         return None if values is None else [values[b, : len(p)].tolist() for b, p in enumerate(positions)]
 
