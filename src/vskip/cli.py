@@ -653,6 +653,9 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(err, "exit_code", 128 + signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        from .distributed import leave
+
+        leave()
 
 
 def _run(args) -> int:

@@ -50,6 +50,14 @@ def is_main_process() -> bool:
     return process_index() == 0
 
 
+def leave() -> None:
+    """Leave the process group of a multi-process launch, where this process joined one: a process that exits
+    with its gloo group still open can abort in the group's destructor ("terminate called without an active
+    exception") after its work is done."""
+    if _state.cache_info().currsize and process_count() > 1:
+        _state().destroy_process_group()
+
+
 def barrier() -> None:
     if process_count() > 1:
         _state().wait_for_everyone()
