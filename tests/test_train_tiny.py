@@ -69,3 +69,25 @@ def test_an_interrupted_run_resumes_in_the_language_stage_without_training_the_t
     assert drawn == []  # the tower came from its checkpoint
     assert (out / "model.safetensors").is_file() and not any(out.glob("checkpoint*"))
 
+
+
+def test_init_continues_a_trained_model_keeping_its_tokenizer_and_tower(tmp_path, capsys):
+    data, first, second = tmp_path / "synth", tmp_path / "first", tmp_path / "second"
+    build(data, seed=3, n_train=3, n_val=0, n_test=0, progress=False)
+    common = ["tiny", "train", "--data", str(data), "--steps", "2", "--batch-size", "2", "--text-layers", "2"]
+    assert main([*common, "--out", str(first), "--vision-steps", "2"]) == 0
+    assert main([*common, "--out", str(second), "--init", str(first), "--lr", "3e-4"]) == 0
+
+    card = json.loads((second / "training.json").read_text())
+    assert card["init"]["model"] == str(first) and "--init" in card["command"] and "--lr 0.0003" in card["command"]
+    assert card["training"]["learning_rate"] == 3e-4 and card["sizes"]["text_layers"] == 2
+    assert card["init"]["card"]["training"]["steps"] == 2 and "log" not in card["init"]["card"]
+    assert (second / "tokenizer.json").read_text() == (first / "tokenizer.json").read_text()
+    before, after = (load_model(str(path), device="cpu").model.state_dict() for path in (first, second))
+    assert torch.equal(before["model.visual.blocks.0.attn.qkv.weight"], after["model.visual.blocks.0.attn.qkv.weight"])
+    name = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(before[name], after[name])
+
+    assert main([*common, "--out", str(tmp_path / "third"), "--init", str(data)]) == 2
+    assert "not a vskip-tiny directory" in capsys.readouterr().err
+    assert not (tmp_path / "third" / "model.safetensors").exists()

@@ -256,12 +256,14 @@ def cmd_tiny_train(args) -> None:
 
     _check(args, directory=True)
     vision = replace(TINY_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
-    training = replace(TINY_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
-    _warm_up_warning("--vision-steps", vision)
+    training = replace(TINY_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                       learning_rate=args.lr)
+    if args.init is None:
+        _warm_up_warning("--vision-steps", vision)
     _warm_up_warning("--steps", training)
     saved = train_tiny(
         args.data, args.out, sizes=replace(TINY_SIZES, text_layers=args.text_layers), vision_training=vision,
-        training=training, direct_share=args.direct_share,
+        training=training, direct_share=args.direct_share, init=args.init,
     )
     print(f"saved {saved}")
 
@@ -518,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     imported.set_defaults(run=cmd_data_import)
 
     tiny = command(commands, "tiny", "the embedded vskip-tiny model").add_subparsers(dest="tiny_command", required=True)
-    train = command(tiny, "train", "train vskip-tiny from scratch on vskip-synth")
+    train = command(tiny, "train", "train vskip-tiny on vskip-synth, from scratch or continuing one")
     train.add_argument("--data", required=True, help="directory written by `vskip synth`")
     train.add_argument("--out", required=True, help="directory for the model, saved like a hub checkpoint")
     # Every default is the shipped weights' recipe (vskip.settings.TINY_*).
@@ -527,6 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=_positive, default=TINY_TRAINING.steps, help="steps of the language stage")
     train.add_argument("--batch-size", type=_positive, default=TINY_TRAINING.batch_size,
                        help="sequences per language step")
+    train.add_argument("--lr", type=_positive_number, default=TINY_TRAINING.learning_rate,
+                       help="peak learning rate of the language stage")
+    train.add_argument("--init", help="a trained vskip-tiny directory whose language stage to continue "
+                       "(its tokenizer and tower kept, no vision stage; --vision-steps and --text-layers unused)")
     train.add_argument("--seed", type=int, default=TINY_TRAINING.seed,
                        help="seed of initialisation and sampling, in both stages")
     train.add_argument("--text-layers", type=_positive, default=TINY_SIZES.text_layers,

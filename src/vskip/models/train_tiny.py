@@ -17,6 +17,10 @@ Two stages, each resumable from its own checkpoint under `--out`:
 
 Runs on a GPU when there is one; the same command on CPU gives the same recipe (BENCHMARKS.md has
 the time of each).
+
+`--init DIR` continues a trained vskip-tiny instead of starting from scratch: its tokenizer, processor
+and frozen tower are kept (no vision stage), and its language model trains `--steps` more under a
+fresh warm-up and cosine schedule (a warm restart). The card records the run it continued.
 """
 
 from __future__ import annotations
@@ -57,10 +61,12 @@ def train_tiny(
     vision_training: TrainConfig = TINY_VISION_TRAINING,
     training: TrainConfig = TINY_TRAINING,
     direct_share: float = TINY_DIRECT_SHARE,
+    init: str | Path | None = None,
     device: str | None = None,
 ) -> Path:
-    """Train vskip-tiny from scratch on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
+    """Train vskip-tiny on `data_dir/train.jsonl`; save it to `out_dir` like a hub checkpoint.
 
+    From scratch, or with `init` (a vskip-tiny directory) its language stage continued from those weights.
     `device`: where to train (default: `loading.default_device`, a GPU when there is one).
     """
     from ..synth import corpus_text
@@ -71,18 +77,27 @@ def train_tiny(
     if not records:
         raise BadInput(f"{data_dir / 'train.jsonl'}: no records to train on (the file is empty); "
                        "write one with `vskip synth --n-train` above 0")
-    tokenizer = build_tokenizer(corpus_text(records), sizes.vocab_size)
-    processor = build_processor(tokenizer)
-    model = build_model(tokenizer, sizes, seed=training.seed).to(device)
-    settings = {"data": str(data_dir.resolve()), "sizes": asdict(sizes), "direct_share": direct_share}
-
-    started = time.perf_counter()
-    vision_log, objective = pretrain_vision(
-        model, processor, records, data_dir, vision_training,
-        checkpoint_dir=out_dir / "checkpoint-vision", settings={**settings, "training": asdict(vision_training)},
-    )
-    vision_seconds = time.perf_counter() - started
-    vision_accuracy = _held_out_accuracy(objective, processor, data_dir)
+    if init is None:
+        tokenizer = build_tokenizer(corpus_text(records), sizes.vocab_size)
+        processor = build_processor(tokenizer)
+        model = build_model(tokenizer, sizes, seed=training.seed).to(device)
+        settings = {"data": str(data_dir.resolve()), "sizes": asdict(sizes), "direct_share": direct_share}
+        started = time.perf_counter()
+        vision_log, objective = pretrain_vision(
+            model, processor, records, data_dir, vision_training,
+            checkpoint_dir=out_dir / "checkpoint-vision", settings={**settings, "training": asdict(vision_training)},
+        )
+        vision = {
+            "vision_training": asdict(vision_training),
+            "vision_seconds": round(time.perf_counter() - started, 1),
+            "vision_held_out_accuracy": _held_out_accuracy(objective, processor, data_dir),
+            "vision_log": vision_log,
+        }
+    else:
+        model, processor, continued = _continued(init, device)
+        sizes = TinyConfig(**continued["sizes"])
+        vision = {"init": {"model": str(init), "card": continued}, "vision_training": continued["vision_training"]}
+        settings = {"data": str(data_dir.resolve()), "init": _weights_digest(Path(init)), "direct_share": direct_share}
 
     model.model.visual.requires_grad_(False)
     images = {record["id"]: image_paths(record, data_dir)[0] for record in records}
@@ -102,33 +117,51 @@ def train_tiny(
         model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
         description="vskip-tiny language",
         # The tower it learns to read is part of its settings: a new tower starts this stage afresh.
-        settings={**settings, "vision_training": asdict(vision_training), "training": asdict(training)},
+        settings={**settings, "vision_training": vision["vision_training"], "training": asdict(training)},
     )
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     model.to("cpu").save_pretrained(out_dir)
     save_processor(processor, out_dir)
+    start = f"--init {init} " if init is not None else f"--vision-steps {vision_training.steps} "
     card = {
-        "command": f"vskip tiny train --data {data_dir} --out {out_dir} "
-        f"--vision-steps {vision_training.steps} --steps {training.steps} --text-layers {sizes.text_layers} "
-        f"--direct-share {direct_share}",
+        "command": f"vskip tiny train --data {data_dir} --out {out_dir} {start}--steps {training.steps} "
+        f"--lr {training.learning_rate:g} --text-layers {sizes.text_layers} --direct-share {direct_share}",
         "sizes": asdict(sizes),
-        "vision_training": asdict(vision_training),
         "training": asdict(training),
         "direct_share": direct_share,
         "train_records": len(records),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "vision_seconds": round(vision_seconds, 1),
         "train_seconds": round(seconds, 1),
-        "vision_held_out_accuracy": vision_accuracy,
         "machine": _machine(device),
-        "vision_log": vision_log,
+        **vision,
         "log": log,
     }
     (out_dir / "training.json").write_text(json.dumps(card, indent=2) + "\n")
     for checkpoint in ("checkpoint-vision", "checkpoint"):
-        shutil.rmtree(out_dir / checkpoint)
+        shutil.rmtree(out_dir / checkpoint, ignore_errors=True)
     return out_dir
+
+
+def _continued(init: str | Path, device: torch.device):
+    """The model (language model trainable, tower frozen), processor and training card of a vskip-tiny to continue."""
+    from .loading import load_model
+
+    card_path = Path(init) / "training.json"
+    if not card_path.is_file():
+        raise BadInput(f"--init {init}: not a vskip-tiny directory (no training.json); "
+                       "give one written by `vskip tiny train`")
+    loaded = load_model(str(init), device=device, dtype=torch.float32)
+    card = json.loads(card_path.read_text())
+    logs = ("log", "vision_log")  # the curves stay in the continued model's own card
+    return loaded.model, loaded.processor, {key: value for key, value in card.items() if key not in logs}
+
+
+def _weights_digest(directory: Path) -> str:
+    """What a continued run's checkpoint is keyed to: the weights it started from, not where they lie."""
+    import hashlib
+
+    return hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
 
 
 def _held_out_accuracy(objective, processor, data_dir: Path) -> dict[str, float] | None:
