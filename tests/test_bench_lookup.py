@@ -53,7 +53,7 @@ def test_each_lookup_names_the_word_read_and_its_target(bench, tmp_path, cot_sty
 @pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
 def test_the_shipped_model_walks_the_image(bench, monkeypatch, tmp_path):
     # Terse CoTs: the style vskip-tiny was trained on.
-    paths = build(tmp_path / "synth", seed=5, n_train=0, n_val=12, n_test=0, cot_style="terse", progress=False)
+    paths = build(tmp_path / "synth", seed=5, n_train=0, n_val=12, n_test=0, progress=False)
     out = tmp_path / "lookup.json"
     monkeypatch.setattr(sys, "argv", ["bench_lookup.py", "--data", str(paths["val"]), "--out", str(out)])
     bench.main()

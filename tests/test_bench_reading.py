@@ -44,7 +44,7 @@ def test_roles_split_positions_by_axis_and_place_and_attributes_by_the_question(
 @pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")
 def test_the_shipped_model_reads_its_receipts(bench, monkeypatch, tmp_path):
     # Terse CoTs: the style vskip-tiny was trained on.
-    paths = build(tmp_path / "synth", seed=4, n_train=0, n_val=5, n_test=0, cot_style="terse", progress=False)
+    paths = build(tmp_path / "synth", seed=4, n_train=0, n_val=5, n_test=0, progress=False)
     out = tmp_path / "reading.json"
     monkeypatch.setattr(sys, "argv", ["bench_reading.py", "--data", str(paths["val"]), "--out", str(out)])
     bench.main()

@@ -77,7 +77,7 @@ def test_bad_methods_ratios_and_records_are_refused():
 def test_every_method_spends_the_same_tokens_at_equal_gamma(tmp_path):
     """Re-tokenised, the compressed CoTs of every method are as long at equal γ: within 2 % of each other and
     4 % of γ × the full CoTs' tokens (measured on these 100 items: 1.6 % and 1.5–3.1 % under, at γ = 0.5)."""
-    data = build(tmp_path, seed=5, n_train=0, n_val=0, n_test=25, cot_style="terse", progress=False)["test"]
+    data = build(tmp_path, seed=5, n_train=0, n_val=0, n_test=25, progress=False)["test"]
     loaded = load_model("vskip-tiny")
     scored = score_records(loaded, read_records(data), data.parent, progress=False)
     tokenizer = loaded.processor.tokenizer

@@ -152,7 +152,7 @@ def test_results_recorded_elsewhere_are_a_baseline_from_anywhere(saved_tiny, ima
 
 def test_forced_answers_follow_the_handed_cot(tmp_path):
     """The shipped teacher, handed each item's reference CoT, answers what the CoT concludes."""
-    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, cot_style="terse", progress=False)  # the teacher's style
+    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, progress=False)
     records = read_records(tmp_path / "val.jsonl")
     teacher = load_model("vskip-tiny")
     handed = [{**record, "compressed_cot": record["cot"]} for record in records]

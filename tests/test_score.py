@@ -150,7 +150,7 @@ def test_word_score_is_the_max_over_its_tokens():
 
 def test_bfloat16_scores_match_float32_within_the_stated_tolerance(tmp_path):
     # Terse CoTs, the style vskip-tiny was trained on, where the bounds were measured.
-    data = build(tmp_path / "synth", seed=3, n_train=0, n_val=0, n_test=3, cot_style="terse")["test"]
+    data = build(tmp_path / "synth", seed=3, n_train=0, n_val=0, n_test=3)["test"]
     scored = {}
     for dtype in ("float32", "bfloat16"):
         out = tmp_path / f"{dtype}.jsonl"

@@ -69,6 +69,11 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = TinyConfig.vocab_si
         show_progress=False,
     )
     tokenizer.train_from_iterator(list(corpus) + prompt_texts(), trainer=trainer)
+    return wrap_tokenizer(tokenizer)
+
+
+def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    """vskip-tiny's tokenizer around a trained BPE (`build_tokenizer`'s, or one read from a saved tokenizer.json)."""
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",

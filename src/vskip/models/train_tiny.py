@@ -49,7 +49,7 @@ from ..settings import (
 )
 from ..training import fit
 from .loading import default_device
-from .tiny import build_model, build_processor, build_tokenizer, save_processor
+from .tiny import build_model, build_processor, build_tokenizer, save_processor, wrap_tokenizer
 from .vision_pretrain import held_out_accuracy, pretrain_vision
 
 
@@ -144,7 +144,10 @@ def train_tiny(
 
 
 def _continued(init: str | Path, device: torch.device):
-    """The model (language model trainable, tower frozen), processor and training card of a vskip-tiny to continue."""
+    """The model, processor and training card of a vskip-tiny to continue: its vocabulary, with this vskip's
+    processor and chat template around it (a model trained before a template change learns the current one)."""
+    from tokenizers import Tokenizer
+
     from .loading import load_model
 
     card_path = Path(init) / "training.json"
@@ -152,9 +155,10 @@ def _continued(init: str | Path, device: torch.device):
         raise BadInput(f"--init {init}: not a vskip-tiny directory (no training.json); "
                        "give one written by `vskip tiny train`")
     loaded = load_model(str(init), device=device, dtype=torch.float32)
+    processor = build_processor(wrap_tokenizer(Tokenizer.from_file(str(Path(init) / "tokenizer.json"))))
     card = json.loads(card_path.read_text())
     logs = ("log", "vision_log")  # the curves stay in the continued model's own card
-    return loaded.model, loaded.processor, {key: value for key, value in card.items() if key not in logs}
+    return loaded.model, processor, {key: value for key, value in card.items() if key not in logs}
 
 
 def _weights_digest(directory: Path) -> str:
