@@ -531,8 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sequences per language step")
     train.add_argument("--lr", type=_positive_number, default=TINY_TRAINING.learning_rate,
                        help="peak learning rate of the language stage")
-    train.add_argument("--init", help="a trained vskip-tiny directory whose language stage to continue "
-                       "(its tokenizer and tower kept, no vision stage; --vision-steps and --text-layers unused)")
+    train.add_argument("--init", help="a trained vskip-tiny (a directory, or vskip-tiny: the shipped one) whose "
+                       "language stage to continue (its tokenizer and tower kept, no vision stage; "
+                       "--vision-steps and --text-layers unused)")
     train.add_argument("--seed", type=int, default=TINY_TRAINING.seed,
                        help="seed of initialisation and sampling, in both stages")
     train.add_argument("--text-layers", type=_positive, default=TINY_SIZES.text_layers,

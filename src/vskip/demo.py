@@ -49,12 +49,13 @@ class DemoConfig:
     model: str = "vskip-tiny"
     dtype: str = "auto"  # precision.DTYPES: every model the demo loads, teacher and students
     seed: int = 0
-    n_distill: int = 1000  # training items per family whose teacher CoTs are compressed and distilled
+    # Sized for ≤ 40 minutes on 2 CPU cores with the natural teacher (CoTs of ~55 tokens).
+    n_distill: int = 400  # training items per family whose teacher CoTs are compressed and distilled
     n_test: int = 75  # test items per family
-    methods: tuple[str, ...] = ("text", "vskip")
+    methods: tuple[str, ...] = ("text", "vskip", "vskip+dependency")
     ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
     auto: bool = True  # each student is also asked to choose its own budget (`prompts.AUTO`)
-    distill_steps: int = DEFAULT_DISTILL.training.steps
+    distill_steps: int = 1000
     batch_size: int = 32
     latency_items: int = 96  # ~24 per family: the per-family speed-ups need a couple dozen pairs each
     examples_per_task: int = 2

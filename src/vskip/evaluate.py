@@ -117,16 +117,20 @@ def forced_correct(
     *,
     ratio: float | None = None,
     batch_size: int = 16,
+    progress: bool = True,
 ) -> list[bool]:
     """Per record, whether `loaded` answers right when handed the record's `compressed_cot` (after the prompt,
     with γ = `ratio`'s marker, or none) and asked only for the answer: what a compression leaves to answer from,
-    with the writing of it taken out."""
+    with the writing of it taken out. With `progress`, a bar of its batches."""
+    from tqdm.auto import tqdm
+
     from .encoding import encode, record_example
     from .generate import decode
     from .prompts import ANSWER_PREFIX, split_response
 
     right = []
-    for start in range(0, len(records), batch_size):
+    starts = range(0, len(records), batch_size)
+    for start in tqdm(starts, desc="forced answers", unit="batch", disable=not progress or len(starts) < 2):
         batch = records[start : start + batch_size]
         examples = [record_example(loaded.processor, record, base_dir, ratio=ratio) for record in batch]
         for example, record in zip(examples, batch, strict=True):

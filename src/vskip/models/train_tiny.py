@@ -48,7 +48,7 @@ from ..settings import (
     TrainConfig,
 )
 from ..training import fit
-from .loading import default_device
+from .loading import default_device, resolve
 from .tiny import build_model, build_processor, build_tokenizer, save_processor, wrap_tokenizer
 from .vision_pretrain import held_out_accuracy, pretrain_vision
 
@@ -94,10 +94,11 @@ def train_tiny(
             "vision_log": vision_log,
         }
     else:
-        model, processor, continued = _continued(init, device)
+        model, processor, continued = _continued(Path(resolve(str(init))), device)
         sizes = TinyConfig(**continued["sizes"])
         vision = {"init": {"model": str(init), "card": continued}, "vision_training": continued["vision_training"]}
-        settings = {"data": str(data_dir.resolve()), "init": _weights_digest(Path(init)), "direct_share": direct_share}
+        settings = {"data": str(data_dir.resolve()), "init": _weights_digest(Path(resolve(str(init)))),
+                    "direct_share": direct_share}
 
     model.model.visual.requires_grad_(False)
     images = {record["id"]: image_paths(record, data_dir)[0] for record in records}
@@ -138,24 +139,25 @@ def train_tiny(
         "log": log,
     }
     (out_dir / "training.json").write_text(json.dumps(card, indent=2) + "\n")
-    for checkpoint in ("checkpoint-vision", "checkpoint"):
-        shutil.rmtree(out_dir / checkpoint, ignore_errors=True)
+    for checkpoint in ("checkpoint-vision", "checkpoint"):  # a continued run has no vision stage
+        if (out_dir / checkpoint).exists():
+            shutil.rmtree(out_dir / checkpoint)
     return out_dir
 
 
-def _continued(init: str | Path, device: torch.device):
+def _continued(init: Path, device: torch.device):
     """The model, processor and training card of a vskip-tiny to continue: its vocabulary, with this vskip's
     processor and chat template around it (a model trained before a template change learns the current one)."""
     from tokenizers import Tokenizer
 
     from .loading import load_model
 
-    card_path = Path(init) / "training.json"
+    card_path = init / "training.json"
     if not card_path.is_file():
         raise BadInput(f"--init {init}: not a vskip-tiny directory (no training.json); "
                        "give one written by `vskip tiny train`")
     loaded = load_model(str(init), device=device, dtype=torch.float32)
-    processor = build_processor(wrap_tokenizer(Tokenizer.from_file(str(Path(init) / "tokenizer.json"))))
+    processor = build_processor(wrap_tokenizer(Tokenizer.from_file(str(init / "tokenizer.json"))))
     card = json.loads(card_path.read_text())
     logs = ("log", "vision_log")  # the curves stay in the continued model's own card
     return loaded.model, processor, {key: value for key, value in card.items() if key not in logs}
