@@ -152,8 +152,10 @@ def test_distill_options_default_to_the_recipe_and_override_it():
     assert full.training.warmup_steps == DEFAULT_DISTILL.training.warmup_steps
 
 
-@pytest.mark.parametrize("flags, methods", [([], ("text", "vskip")), (["--all-methods"], ("truncate", "random",
-                                                                                         "text", "visual", "vskip"))])
+@pytest.mark.parametrize("flags, methods", [
+    ([], ("text", "vskip", "vskip+dependency")),
+    (["--all-methods"], ("truncate", "random", "text", "visual", "vskip", "dependency", "vskip+dependency")),
+])
 def test_the_demo_runs_a_small_method_set_unless_asked_for_all(flags, methods, tmp_path, monkeypatch):
     import vskip.demo
 

@@ -644,8 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
     _dtype_arg(demo)
     demo.add_argument("--quick", action="store_true", help="a small run (what the tests use)")
     demo.add_argument("--all-methods", action="store_true",
-                      help="distil and evaluate every method (truncate, random, text, visual, vskip), not only "
-                           "text and vskip")
+                      help="distil and evaluate every method (truncate, random, text, visual, vskip, dependency, "
+                           "vskip+dependency), not only text, vskip and vskip+dependency")
     demo.set_defaults(run=cmd_demo)
     return parser
 
