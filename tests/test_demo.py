@@ -103,16 +103,17 @@ def test_quick_demo_writes_every_artifact_and_resumes(quick_demo):
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
     # Each student at γ 0.5 and asked to choose its own budget.
-    assert [(r["method"], r["ratio"]) for r in rows] == [("full", 1.0), ("direct", 1.0), ("text", 0.5),
-                                                          ("text", "auto"), ("vskip", 0.5), ("vskip", "auto")]
+    students = ("text", "vskip", "vskip+dependency")
+    assert [(r["method"], r["ratio"]) for r in rows] == [
+        ("full", 1.0), ("direct", 1.0), *((method, ratio) for method in students for ratio in (0.5, "auto"))]
     assert all(key in row for row in rows for key in KEYS)
     # One latency pass timed every run beside `full`: its own speed-up is 1 by construction.
     timed = set(json.loads((out / "eval" / "latency.json").read_text()))
-    assert timed == {"full", "direct", "text@0.5", "text@auto", "vskip@0.5", "vskip@auto"}
+    assert timed == {"full", "direct", *(f"{method}@{ratio}" for method in students for ratio in ("0.5", "auto"))}
     assert rows[0]["speedup"] == 1.0 and all(row["speedup"] is not None for row in rows)
     for name in ("results.md", "pareto.png", "gamma.png", "latency.png", "report.html", "compressed.jsonl"):
         assert (out / name).stat().st_size > 0
-    for method in ("text", "vskip"):
+    for method in students:
         assert (out / "adapters" / method / "adapter_model.safetensors").is_file()
     html = (out / "report.html").read_text()
     assert "<s" in html and "http://" not in html and "https://" not in html
@@ -142,7 +143,9 @@ def test_a_demo_run_over_a_quick_one_gives_what_it_gives_alone(quick_demo, tmp_p
     made_again = [line.split()[1] for line in said.splitlines() if line.startswith("demo: ")]
     assert made_again == ["data/", "generated.jsonl", "scores.jsonl", "compressed.jsonl", "eval/full.json",
                           "eval/direct.json", "adapters/text/", "eval/text-0.5.json", "eval/text-auto.json",
-                          "adapters/vskip/", "eval/vskip-0.5.json", "eval/vskip-auto.json", "eval/latency.json"]
+                          "adapters/vskip/", "eval/vskip-0.5.json", "eval/vskip-auto.json",
+                          "adapters/vskip+dependency/", "eval/vskip+dependency-0.5.json",
+                          "eval/vskip+dependency-auto.json", "eval/latency.json"]
     assert "demo: data/ was made with other settings (n_distill 6 → 4, n_test 3 → 2); making it again" in said
     run_demo(tmp_path / "alone", config)
     results = [json.loads((tmp_path / run / "results.json").read_text()) for run in ("over", "alone")]
