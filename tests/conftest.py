@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny random Qwen2-VL with a real processor, and a small image set."""
+"""Shared fixtures: a tiny random Qwen2-VL with a real processor, a small image set, and the benchmark scripts."""
 
 from __future__ import annotations
 
+import importlib
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -23,6 +25,20 @@ SMALL = TinyConfig(
     vocab_size=400, text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2, text_intermediate=128,
     vision_embed=32, vision_depth=1, vision_heads=2,
 )
+
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def benchmark(monkeypatch):
+    """Import a script of benchmarks/ by name, as its siblings import `common`: from that folder."""
+
+    def load(name: str):
+        monkeypatch.syspath_prepend(str(BENCHMARKS))
+        return importlib.import_module(name)
+
+    return load
 
 
 @pytest.fixture(scope="session")

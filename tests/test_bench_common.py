@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-
 import pytest
-
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
 @pytest.fixture
-def common(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    return importlib.import_module("common")
+def common(benchmark):
+    return benchmark("common")
 
 
 def test_first_per_task_takes_a_prefix_of_every_family(common):

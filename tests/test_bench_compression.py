@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,13 +12,10 @@ from vskip.models import TINY_DIR
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS
 from vskip.synth import build
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    return importlib.import_module("bench_compression")
+def bench(benchmark):
+    return benchmark("bench_compression")
 
 
 def test_the_ablation_varies_one_choice_at_a_time(bench):

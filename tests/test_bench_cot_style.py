@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -11,13 +10,10 @@ import pytest
 
 from vskip.synth import FAMILIES, build
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    return importlib.import_module("bench_cot_style")
+def bench(benchmark):
+    return benchmark("bench_cot_style")
 
 
 def run(bench, monkeypatch, out: Path, *args: str) -> dict:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from pathlib import Path
 
 from vskip.synth import build
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
-
-def test_recipes_are_distilled_and_evaluated_on_val_against_the_teacher(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    bench = importlib.import_module("bench_distill")
+def test_recipes_are_distilled_and_evaluated_on_val_against_the_teacher(benchmark, monkeypatch, tmp_path):
+    bench = benchmark("bench_distill")
     data, work, out = tmp_path / "synth", tmp_path / "work", tmp_path / "distill.json"
     build(data, seed=4, n_train=3, n_val=2, n_test=0, progress=False)
     recipes = ["lora-attention-r16-600", "full-1500"]

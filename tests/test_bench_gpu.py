@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from pathlib import Path
 
 import torch
 from transformers import Qwen2VLForConditionalGeneration
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
-
-def _gpu_script(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    return importlib.import_module("gpu")
-
-
-def test_every_figure_is_measured_at_toy_sizes(monkeypatch, tmp_path):
-    gpu = _gpu_script(monkeypatch)
+def test_every_figure_is_measured_at_toy_sizes(benchmark, monkeypatch, tmp_path):
+    gpu = benchmark("gpu")
     out = tmp_path / "gpu.json"
     monkeypatch.setattr(sys, "argv", ["gpu.py", "--tiny", "--out", str(out)])
     gpu.main()
@@ -39,8 +30,8 @@ def test_every_figure_is_measured_at_toy_sizes(monkeypatch, tmp_path):
     assert all("error" not in row and row["seconds"] > 0 for row in distill)
 
 
-def test_the_configs_are_the_published_qwen2_vl_sizes(monkeypatch):
-    gpu = _gpu_script(monkeypatch)
+def test_the_configs_are_the_published_qwen2_vl_sizes(benchmark, monkeypatch):
+    gpu = benchmark("gpu")
     published = {"qwen2-vl-2b": 2_208_985_600, "qwen2-vl-7b": 8_291_375_616}  # Qwen's 2.2B and 8.3B
     for name, parameters in published.items():
         with torch.device("meta"):

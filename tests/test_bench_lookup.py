@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,10 @@ from vskip.models import TINY_DIR
 from vskip.records import read_records
 from vskip.synth import COT_STYLES, build
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    return importlib.import_module("bench_lookup")
+def bench(benchmark):
+    return benchmark("bench_lookup")
 
 
 @pytest.mark.parametrize("cot_style", COT_STYLES)
