@@ -37,8 +37,8 @@ from .report.tables import REFERENCE_METHODS
 from .score import score_records
 from .stage import settings_change, side_path
 
-# Every compression method the demo can distil; by default it runs the paper's comparison only (the text path
-# against V-Skip), one student each, to fit its time on two CPU cores. `vskip demo --all-methods` runs them all.
+# Every compression method the demo can distil; by default it runs the paper's comparison (the text path against
+# V-Skip) and the three-way union, one student each, to fit its time on two CPU cores. `--all-methods` runs them all.
 ALL_METHODS = ("truncate", "random", "text", "visual", "vskip", "dependency", "vskip+dependency")
 # Where the demo records what made each step's output (`Steps`), in its output directory.
 STEPS_FILE = "demo_steps.json"

@@ -94,11 +94,11 @@ def train_tiny(
             "vision_log": vision_log,
         }
     else:
-        model, processor, continued = _continued(Path(resolve(str(init))), device)
+        init_dir = Path(resolve(str(init)))
+        model, processor, continued = _continued(init_dir, device)
         sizes = TinyConfig(**continued["sizes"])
         vision = {"init": {"model": str(init), "card": continued}, "vision_training": continued["vision_training"]}
-        settings = {"data": str(data_dir.resolve()), "init": _weights_digest(Path(resolve(str(init)))),
-                    "direct_share": direct_share}
+        settings = {"data": str(data_dir.resolve()), "init": _weights_digest(init_dir), "direct_share": direct_share}
 
     model.model.visual.requires_grad_(False)
     images = {record["id"]: image_paths(record, data_dir)[0] for record in records}
