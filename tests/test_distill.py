@@ -28,7 +28,7 @@ from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter, lora_model
 from vskip.models import load_model
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
-from vskip.settings import LORA_TARGETS, LoraSettings
+from vskip.settings import LORA_TARGETS, LoraSettings, RoundSettings
 from vskip.training import TrainConfig, fit, train_step
 from vskip.vllm_backend import adapter_layout_problems
 
@@ -325,3 +325,33 @@ def test_the_ratio_set_is_a_subset_of_the_file(image_dataset_module):
 
 def test_every_lora_target_is_named_in_one_table():
     assert DEFAULT_DISTILL.lora.target_modules in LORA_TARGETS and set(LORA_TARGETS) == {"attention", "all-linear"}
+
+
+def test_rounds_train_a_student_per_round_from_its_own_candidates_and_resume_without_training_again(
+    base_dir, image_dataset_module, tmp_path, monkeypatch
+):
+    data = image_dataset_module
+    records = [{**record, "words": record["cot"].split(), "word_tokens": [1] * len(record["cot"].split())}
+               for record in compressed(read_records(data))]
+    settings = quick(rounds=RoundSettings(count=1, samples=2))
+    out = distill(str(base_dir), records, data.parent, tmp_path / "student", settings=settings)
+    first = out / "rounds" / "0"
+    assert (first / ADAPTER_INFO).is_file() and (first / "adapter_model.safetensors").is_file()
+    # One greedy and one sampled pass per γ (the auto marker learns from theirs), each a resumable stage.
+    assert sorted(path.name for path in (first / "candidates").glob("*.jsonl")) == ["0.5-0.jsonl", "0.5-1.jsonl"]
+    info = json.loads((out / ADAPTER_INFO).read_text())
+    assert info["round"] == 1 and info["recipe"]["rounds"]["count"] == 1
+    asked = {ratio: sum(counts[ratio]["items"] for counts in info["rounds"][0]["yield"].values())
+             for ratio in ("0.5", "auto")}
+    assert asked == {"0.5": 3, "auto": 3}
+    steps = KillAt()
+    monkeypatch.setattr(training, "train_step", steps)
+    distill(str(base_dir), records, data.parent, tmp_path / "student", settings=settings)
+    assert steps.taken == 0  # every round was made from the same pairs and recipe: nothing trained again
+
+
+def test_rounds_need_the_gates_words(base_dir, image_dataset_module, tmp_path):
+    records = compressed(read_records(image_dataset_module))
+    with pytest.raises(BadInput, match="words"):
+        distill(str(base_dir), records, image_dataset_module.parent, tmp_path / "s",
+                settings=quick(rounds=RoundSettings(count=1)))

@@ -335,7 +335,7 @@ def _distill_settings(args):
     """The recipe the options ask for: `DEFAULT_DISTILL` with what was given in its place."""
     from dataclasses import replace
 
-    from .settings import DEFAULT_DISTILL
+    from .settings import DEFAULT_DISTILL, RoundSettings
 
     lora = {"rank": args.rank, "alpha": args.alpha, "target_modules": args.target_modules}
     given = {key: value for key, value in lora.items() if value is not None}
@@ -347,6 +347,8 @@ def _distill_settings(args):
     return replace(
         DEFAULT_DISTILL, training=training, lora=None if args.full else replace(DEFAULT_DISTILL.lora, **given),
         ratios=tuple(args.ratios) if args.ratios else None, full_share=args.full_share, auto=args.auto,
+        rounds=RoundSettings(count=args.rounds, samples=args.samples, temperature=args.temperature,
+                             selection=args.selection, fallback=args.fallback),
     )
 
 
@@ -608,6 +610,20 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--auto", action=argparse.BooleanOptionalAction, default=DEFAULT_DISTILL.auto,
                          help="also teach the auto marker: per item, the smallest γ whose compression the base "
                               "still answers right from when handed it (one forced answer per item and γ first)")
+    from .rounds import FALLBACKS, SELECTIONS
+
+    rounds = DEFAULT_DISTILL.rounds
+    distill.add_argument("--rounds", type=_count, default=rounds.count,
+                         help="on-policy rounds after the first student: it writes its own compressions, the right "
+                         "ones within budget become the next student's targets")
+    distill.add_argument("--samples", type=_positive, default=rounds.samples,
+                         help="candidates a round's student writes per item and γ: one greedy, the rest sampled")
+    distill.add_argument("--temperature", type=_positive_number, default=rounds.temperature,
+                         help="sampling temperature of the candidates after the first")
+    distill.add_argument("--selection", choices=SELECTIONS, default=rounds.selection,
+                         help="among qualifying candidates: the one keeping most of the gate's words, or the shortest")
+    distill.add_argument("--fallback", choices=FALLBACKS, default=rounds.fallback,
+                         help="an item with no qualifying candidate keeps the gate's compression, or is dropped")
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")
     distill.set_defaults(run=cmd_distill)

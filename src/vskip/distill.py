@@ -24,7 +24,7 @@ import json
 import random
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -32,18 +32,24 @@ import torch
 from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
-from .lora import base_signature, language_model_trainable, lora_model, write_adapter_info
+from .generate import generate
+from .lora import adapter_info, base_signature, language_model_trainable, load_student, lora_model, write_adapter_info
 from .models import load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
-from .records import Record, check_ratio, require_fields
-from .settings import DEFAULT_DISTILL, DistillSettings
+from .records import Record, check_ratio, iter_jsonl, require_fields, write_jsonl_atomic
+from .rounds import check_rounds, on_policy_pairs
+from .settings import DEFAULT_DISTILL, DistillSettings, RoundSettings
 from .training import fit
 
 # What a record needs to be learned from (the CLI asks the same of the file it reads).
 DISTILL_FIELDS = ("id", "image", "question", "cot", "compressed_cot", "method", "ratio")
-# (record, γ, reply to learn)
-Pair = tuple[Record, float, str]
+# The student's training targets, one line per (item, γ) learned, beside its weights.
+TARGETS = "targets.jsonl"
+# What on-policy rounds read of a compressed record besides: the gate's words and budget (`vskip.rounds`).
+ROUND_FIELDS = ("words", "word_tokens", "keep")
+# (record, γ or `prompts.AUTO`, reply to learn)
+Pair = tuple[Record, float | str, str]
 
 
 def incorrect_items(records: list[Record], method: str) -> set[str]:
@@ -161,23 +167,87 @@ def distill(
     steps (the latest only; removed once the student is saved): rerunning after an interruption continues from
     it, if it was made with the same settings (precision and checkpointing included), to the very student an
     uninterrupted run makes.
+
+    With `settings.rounds.count` = R > 0, R on-policy rounds follow (`vskip.rounds`): the student of round r,
+    saved in `out_dir/rounds/r`, writes `settings.rounds.samples` candidates per item and γ (journaled in
+    `out_dir/rounds/r/candidates`), and a fresh student learns the chosen ones; the last is saved in `out_dir`.
+    A round already made from the same pairs and recipe is not made again, so an interrupted run resumes.
     """
     out_dir = Path(out_dir)
-    training = settings.training
-    if training.steps < 1:
-        raise BadInput(f"steps {training.steps} must be at least 1")
+    if settings.training.steps < 1:
+        raise BadInput(f"steps {settings.training.steps} must be at least 1")
+    check_rounds(settings.rounds)
     if settings.lora is None:
         if load_options.get("dtype", "auto") not in ("auto", "float32", torch.float32):
             raise BadInput(f"a full fine-tune trains float32 weights, not {load_options['dtype']}; "
                            "drop --dtype or pass float32")
         load_options = {**load_options, "dtype": "float32"}
-    pairs = training_pairs(records, method, include_incorrect=include_incorrect, ratios=settings.ratios)
+    gate_pairs = training_pairs(records, method, include_incorrect=include_incorrect, ratios=settings.ratios)
+    if settings.rounds.count:
+        for record, ratio, _ in gate_pairs:
+            if ratio != 1.0:
+                require_fields(record, ROUND_FIELDS, named=True)
     loaded = load_model(model_name, **load_options)
-    processor = loaded.processor
     auto_choices = None
     if settings.auto:
-        auto, auto_choices = adaptive_pairs(loaded, pairs, base_dir, training.batch_size)
-        pairs += auto
+        auto, auto_choices = adaptive_pairs(loaded, gate_pairs, base_dir, settings.training.batch_size)
+        gate_pairs += auto
+    pairs, history = gate_pairs, []
+    for round_ in range(settings.rounds.count + 1):
+        final = round_ == settings.rounds.count
+        student_dir = out_dir if final else out_dir / "rounds" / str(round_)
+        # A round's student depends on the rounds' settings only through its pairs: the first round of a run with
+        # rounds is a run without, and is not made again when its directory is reused.
+        recipe = asdict(replace(settings, rounds=RoundSettings()))
+        made_from = _digest([model_identity(model_name), load_options, recipe, _digest(pairs)])
+        if adapter_info(student_dir).get("made_from") != made_from:
+            shutil.rmtree(student_dir / "candidates", ignore_errors=True)  # written by a student no longer there
+            loaded = loaded or load_model(model_name, **load_options)
+            _train(loaded, pairs, base_dir, student_dir, method=method, settings=settings,
+                   gradient_checkpointing=gradient_checkpointing,
+                   info={"auto_choices": auto_choices, "round": round_, "rounds": history, "made_from": made_from})
+            loaded = None  # its modules now hold this round's adapter: a next round starts from a fresh base
+        if final:
+            break
+        student = load_student(model_name, student_dir, **load_options)
+        candidates = written_candidates(student, gate_pairs, base_dir, student_dir / "candidates", settings)
+        pairs, yields = on_policy_pairs(gate_pairs, candidates, selection=settings.rounds.selection,
+                                        fallback=settings.rounds.fallback)
+        history.append({"round": round_ + 1, "yield": yields})
+    return out_dir
+
+
+def written_candidates(
+    student, pairs: list[Pair], base_dir: str | Path, out_dir: Path, settings: DistillSettings
+) -> dict[tuple[str, float], list[Record]]:
+    """What `student` writes for each compressed pair's item when asked for its γ: per (id, γ), the greedy reply
+    and `settings.rounds.samples` − 1 sampled ones, each pass journaled as a stage in `out_dir`. (The `auto` marker
+    learns from these: `rounds.on_policy_pairs`.)"""
+    rounds, training = settings.rounds, settings.training
+    by_ratio: dict[float, list[Record]] = {}
+    for record, ratio, _ in pairs:
+        if ratio not in (1.0, AUTO):
+            by_ratio.setdefault(ratio, []).append(record)
+    written: dict[tuple[str, float], list[Record]] = {}
+    for ratio, items in by_ratio.items():
+        for sample in range(rounds.samples):
+            temperature = rounds.temperature if sample else 0.0
+            generate(student, items, base_dir, out_dir / f"{ratio}-{sample}.jsonl", ratio=ratio,
+                     batch_size=training.batch_size, temperature=temperature, seed=training.seed + sample)
+            barrier()  # every process's share is merged before any reads it
+            for candidate in iter_jsonl(out_dir / f"{ratio}-{sample}.jsonl"):
+                written.setdefault((candidate["id"], ratio), []).append(candidate)
+    return written
+
+
+def _train(
+    loaded, pairs: list[Pair], base_dir: str | Path, out_dir: Path, *, method: str, settings: DistillSettings,
+    gradient_checkpointing: bool | None, info: dict,
+) -> None:
+    """Train one student on `pairs` from `loaded` (the base, which its adapter wraps in place) and save it, with
+    its `vskip_adapter.json` (`info` added), in `out_dir`; every process returns once it is saved."""
+    training = settings.training
+    processor = loaded.processor
     shares = ratio_shares({ratio for _, ratio, _ in pairs}, settings.full_share)
     check_context(processor, loaded.model.config, (
         (record["id"], record_example(processor, record, base_dir, ratio=ratio, reply=reply))
@@ -201,37 +271,39 @@ def distill(
 
     recipe = asdict(settings)
     log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",
-              description=f"distill {method}",
+              description=f"distill {method}" + (f", round {info['round']}" if settings.rounds.count else ""),
               settings={"model": model_identity(loaded.path), "method": method, "recipe": recipe,
                         "precision": precision, "data": _digest(pairs)})
-    if not is_main_process():
-        barrier()
-        return out_dir
-    if settings.lora is None:
-        save_checkpoint(model, loaded.path, out_dir)
-    else:
-        model.save_pretrained(out_dir)
-    info = {
-        "base_model": portable_path(loaded.path, out_dir),  # read back by `models.located_path`
-        "base_signature": base_signature(loaded.model.config),
-        "method": method,
-        "kind": "full" if settings.lora is None else "lora",
-        "ratios": list(shares),
-        "ratio_shares": {str(ratio): share for ratio, share in shares.items()},
-        "auto_choices": auto_choices,  # per task, how many items the `auto` marker learned at each γ
-        "examples": len(pairs),
-        "recipe": recipe,
-        "trainable_parameters": trainable,
-        "precision": precision,
-        "log": log,
-    }
-    write_adapter_info(out_dir, info)
-    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+    if is_main_process():
+        if settings.lora is None:
+            save_checkpoint(model, loaded.path, out_dir)
+        else:
+            model.save_pretrained(out_dir)
+        write_adapter_info(out_dir, {
+            "base_model": portable_path(loaded.path, out_dir),  # read back by `models.located_path`
+            "base_signature": base_signature(loaded.model.config),
+            "method": method,
+            "kind": "full" if settings.lora is None else "lora",
+            "ratios": list(shares),
+            "ratio_shares": {str(ratio): share for ratio, share in shares.items()},
+            **info,  # auto_choices: per task, how many items the `auto` marker learned at each γ; the rounds' yield
+            "examples": len(pairs),
+            "recipe": recipe,
+            "trainable_parameters": trainable,
+            "precision": precision,
+            "log": log,
+        })
+        # What this student learned, for inspection and for benchmarks/bench_writing.py (its training targets).
+        write_jsonl_atomic(out_dir / TARGETS, ({"id": record["id"], "ratio": ratio, "reply": reply}
+                                              for record, ratio, reply in pairs))
+        shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     barrier()
-    return out_dir
 
 
-def _digest(pairs: list[Pair]) -> str:
-    """A short fingerprint of the training pairs: a checkpoint made on other data is not resumed."""
-    text = json.dumps([(record["id"], record["question"], ratio, reply) for record, ratio, reply in pairs])
+def _digest(value) -> str:
+    """A short fingerprint of training pairs (or of anything JSON can write): a checkpoint made on other data is
+    not resumed, a round made from other pairs is made again."""
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        value = [(record["id"], record["question"], ratio, reply) for record, ratio, reply in value]
+    text = json.dumps(value, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

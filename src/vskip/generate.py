@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import zlib
 from functools import partial
 from pathlib import Path
 
 import torch
 
 from .encoding import check_context, encode, record_example
+from .errors import BadInput
 from .models import LoadedModel
 from .prompts import Mode
 from .records import Record
@@ -26,15 +28,22 @@ def generate_batch(
     *,
     ratio: float | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
+    temperature: float = 0.0,
+    seed: int = 0,
 ) -> list[Record]:
-    """Greedy decoding with the KV cache for a batch; one output record per input record.
+    """Decoding with the KV cache for a batch, greedy or (`temperature` > 0) sampled; one output record per
+    input record.
 
-    `latency_s` is the batch's wall time shared equally among its records (batch-1 latency is
-    measured by `vskip evaluate`, see `generation_runner`).
+    A sampled batch draws from torch's generator seeded by `seed` and the batch's first id: a resumed stage
+    (whose batches restart where the journal stopped) draws what an uninterrupted one does. `latency_s` is the
+    batch's wall time shared equally among its records (batch-1 latency is measured by `vskip evaluate`, see
+    `generation_runner`).
     """
     inputs = prepared_inputs(loaded, records, base_dir, mode, ratio)
+    if temperature > 0:
+        torch.manual_seed(zlib.crc32(f"{seed}:{records[0]['id']}".encode()))
     start = time.perf_counter()
-    output = decode(loaded, inputs, max_new_tokens)
+    output = decode(loaded, inputs, max_new_tokens, temperature)
     elapsed = time.perf_counter() - start
     tokenizer = loaded.processor.tokenizer
     new_tokens = output[:, inputs["input_ids"].shape[1] :]
@@ -55,18 +64,26 @@ def prepared_inputs(
 
 
 @torch.inference_mode()
-def decode(loaded: LoadedModel, inputs: dict[str, torch.Tensor], max_new_tokens: int) -> torch.Tensor:
-    """`model.generate`, greedy with the KV cache: the prompt's ids followed by the new ones."""
+def decode(
+    loaded: LoadedModel, inputs: dict[str, torch.Tensor], max_new_tokens: int, temperature: float = 0.0
+) -> torch.Tensor:
+    """`model.generate` with the KV cache, greedy (or sampled at `temperature`, no top-k or top-p cut): the
+    prompt's ids followed by the new ones."""
     pad = loaded.processor.tokenizer.pad_token_id
-    return loaded.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {
+        "do_sample": False}
+    return loaded.model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=pad, **sampling)
 
 
-def generation_settings(model, mode: Mode, ratio: float | None, max_new_tokens: int, adapter=None) -> dict:
+def generation_settings(
+    model, mode: Mode, ratio: float | None, max_new_tokens: int, adapter=None, temperature: float = 0.0, seed: int = 0
+) -> dict:
     """What a generated record depends on besides its input: the journal of a run records it (`stage.run_stage`)."""
     from .models import model_identity
 
     if adapter is None and not isinstance(model, LoadedModel):
         adapter = model.adapter  # a vLLM engine serves its adapter unmerged
+    sampling = {"temperature": temperature, "seed": seed} if temperature > 0 else {}  # greedy journals as before
     return {
         "model": model_identity(model.path),
         "adapter": model_identity(str(adapter)) if adapter is not None else None,
@@ -75,6 +92,7 @@ def generation_settings(model, mode: Mode, ratio: float | None, max_new_tokens: 
         "ratio": ratio,
         "max_new_tokens": max_new_tokens,
         "precision": model.precision,
+        **sampling,
     }
 
 
@@ -90,11 +108,18 @@ def check_prompts(model, records: list[Record], base_dir: str | Path, mode: Mode
         check_context(model.processor, model.model.config, examples)
 
 
-def batch_generator(model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS):
-    """One batch of records -> generated records, with a transformers `LoadedModel` or a vLLM model."""
+def batch_generator(
+    model, base_dir: str | Path, mode: Mode, *, ratio=None, max_new_tokens: int = MAX_NEW_TOKENS,
+    temperature: float = 0.0, seed: int = 0,
+):
+    """One batch of records -> generated records, with a transformers `LoadedModel` or a vLLM model (greedy only)."""
     if isinstance(model, LoadedModel):
-        return lambda batch: generate_batch(model, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens)
+        return lambda batch: generate_batch(model, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens,
+                                            temperature=temperature, seed=seed)
     from .vllm_backend import generate_batch_vllm
+
+    if temperature > 0:
+        raise BadInput("sampled generation runs on the transformers backend only")
 
     return lambda batch: generate_batch_vllm(model, batch, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens)
 
@@ -127,20 +152,24 @@ def generate(
     ratio: float | None = None,
     batch_size: int = BATCH_SIZE,
     max_new_tokens: int = MAX_NEW_TOKENS,
+    temperature: float = 0.0,
+    seed: int = 0,
     progress: bool = True,
 ) -> list[Record]:
-    """Generate for every record and write them to `out` (resumable; see `stage.run_stage`).
+    """Generate for every record and write them to `out` (resumable; see `stage.run_stage`); greedy, or sampled
+    at `temperature` from `seed` (see `generate_batch`).
 
     The written (and returned) records' images resolve from `out`'s directory.
     """
     check_prompts(loaded, records, base_dir, mode, ratio)
     return run_stage(
         records,
-        batch_generator(loaded, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens),
+        batch_generator(loaded, base_dir, mode, ratio=ratio, max_new_tokens=max_new_tokens, temperature=temperature,
+                        seed=seed),
         out,
         base_dir=base_dir,
-        settings=generation_settings(loaded, mode, ratio, max_new_tokens),
+        settings=generation_settings(loaded, mode, ratio, max_new_tokens, temperature=temperature, seed=seed),
         batch_size=batch_size,
-        description=f"generate ({mode})",
+        description=f"generate ({mode}" + (f", sampled at {temperature})" if temperature > 0 else ")"),
         progress=progress,
     )

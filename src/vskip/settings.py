@@ -57,6 +57,19 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class RoundSettings:
+    """On-policy rounds after the first student (`vskip.rounds`): each round, the student writes `samples`
+    candidates per item and γ (the first greedy, the rest sampled at `temperature`), the qualifying ones chosen
+    by `selection` become the next student's targets, and items with none keep the gate's (`fallback`)."""
+
+    count: int = 0
+    samples: int = 1
+    temperature: float = 1.0
+    selection: str = "gate"  # rounds.SELECTIONS
+    fallback: str = "keep"  # rounds.FALLBACKS
+
+
+@dataclass(frozen=True)
 class DistillSettings:
     """The distillation recipe: every knob of `vskip distill` and its default, here and nowhere else.
 
@@ -77,6 +90,7 @@ class DistillSettings:
     # Also teach the `auto` marker (as one more γ): each item's smallest γ whose compression the base model
     # still answers right when handed it, or its whole CoT where none does.
     auto: bool = True
+    rounds: RoundSettings = RoundSettings()
 
 
 DEFAULT_DISTILL = DistillSettings()
