@@ -111,6 +111,9 @@ def test_quick_demo_writes_every_artifact_and_resumes(quick_demo):
     timed = set(json.loads((out / "eval" / "latency.json").read_text()))
     assert timed == {"full", "direct", *(f"{method}@{ratio}" for method in students for ratio in ("0.5", "auto"))}
     assert rows[0]["speedup"] == 1.0 and all(row["speedup"] is not None for row in rows)
+    # Two items timed: every speed-up says it stands on too few, in the results and in the tables.
+    assert all(row["speedup_items"] == 2 and row["speedup_too_few"] for row in rows)
+    assert (out / "results.md").read_text().count("| 2: too few |") == len(rows)
     for name in ("results.md", "pareto.png", "gamma.png", "latency.png", "report.html", "compressed.jsonl"):
         assert (out / name).stat().st_size > 0
     for method in students:

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import statistics
 
@@ -14,6 +15,7 @@ from vskip.evaluate import (
     forced_correct,
     ratio_warning,
     read_baseline,
+    summary_line,
 )
 from vskip.models import load_model
 from vskip.records import read_records
@@ -74,6 +76,16 @@ def test_latencies_timed_elsewhere_are_attached_to_a_run(tiny_random, image_data
     assert [item["latency_s"] for item in items] == [1.0, 3.0, None]
 
 
+def test_the_summary_line_names_every_headline_figure_measured_or_not():
+    results = {"accuracy": 0.5, "cot_tokens_mean": 21.04, "act_ratio": 0.512, "latency_s_median": 0.3012,
+               "speedup": 15.17, "speedup_low": 0.92, "speedup_high": 32.58, "speedup_items": 2,
+               "speedup_too_few": True}
+    assert summary_line(results) == ("accuracy 0.500, CoT tokens 21.0, ActRatio 0.512, latency 0.301 s, "
+                                     "speed-up 15.17× (0.92–32.58; 2 items: too few)")
+    alone = {**results, "act_ratio": None, "speedup": None, "latency_s_median": None}
+    assert summary_line(alone) == "accuracy 0.500, CoT tokens 21.0, ActRatio –, latency –, speed-up –"
+
+
 def test_a_baseline_must_be_results_of_the_same_items(image_dataset, tmp_path):
     records = read_records(image_dataset)
     results = {"cot_tokens_by_id": {record["id"]: 3 for record in records}}
@@ -109,8 +121,13 @@ def test_the_cli_times_the_baseline_s_own_model_beside_the_run(saved_tiny, image
     assert main(["evaluate", *data, "--out", str(tmp_path / "full.json")]) == 0
     assert main(["evaluate", *data, "--mode", "direct", "--baseline", str(tmp_path / "full.json"),
                  "--out", str(tmp_path / "direct.json")]) == 0
-    assert "no speed-up" not in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "no speed-up" not in printed.err
     assert json.loads((tmp_path / "direct.json").read_text())["speedup"] is not None
+    # The summary line names every headline figure, the speed-up with the (too few) items it stands on.
+    assert re.search(r"^accuracy \d\.\d{3}, CoT tokens \d+\.\d, ActRatio (\d\.\d{3}|–), latency \d\.\d{3} s, "
+                     r"speed-up \d+\.\d\d× \(\d+\.\d\d–\d+\.\d\d; 2 items: too few\); wrote .*direct\.json$",
+                     printed.out, re.MULTILINE)
     moved = {**json.loads((tmp_path / "full.json").read_text()), "model": str(tmp_path / "gone")}
     (tmp_path / "moved.json").write_text(json.dumps(moved))
     assert main(["evaluate", *data, "--mode", "direct", "--baseline", str(tmp_path / "moved.json"),

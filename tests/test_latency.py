@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vskip.latency import paired_latency, paired_speedup
+from vskip.latency import MIN_SPEEDUP_ITEMS, paired_latency, paired_speedup, speedup_text
 
 ITEMS = [{"id": f"r{i}"} for i in range(8)]
 
@@ -51,7 +51,8 @@ def test_two_runners_alternate_and_the_ratio_of_medians_is_exact():
         events = [(kind, name) for kind, name, seen in log if seen == item["id"]]
         assert [kind for kind, _ in events] == ["prepare", "prepare", "run", "run"]
     speedup = paired_speedup(times["full"], times["student"])
-    assert speedup == pytest.approx({"speedup": 3.0, "speedup_low": 3.0, "speedup_high": 3.0})
+    assert speedup == pytest.approx({"speedup": 3.0, "speedup_low": 3.0, "speedup_high": 3.0, "speedup_items": 8,
+                                     "speedup_too_few": True})
 
 
 def test_the_pass_shows_a_bar_of_the_items_when_asked(capsys):
@@ -96,5 +97,19 @@ def test_real_runs_are_timed_on_the_monotonic_wall_clock():
 
 def test_only_items_timed_in_both_count():
     assert paired_speedup({"a": 2.0, "b": 4.0}, {"b": 1.0, "c": 9.0}) == {
-        "speedup": 4.0, "speedup_low": None, "speedup_high": None}
-    assert paired_speedup({"a": 2.0}, {}) == {"speedup": None, "speedup_low": None, "speedup_high": None}
+        "speedup": 4.0, "speedup_low": None, "speedup_high": None, "speedup_items": 1, "speedup_too_few": True}
+    assert paired_speedup({"a": 2.0}, {}) == {"speedup": None, "speedup_low": None, "speedup_high": None,
+                                              "speedup_items": 0, "speedup_too_few": None}
+
+
+def test_a_speedup_says_what_it_stands_on_and_flags_too_few_items():
+    timed = range(MIN_SPEEDUP_ITEMS)
+    many = paired_speedup({i: 2.0 + i % 3 for i in timed}, {i: 1.0 for i in timed})
+    assert many["speedup_items"] == MIN_SPEEDUP_ITEMS and many["speedup_too_few"] is False
+    assert speedup_text(many) == f"3.00× ({many['speedup_low']:.2f}–{many['speedup_high']:.2f}; 20 items)"
+    two = {"speedup": 15.17, "speedup_low": 0.92, "speedup_high": 32.58, "speedup_items": 2, "speedup_too_few": True}
+    assert speedup_text(two) == "15.17× (0.92–32.58; 2 items: too few)"
+    assert speedup_text(paired_speedup({"a": 2.0}, {"a": 1.0})) == "2.00× (1 item: too few)"
+    older = {"speedup": 2.0, "speedup_low": 1.5, "speedup_high": 2.5}  # results from before speedup_items
+    assert speedup_text(older) == "2.00× (1.50–2.50)"
+    assert speedup_text(paired_speedup({}, {})) is None

@@ -65,6 +65,20 @@ def test_yes_no_parsing_follows_the_pope_rule():
     assert parse_yes_no("") is None and parse_yes_no(None) is None
 
 
+def test_a_pope_category_of_negatives_only_has_no_recall_or_f1():
+    # A category with no "yes" label: recall and F1 divide by nothing, and are None rather than 0.
+    assert pope_scores(["no", "No."], ["no", "no"]) == {
+        "accuracy": 1.0, "precision": None, "recall": None, "f1": None, "yes_ratio": 0.0}
+    # A "yes" reply there is a false positive: precision is 0 of 1, defined; recall and F1 still are not.
+    assert pope_scores(["yes", "no"], ["no", "no"]) == {
+        "accuracy": 0.5, "precision": 0.0, "recall": None, "f1": None, "yes_ratio": 0.5}
+    # Both defined and no hit: F1 is 0, not undefined.
+    assert pope_scores(["yes", "no"], ["no", "yes"])["f1"] == 0.0
+    summary = summarize([{"task": "pope", "prediction": "no", "answer": "no", "category": "adversarial",
+                          "correct": True}])["overall"]
+    assert summary["pope_by_category"]["adversarial"]["f1"] is None and summary["pope_f1"] is None
+
+
 def test_pope_scores_on_a_hand_worked_confusion_matrix():
     # TP 3, FN 1, FP 2, TN 4
     labels = ["yes"] * 4 + ["no"] * 6
@@ -78,9 +92,10 @@ def test_pope_scores_on_a_hand_worked_confusion_matrix():
 
 
 def test_pope_scores_survive_zero_divisions_and_missing_replies():
+    # No "yes" reply: precision divides by nothing; recall is 0 of 1, F1 stays undefined with precision.
     scores = pope_scores(["no", None], ["yes", "no"])
-    assert scores == {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "yes_ratio": 0.0}
-    assert pope_scores([], [])["f1"] == 0.0
+    assert scores == {"accuracy": 0.0, "precision": None, "recall": 0.0, "f1": None, "yes_ratio": 0.0}
+    assert pope_scores([], []) == dict.fromkeys(("accuracy", "precision", "recall", "f1", "yes_ratio"))
     with pytest.raises(ValueError):
         pope_scores(["yes"], [])
 
@@ -199,6 +214,8 @@ def test_summarize_overall_and_per_task():
     # Speed-ups pair each item with its own baseline timing, each family over its own items.
     assert overall["speedup"] == pytest.approx(4.0 / 2.0)  # medians of (4, 3, 6) and (1, 2, 3)
     assert doc["speedup"] == 4.0 and doc["speedup_low"] is None  # one pair: no interval
+    assert (overall["speedup_items"], doc["speedup_items"], pope["speedup_items"]) == (3, 1, 2)
+    assert overall["speedup_too_few"] is True
     assert pope["speedup"] == pytest.approx(4.5 / 2.5)
     assert pope["speedup_low"] <= pope["speedup"] <= pope["speedup_high"]
     assert overall["varr"] == pytest.approx(3 / 6)

@@ -6,12 +6,23 @@ import re
 
 import pytest
 from chromium import find_chromium, screenshot
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
+from vskip.gate import METHODS as GATES
 from vskip.report import write_report
-from vskip.report.plots import _auto_points, _series, pareto_front
+from vskip.report.plots import (
+    METHOD_COLOURS,
+    METHOD_MARKERS,
+    _auto_points,
+    _gamma_axis,
+    _plot_method,
+    _series,
+    pareto_front,
+)
 from vskip.report.tables import (
     COLUMN_DEFINITIONS,
+    COMPRESSORS,
     LABELS,
     RESULT_COLUMNS,
     format_table,
@@ -32,6 +43,7 @@ def metrics(rng: random.Random, method: str, ratio: float) -> dict:
         "n": 40, "accuracy": round(rng.uniform(0.3, 0.9), 3), "act_ratio": act,
         "cot_tokens_mean": 60 * act, "latency_s_median": 0.05 + rng.uniform(0.15, 0.25) * act,
         "speedup": 1 / (0.2 + act), "speedup_low": 0.9 / (0.2 + act), "speedup_high": 1.1 / (0.2 + act),
+        "speedup_items": 40, "speedup_too_few": False,
         "varr": rng.uniform(0.4, 1.0) if method != "direct" else None,
         "hallucination_rate": rng.uniform(0, 0.2), "pope_f1": rng.uniform(0.5, 0.9), "pope_yes_ratio": None,
     }  # fmt: skip
@@ -86,11 +98,11 @@ def test_results_markdown_has_one_line_per_row(report, rows):
     main_table = [line for line in text.split("## Results")[1].split("## Per task")[0].splitlines()
                   if line.startswith("|")]
     assert main_table[0] == (
-        "| method | γ | n | accuracy | ActRatio | CoT tokens | latency (s) | speed-up | 90 % interval | VARR "
+        "| method | γ | n | accuracy | ActRatio | CoT tokens | latency (s) | speed-up | 90 % interval | timed | VARR "
         "| hallucination | POPE F1 | POPE yes |"
     )
     full = rows[0]
-    assert f"| {full['speedup']:.2f}× | {full['speedup_low']:.2f}–{full['speedup_high']:.2f} |" in main_table[2]
+    assert f"| {full['speedup']:.2f}× | {full['speedup_low']:.2f}–{full['speedup_high']:.2f} | 40 |" in main_table[2]
     assert len(main_table) == 2 + len(rows)
     assert main_table[2].startswith("| full | 1.00 | 40 |") and main_table[3].startswith("| direct |")
     assert all(line.endswith("| – |") for line in main_table[2:])  # pope_yes_ratio is None everywhere
@@ -238,3 +250,61 @@ def test_a_student_that_chose_its_own_budget_is_a_point_of_its_own(tmp_path, row
     assert (method, x, y) == ("vskip", 0.6, 0.8) and half == pytest.approx(1.645 * (0.8 * 0.2 / 40) ** 0.5)
     paths = write_report(tmp_path, [auto, *rows], [], title="t")
     assert "| vskip | auto |" in paths["results.md"].read_text()
+
+
+def test_a_speedup_from_too_few_items_says_so_in_every_table(tmp_path, rows, examples):
+    rows[2].update(speedup=15.17, speedup_low=0.92, speedup_high=32.58, speedup_items=2, speedup_too_few=True)
+    report = write_report(tmp_path, rows, examples)
+    assert "| 15.17× | 0.92–32.58 | 2: too few |" in report["results.md"].read_text()
+    page = report["report.html"].read_text()
+    assert '<td class="num">15.17×</td><td>0.92–32.58</td><td class="num">2: too few</td>' in page
+    assert "under 20, “too few”" in page
+
+
+def test_the_method_definition_names_every_method_shown(tmp_path, rows, examples):
+    shown = [row for row in rows if row["method"] in ("full", "direct", "text")]
+    union = {**shown[-1], "method": "vskip+dependency"}
+    mine = {**shown[-1], "method": "mine"}
+    report = write_report(tmp_path, [*shown, union, mine], examples)
+    line = next(line for line in report["results.md"].read_text().splitlines() if line.startswith("- **method**"))
+    assert line.endswith(": `text` the most surprising words (the text path alone, as TokenSkip and LLMLingua "
+                         "prune), `vskip+dependency` the visual, the text and the dependency path's words in turn, "
+                         "and `mine` its own choice of words.")
+    assert "`truncate`" not in line  # no run of it here
+    assert "<code>vskip+dependency</code> the visual" in report["report.html"].read_text()
+
+
+def test_every_gate_has_a_definition_a_colour_and_a_marker_of_its_own():
+    assert set(GATES) <= set(COMPRESSORS) & set(METHOD_COLOURS) & set(METHOD_MARKERS)
+    assert len(set(METHOD_COLOURS.values())) == len(METHOD_COLOURS)
+    assert len(set(METHOD_MARKERS.values())) == len(METHOD_MARKERS)
+
+
+def test_two_methods_at_one_point_are_both_seen():
+    axes = Figure().subplots()
+    _plot_method(axes, "text", [0.5], [0.8])
+    _plot_method(axes, "vskip", [0.5], [0.8])
+    text, vskip = axes.get_lines()
+    assert text.get_marker() != vskip.get_marker()  # two outlines, one inside the other
+    assert text.get_markerfacecolor() == vskip.get_markerfacecolor() == "none"
+
+
+@pytest.mark.parametrize("ratios", [(0.5,), (0.3, 0.5, 0.7)])
+def test_the_gamma_axis_spans_the_ratios_to_one_however_few(ratios):
+    axes = Figure().subplots()
+    axes.plot([0.5], [0.5])  # matplotlib alone would span 0.48–0.52
+    _gamma_axis(axes, [{"ratio": ratio} for ratio in ratios] + [{"ratio": "auto"}, {"ratio": 1.0}])
+    low, high = axes.get_xlim()
+    assert low < min(ratios) and 1.0 < high and high - low < 1.3
+
+
+def test_full_reads_one_per_task_as_overall_and_the_task_note_is_html(tmp_path, rows, examples):
+    for block in [rows[0], *rows[0]["tasks"].values()]:
+        block["act_ratio"] = None  # `full` evaluated without a baseline, as the demo does
+    report = write_report(tmp_path, rows, examples)
+    per_task = report["results.md"].read_text().split("## Per task")[1]
+    full = next(line for line in per_task.splitlines() if line.startswith("| full |"))
+    assert full.split(" | ")[3] == full.split(" | ")[7] == "1.000"  # count and document ActRatio
+    page = report["report.html"].read_text()
+    note = page.split("<h2>Per task</h2>")[1].split("<h2>")[0]
+    assert "<code>auto</code> student" in note and "`" not in note

@@ -360,7 +360,7 @@ def cmd_merge(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, ratio_warning, read_baseline
+    from .evaluate import evaluate, ratio_warning, read_baseline, summary_line
     from .records import REQUIRED_FIELDS
     from .settings import EvalSettings
 
@@ -380,7 +380,7 @@ def cmd_evaluate(args) -> None:
         loaded, records, _base_dir(args, args.data), args.out, settings=settings, baseline=baseline,
         baseline_model=baseline_model, adapter=args.adapter,
     )
-    print(f"accuracy {results['accuracy']:.3f}, CoT tokens {results['cot_tokens_mean']:.1f}; wrote {args.out}")
+    print(f"{summary_line(results)}; wrote {args.out}")
 
 
 def _check_baseline_model(args, baseline: dict) -> None:

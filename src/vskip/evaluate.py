@@ -23,7 +23,7 @@ from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
 from .errors import BadInput
 from .generate import batch_generator, check_prompts, generation_runner, generation_settings
-from .latency import Runner, paired_latency
+from .latency import Runner, paired_latency, speedup_text
 from .lora import adapter_info
 from .models import LoadedModel, located_path, portable_path
 from .prompts import AUTO, reference_answers
@@ -242,6 +242,19 @@ def attach_latency(out: str | Path, latency: Mapping[str, float], baseline: Mapp
         item["latency_s"] = latency.get(item["id"])
         item["latency_s_baseline"] = (baseline or {}).get(item["id"])
     return _write_results(out, items, {key: results.get(key) for key in RUN_FIELDS})
+
+
+def summary_line(results: Mapping) -> str:
+    """The results in one line, every headline figure named, "–" where it was not measured: accuracy, CoT tokens,
+    ActRatio (given a baseline), median latency (timed) and the speed-up with what it stands on (timed beside a
+    baseline: `latency.speedup_text`)."""
+
+    def figure(key: str, form: str) -> str:
+        return form.format(results[key]) if results.get(key) is not None else "–"
+
+    return (f"accuracy {figure('accuracy', '{:.3f}')}, CoT tokens {figure('cot_tokens_mean', '{:.1f}')}, "
+            f"ActRatio {figure('act_ratio', '{:.3f}')}, latency {figure('latency_s_median', '{:.3f} s')}, "
+            f"speed-up {speedup_text(results) or '–'}")
 
 
 def _write_results(out: Path, items: list[Record], run: dict) -> dict:

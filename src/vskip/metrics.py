@@ -4,11 +4,12 @@
   NL = Levenshtein(r, p) / max(|r|, |p|) on lower-cased, stripped, space-collapsed strings, τ = 0.5.
 - POPE: a reply is "no" when it has the word "no" or "not", otherwise "yes" (the POPE / LLaVA rule);
   accuracy, precision, recall and F1 of "yes" as the positive class; yes-ratio = share of "yes" replies.
+  A figure that divides by nothing (precision with no "yes" reply, recall with no "yes" label) is None.
 - MMMU: the reply's option letter, parsed as MMMU's `parse_multi_choice_response` does.
 - ActRatio: CoT tokens over the uncompressed CoT's tokens for the same item; over many items it is
   the ratio of the sums, Σ tokens / Σ full tokens, so long items weigh as much as their tokens.
 - Speed-up: median baseline latency over median latency, on the items timed side by side with the
-  baseline (`latency.paired_speedup`), with its bootstrap interval.
+  baseline (`latency.paired_speedup`), with its bootstrap interval and the number of items timed.
 - VARR: of the visual words (colour, shape, …) of the reference CoT, the share still present.
 - Hallucination rate: false attribute mentions over all attribute mentions.
 """
@@ -80,15 +81,17 @@ def parse_yes_no(reply: str | None) -> str | None:
     return "no" if words & {"no", "not"} else "yes"
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else 0.0
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
 
 
-def pope_scores(predictions: Sequence[str | None], labels: Sequence[str]) -> dict[str, float]:
+def pope_scores(predictions: Sequence[str | None], labels: Sequence[str]) -> dict[str, float | None]:
     """Accuracy, precision, recall, F1 (positive class "yes") and yes-ratio of POPE replies.
 
     Replies are read by `parse_yes_no`; an empty reply is wrong and not a "yes" (it counts as a
-    miss for recall). Zero divisions give 0, as lmms-eval does.
+    miss for recall). A figure that divides by nothing is None, not 0 as in lmms-eval: precision
+    with no "yes" reply, recall with no "yes" label (a POPE category of negatives only), F1 where
+    either is None, everything over no items. F1 = 2·TP / (2·TP + FP + FN): 0, not None, where TP is 0.
     """
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
@@ -102,7 +105,7 @@ def pope_scores(predictions: Sequence[str | None], labels: Sequence[str]) -> dic
         "accuracy": _ratio(sum(p == t for p, t in zip(parsed, truth, strict=True)), len(truth)),
         "precision": precision,
         "recall": recall,
-        "f1": _ratio(2 * precision * recall, precision + recall),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn) if precision is not None and recall is not None else None,
         "yes_ratio": _ratio(parsed.count("yes"), len(parsed)),
     }
 
@@ -192,7 +195,7 @@ def _present(items: list[Mapping[str, Any]], key: str) -> list[Any]:
     return [item[key] for item in items if item.get(key) is not None]
 
 
-def _pope(items: list[Mapping[str, Any]]) -> dict[str, float]:
+def _pope(items: list[Mapping[str, Any]]) -> dict[str, float | None]:
     return pope_scores(
         [item.get("prediction") for item in items], [str(item.get("answer", "")) for item in items]
     )

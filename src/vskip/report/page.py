@@ -234,7 +234,8 @@ def report_html(rows: Sequence[Row], examples: Sequence[Mapping[str, Any]], plot
         "<h2>Results</h2>",
         _html_table(sort_rows(rows), RESULT_COLUMNS),
         '<dl class="columns">' + "".join(f"<dt>{html.escape(label)}</dt><dd>{_prose_html(meaning)}</dd>"
-                                         for label, meaning in definitions()) + "</dl>",
+                                         for label, meaning in definitions({row["method"] for row in rows}))
+        + "</dl>",
     ]
     parts.append('<div class="plots">')
     parts += [f'<img alt="{html.escape(name)}"{_wide(path)} src="{_png_data_uri(path)}">'
@@ -242,7 +243,7 @@ def report_html(rows: Sequence[Row], examples: Sequence[Mapping[str, Any]], plot
     parts.append("</div>")
     if per_task:
         parts += ["<h2>Per task</h2>", _html_table(per_task, task_columns, task_labels),
-                  f'<p class="muted">{html.escape(TASK_DEFINITION)}</p>']
+                  f'<p class="muted">{_prose_html(TASK_DEFINITION)}</p>']
     parts += ["<h2>Examples</h2>", LEGEND]
     parts += [_example_html(example) for example in examples] or ['<p class="muted">No examples.</p>']
     parts.append("</main></body></html>\n")
@@ -272,7 +273,8 @@ def write_report(
     plot_pareto(rows, paths["pareto.png"])
     plot_gamma(rows, paths["gamma.png"])
     plot_latency(rows, paths["latency.png"])
-    plots = {"accuracy against ActRatio": paths["pareto.png"],
-             "accuracy and ActRatio against γ": paths["gamma.png"], "latency against γ": paths["latency.png"]}
+    # The two plots of one panel first, side by side on a wide page; the two panels against γ below them.
+    plots = {"accuracy against ActRatio": paths["pareto.png"], "latency against γ": paths["latency.png"],
+             "accuracy and ActRatio against γ": paths["gamma.png"]}
     paths["report.html"].write_text(report_html(rows, examples, plots, title, note), encoding="utf-8")
     return paths

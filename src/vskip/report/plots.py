@@ -10,6 +10,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..latency import MIN_SPEEDUP_ITEMS
 from ..prompts import AUTO
 from .tables import REFERENCE_METHODS, Row, method_rank
 
@@ -19,17 +20,38 @@ METHOD_COLOURS = {
     "truncate": "#8c564b",
     "random": "#bcbd22",
     "text": "#1f77b4",
+    "llmlingua2": "#17becf",
     "visual": "#ff7f0e",
     "gain": "#9467bd",
     "vskip": "#d62728",
+    "dependency": "#2ca02c",
+    "vskip+dependency": "#e377c2",
+    "oracle": "#6b6ecf",
 }
-SPARE_COLOURS = ("#2ca02c", "#e377c2", "#17becf", "#7f7f7f")
+SPARE_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39")  # dark, and unlike the greys of `full` and `direct`
+# Each compressor its own shape, drawn hollow: two methods at the same point (the same student figures, as at a
+# smoke run's size) show as two outlines, one inside the other, instead of one hiding the other.
+METHOD_MARKERS = {"truncate": "v", "random": "P", "text": "s", "llmlingua2": "h", "visual": "^", "gain": "p",
+                  "vskip": "o", "dependency": "<", "vskip+dependency": "D", "oracle": "d"}  # fmt: skip
+SPARE_MARKERS = (">", "8", "H")
 
 
 def method_colour(method: str) -> str:
     if method in METHOD_COLOURS:
         return METHOD_COLOURS[method]
     return SPARE_COLOURS[sum(map(ord, method)) % len(SPARE_COLOURS)]  # stable across runs, unlike hash()
+
+
+def method_marker(method: str) -> str:
+    if method in METHOD_MARKERS:
+        return METHOD_MARKERS[method]
+    return SPARE_MARKERS[sum(map(ord, method)) % len(SPARE_MARKERS)]
+
+
+def _plot_method(axes, method: str, xs: Sequence[float], ys: Sequence[float]) -> None:
+    """A compressor's points joined by a line, in its colour and hollow marker."""
+    axes.plot(xs, ys, marker=method_marker(method), markersize=7, markerfacecolor="none", markeredgewidth=1.6,
+              linewidth=1.4, color=method_colour(method), label=method, zorder=2)
 
 
 def _series(rows: Iterable[Row], x: str, y: str) -> dict[str, list[tuple[float, float]]]:
@@ -66,9 +88,19 @@ def _save(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=100, metadata={"Software": None})
 
 
-def _legend(axes) -> None:
+def _legend(axes, title: str | None = None) -> None:
     # Outside the axes, on the right: curves of many methods leave no corner free reliably.
-    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=title,
+                title_fontsize=7, alignment="left")
+
+
+def _gamma_axis(axes, rows: Iterable[Row]) -> None:
+    """γ from the lowest asked for to 1 (`full`'s), with a margin: the same span for one γ as for many, where
+    matplotlib would zoom into ±0.02 around a single one."""
+    ratios = [float(row["ratio"]) for row in rows if row.get("ratio") not in (None, AUTO)]
+    low = min([*ratios, 1.0])
+    margin = 0.05 + 0.05 * (1 - low)
+    axes.set_xlim(low - margin, 1.0 + margin)
 
 
 def _new_figure(*panels: tuple[str, str, str]):
@@ -108,12 +140,14 @@ def plot_pareto(rows: Sequence[Row], path: Path) -> None:
                     method, (x, y), xytext=(0, 9), textcoords="offset points", fontsize=9, ha="center"
                 )
         else:
-            axes.plot(xs, ys, marker="o", markersize=4, color=method_colour(method), label=method, zorder=2)
-    for method, x, y, half in _auto_points(rows):
-        axes.errorbar([x], [y], yerr=[half], marker="D", markersize=7, capsize=3, color=method_colour(method),
-                      label=f"{method}, auto (90 % interval)", zorder=4, linestyle="none")
+            _plot_method(axes, method, xs, ys)
+    for method, x, y, half in _auto_points(rows):  # larger, with the bar of its 90 % interval: its own budget
+        axes.errorbar([x], [y], yerr=[half], marker=method_marker(method), markersize=10, markerfacecolor="none",
+                      markeredgewidth=2, capsize=3, elinewidth=1, alpha=0.8, color=method_colour(method),
+                      label=f"{method}, auto", zorder=4, linestyle="none")
     if series:
-        _legend(axes)
+        _legend(axes, title="auto: the student's own budget,\nwith its accuracy's 90 % interval" if any(
+            row.get("ratio") == AUTO for row in rows) else None)
     _save(figure, path)
 
 
@@ -124,7 +158,7 @@ def plot_gamma(rows: Sequence[Row], path: Path) -> None:
     figure, panels = _new_figure(("target ratio γ", "accuracy", "Accuracy against γ"),
                                  ("target ratio γ", "ActRatio (CoT tokens / uncompressed CoT)", "ActRatio against γ"))
     for axes, key in zip(panels, ("accuracy", "act_ratio"), strict=True):
-        axes.margins(x=0.08, y=0.1)
+        axes.margins(y=0.1)
         for method, points in _series(rows, "ratio", key).items():
             xs, ys = zip(*points, strict=True)
             if method == "full":
@@ -133,7 +167,8 @@ def plot_gamma(rows: Sequence[Row], path: Path) -> None:
                 if key == "accuracy":  # no CoT: an accuracy to beat, and no γ
                     axes.axhline(ys[0], color=method_colour(method), linestyle="--", linewidth=1, label=method)
             else:
-                axes.plot(xs, ys, marker="o", markersize=4, color=method_colour(method), label=method, zorder=2)
+                _plot_method(axes, method, xs, ys)
+        _gamma_axis(axes, rows)
     ratios = [float(row["ratio"]) for row in rows if row.get("ratio") not in (None, AUTO)]
     if ratios:
         low = min(ratios)
@@ -146,14 +181,19 @@ def plot_gamma(rows: Sequence[Row], path: Path) -> None:
 
 
 def plot_latency(rows: Sequence[Row], path: Path) -> None:
-    """Median latency against γ per method; `full` and `direct` as dashed horizontal references."""
-    figure, axes = _new_axes("target ratio γ", "median latency (s), batch 1", "Latency against γ")
+    """Median latency against γ per method, from 0; `full` and `direct` as dashed horizontal references. Timed
+    on fewer than `latency.MIN_SPEEDUP_ITEMS` items, the title says so."""
+    timed = [row["speedup_items"] for row in rows if row.get("speedup_items")]
+    few = f" ({min(timed)} items timed: too few)" if timed and min(timed) < MIN_SPEEDUP_ITEMS else ""
+    figure, axes = _new_axes("target ratio γ", "median latency (s), batch 1", f"Latency against γ{few}")
     for method, points in _series(rows, "ratio", "latency_s_median").items():
         xs, ys = zip(*points, strict=True)
         if method in REFERENCE_METHODS:
             axes.axhline(ys[0], color=method_colour(method), linestyle="--", linewidth=1, label=method)
         else:
-            axes.plot(xs, ys, marker="o", markersize=4, color=method_colour(method), label=method)
+            _plot_method(axes, method, xs, ys)
+    _gamma_axis(axes, rows)
+    axes.set_ylim(bottom=0)  # from 0, half the latency is drawn half as high: no gap of 0.01 s made to look wide
     if axes.has_data():
         _legend(axes)
     _save(figure, path)

@@ -11,16 +11,32 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..latency import MIN_SPEEDUP_ITEMS
 from ..prompts import AUTO
 
 Row = Mapping[str, Any]
 
-# Reference points first, then the compressors from the crudest to V-Skip.
-METHOD_ORDER = ("full", "direct", "truncate", "random", "text", "visual", "gain", "vskip")
 REFERENCE_METHODS = ("full", "direct")
+# What each compressor keeps, from the crudest to V-Skip and the unions beyond it: the method column's definition
+# names those of the rows shown (`definitions`).
+COMPRESSORS = {
+    "truncate": "keeps the CoT's first words",
+    "random": "words drawn at random",
+    "text": "the most surprising words (the text path alone, as TokenSkip and LLMLingua prune)",
+    "llmlingua2": "the words LLMLingua-2's classifier would keep",
+    "visual": "the words that attend most to the image",
+    "gain": "the words the image makes most predictable (visual information gain)",
+    "vskip": "both paths' words in turn (V-Skip)",
+    "dependency": "the words the answer attends to most",
+    "vskip+dependency": "the visual, the text and the dependency path's words in turn",
+    "oracle": "the words a step needs first (the data's `essential` flags), then the most surprising: the best a "
+              "gate can keep",
+}
+# Reference points first, then the compressors.
+METHOD_ORDER = (*REFERENCE_METHODS, *COMPRESSORS)
 RESULT_COLUMNS = (
     "method", "ratio", "n", "accuracy", "act_ratio", "cot_tokens_mean", "latency_s_median", "speedup",
-    "speedup_interval", "varr", "hallucination_rate", "pope_f1", "pope_yes_ratio",
+    "speedup_interval", "speedup_timed", "varr", "hallucination_rate", "pope_f1", "pope_yes_ratio",
 )  # fmt: skip
 TASK_METRICS = {"accuracy": "acc", "act_ratio": "ActRatio", "varr": "VARR", "hallucination_rate": "halluc."}
 LABELS = {
@@ -30,6 +46,7 @@ LABELS = {
     "latency_s_median": "latency (s)",
     "speedup": "speed-up",
     "speedup_interval": "90 % interval",
+    "speedup_timed": "timed",
     "varr": "VARR",
     "hallucination_rate": "hallucination",
     "pope_f1": "POPE F1",
@@ -38,10 +55,7 @@ LABELS = {
 # What each column of the results table means, shown under it (`definitions`).
 COLUMN_DEFINITIONS = {
     "method": "`full` is the teacher with its whole chain of thought (CoT), `direct` the teacher answering with "
-              "none; any other is the student distilled on the CoTs that method compressed: `truncate` keeps the "
-              "CoT's first words, `random` words drawn at random, `text` the most surprising words (the text path "
-              "alone, as TokenSkip and LLMLingua prune), `visual` the words that attend most to the image, and "
-              "`vskip` both paths' words in turn (V-Skip).",
+              "none; any other is the student distilled on the CoTs that method compressed",
     "ratio": "the target ratio: the share of the teacher's CoT tokens the student is asked to keep (1 for `full` "
              "and `direct`); `auto`: the student is asked to compress as far as the reasoning stays correct, and "
              "chooses its own budget.",
@@ -56,6 +70,8 @@ COLUMN_DEFINITIONS = {
     "speedup": "`full`'s median latency over this run's, on the same items timed side by side (2.00× is twice "
                "as fast).",
     "speedup_interval": "the speed-up's 90 % bootstrap interval over the timed items.",
+    "speedup_timed": f"the items the speed-up stands on; under {MIN_SPEEDUP_ITEMS}, “too few”: a median of so few "
+                     "timings moves with each one, so the speed-up is a rough guess at best.",
     "varr": "visual-anchor retention rate: of the visual words (colours, shapes, objects) of the item's reference "
             "CoT, the share the CoT written still has.",
     "hallucination_rate": "false claims: of the claims the CoT makes about the image (a colour and shape, an "
@@ -107,21 +123,37 @@ def format_table(rows: Iterable[Row], columns: Sequence[str], *, labels: Mapping
     return "\n".join([line(header), rule, *(line(cells) for cells in body)]) + "\n"
 
 
+def _reference_act_ratio(block: Row) -> Row:
+    return {**block, "act_ratio": 1.0} if block.get("act_ratio") is None else block
+
+
 def with_reference_act_ratio(rows: Iterable[Row]) -> list[Row]:
-    """The rows with `full`'s ActRatio filled in where its run had no baseline: 1, by definition, as the
-    uncompressed CoT is what ActRatio divides by. So `full` is a point on the accuracy–ActRatio plot."""
+    """The rows with `full`'s ActRatio filled in where its run had no baseline, overall and per task: 1, by
+    definition, as the uncompressed CoT is what ActRatio divides by. So `full` is a point on the accuracy–ActRatio
+    plot, and reads the same in every table."""
     return [
-        {**row, "act_ratio": 1.0} if row["method"] == "full" and row.get("act_ratio") is None else row for row in rows
-    ]
+        {**_reference_act_ratio(row),
+         **({"tasks": {task: _reference_act_ratio(block) for task, block in row["tasks"].items()}}
+            if row.get("tasks") else {})}
+        if row["method"] == "full" else row
+        for row in rows
+    ]  # fmt: skip
 
 
 def with_speedup_interval(rows: Iterable[Row]) -> list[Row]:
-    """The rows with `speedup_interval`, their speed-up's bootstrap interval as text ("1.62–2.10"), where known."""
-    return [
-        {**row, "speedup_interval": f"{row['speedup_low']:.2f}–{row['speedup_high']:.2f}"}
-        if row.get("speedup_low") is not None and row.get("speedup_high") is not None else row
-        for row in rows
-    ]
+    """The rows with `speedup_interval`, their speed-up's bootstrap interval as text ("1.62–2.10"), and
+    `speedup_timed`, the items it stands on, flagged where they are too few ("2: too few"), where known."""
+    return [{**row, **_speedup_spread(row)} for row in rows]
+
+
+def _speedup_spread(row: Row) -> dict[str, Any]:
+    spread: dict[str, Any] = {}
+    if row.get("speedup_low") is not None and row.get("speedup_high") is not None:
+        spread["speedup_interval"] = f"{row['speedup_low']:.2f}–{row['speedup_high']:.2f}"
+    if row.get("speedup") is not None and row.get("speedup_items") is not None:
+        items = row["speedup_items"]
+        spread["speedup_timed"] = f"{items}: too few" if row.get("speedup_too_few") else items
+    return spread
 
 
 def method_rank(method: str) -> tuple[int, str]:
@@ -165,9 +197,14 @@ def task_table(rows: Iterable[Row]) -> tuple[list[Row], list[str], dict[str, str
     return wide, columns, labels
 
 
-def definitions() -> list[tuple[str, str]]:
-    """(label, what it means) of each column of the results table, then of the mark of a missing figure."""
-    columns = [(LABELS.get(column, column), COLUMN_DEFINITIONS[column]) for column in RESULT_COLUMNS]
+def definitions(methods: Iterable[str]) -> list[tuple[str, str]]:
+    """(label, what it means) of each column of the results table, then of the mark of a missing figure; the
+    method column's names what each compressor of `methods` (those of the rows shown) keeps."""
+    compressors = [f"`{method}` {COMPRESSORS.get(method, 'its own choice of words')}"
+                   for method in sorted(set(methods) - set(REFERENCE_METHODS), key=method_rank)]
+    kept = ", ".join(compressors[:-1]) + (", and " if len(compressors) > 1 else "") + "".join(compressors[-1:])
+    meanings = {**COLUMN_DEFINITIONS, "method": COLUMN_DEFINITIONS["method"] + (f": {kept}." if kept else ".")}
+    columns = [(LABELS.get(column, column), meanings[column]) for column in RESULT_COLUMNS]
     return [*columns, (MISSING, MISSING_DEFINITION)]
 
 
@@ -175,7 +212,8 @@ def results_markdown(rows: Sequence[Row], title: str, note: str | None = None) -
     """The results table and the per-task one, each column defined; `note`, if any, in bold above them."""
     text = f"# {title}\n\n" + (f"**{note}**\n\n" if note else "") + "## Results\n\n"
     text += format_table(sort_rows(rows), RESULT_COLUMNS) + "\n"
-    text += "".join(f"- **{label}**: {meaning}\n" for label, meaning in definitions())
+    methods = {row["method"] for row in rows}
+    text += "".join(f"- **{label}**: {meaning}\n" for label, meaning in definitions(methods))
     per_task, columns, labels = task_table(rows)
     if per_task:
         text += "\n## Per task\n\n" + format_table(per_task, columns, labels=labels) + f"\n{TASK_DEFINITION}\n"
