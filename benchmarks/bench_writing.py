@@ -83,7 +83,8 @@ def train_targets(args, student: Path, ratios: list[float]) -> list[dict]:
     """The student's training items at each γ, their `compressed_cot` the target it learned."""
     items = {record["id"]: record for record in iter_jsonl(args.compressed)}
     learned = [line for line in iter_jsonl(student / TARGETS) if line["ratio"] in ratios]
-    chosen = {record["id"] for record in first_per_task((items[line["id"]] for line in learned), args.n)}
+    ids = dict.fromkeys(line["id"] for line in learned)  # each item once, in the file's order
+    chosen = {record["id"] for record in first_per_task((items[item] for item in ids), args.n)}
     return [{**items[line["id"]], "ratio": line["ratio"], "compressed_cot": split_response(line["reply"])[0]}
             for line in learned if line["id"] in chosen]
 

@@ -429,6 +429,8 @@ def cmd_demo(args) -> None:
 
     _check(args, directory=True)
     config = replace(QUICK if args.quick else DEFAULT, model=args.model, dtype=args.dtype)
+    if args.rounds is not None:
+        config = replace(config, rounds=args.rounds, samples=args.samples or config.samples)
     if args.all_methods:
         config = replace(config, methods=ALL_METHODS)
     report = run_demo(args.out, config)
@@ -659,6 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="vskip-tiny", help="the teacher, and the base of every student")
     _dtype_arg(demo)
     demo.add_argument("--quick", action="store_true", help="a small run (what the tests use)")
+    demo.add_argument("--rounds", type=_count, help="on-policy rounds per student (see `vskip distill --rounds`; "
+                      "default: the demo's own)")
+    demo.add_argument("--samples", type=_positive, help="candidates per item and γ in a round (with --rounds)")
     demo.add_argument("--all-methods", action="store_true",
                       help="distil and evaluate every method (truncate, random, text, visual, vskip, dependency, "
                            "vskip+dependency), not only text, vskip and vskip+dependency")

@@ -35,6 +35,7 @@ from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_
 from .report import write_report
 from .report.tables import REFERENCE_METHODS
 from .score import score_records
+from .settings import RoundSettings
 from .stage import settings_change, side_path
 
 # Every compression method the demo can distil; by default it runs the paper's comparison (the text path against
@@ -55,7 +56,9 @@ class DemoConfig:
     methods: tuple[str, ...] = ("text", "vskip", "vskip+dependency")
     ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
     auto: bool = True  # each student is also asked to choose its own budget (`prompts.AUTO`)
-    distill_steps: int = 1000
+    distill_steps: int = 1000  # per student, and per round of on-policy rounds
+    rounds: int = 0  # on-policy rounds per student (`vskip.rounds`); the round-0 student is evaluated beside the last
+    samples: int = 1  # candidates per item and γ in a round: one greedy, the rest sampled
     batch_size: int = 32
     latency_items: int = 96  # ~24 per family: the per-family speed-ups need a couple dozen pairs each
     examples_per_task: int = 2
@@ -172,12 +175,19 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     runs = {("full", 1.0): settings, ("direct", 1.0): replace(settings, mode="direct"),
             **{(method, ratio): replace(settings, ratio=ratio) for method in config.methods for ratio in budgets}}
 
+    # Each student's directory; with rounds, the first round's student is a run of its own beside the last one's.
+    students = {method: f"adapters/{method}/" for method in config.methods}
+    if config.rounds:
+        runs.update({(_first_round(method), ratio): replace(settings, ratio=ratio)
+                     for method in config.methods for ratio in budgets})
+        students.update({_first_round(method): f"adapters/{method}/rounds/0/" for method in config.methods})
+
     @functools.cache
     def loaded(method: str):
-        """The model of a run: the teacher, or the method's student, loaded once and only if a step runs it."""
+        """The model of a run: the teacher, or a student, loaded once and only if a step runs it."""
         if method in REFERENCE_METHODS:
             return teacher
-        return load_student(config.model, out / "adapters" / method, dtype=config.dtype)
+        return load_student(config.model, out / students[method], dtype=config.dtype)
 
     def evaluated(method: str, ratio: float, inputs: list[str], **options) -> dict:
         """The results of a run, evaluated unless they are already."""
@@ -190,7 +200,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     reads = ["data/", _results("full", 1.0)]  # every other run's ActRatio is over `full`'s CoTs
     evaluated("direct", 1.0, reads, baseline=full)
     recipe = replace(DEFAULT_DISTILL, auto=config.auto,
-                     training=replace(DEFAULT_DISTILL.training, steps=config.distill_steps, seed=config.seed))
+                     training=replace(DEFAULT_DISTILL.training, steps=config.distill_steps, seed=config.seed),
+                     rounds=RoundSettings(count=config.rounds, samples=config.samples))
     for method in config.methods:
         adapter = f"adapters/{method}/"
         # A student learns from its method's records alone: keyed by their content, it is not made again when
@@ -199,8 +210,9 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
         if steps.todo(adapter, {**base, "recipe": asdict(recipe), "records": _fingerprint(learned)},
                       last=ADAPTER_INFO):
             distill(config.model, learned, out, out / adapter, method=method, settings=recipe, dtype=config.dtype)
-        for ratio in budgets:
-            evaluated(method, ratio, [*reads, adapter], baseline=full, adapter=out / adapter)
+        for student in [method, *[_first_round(method)] * bool(config.rounds)]:
+            for ratio in budgets:
+                evaluated(student, ratio, [*reads, adapter], baseline=full, adapter=out / students[student])
 
     # 4. Latency: every run timed on the same sampled items in one pass, back to back, the order rotating
     # (latency.paired_latency); each speed-up is over `full`'s timings on the same items, per family too.
@@ -230,6 +242,11 @@ def smoke_note(config: DemoConfig, recipe: DistillSettings, n_train: int) -> str
         return None
     return (f"Smoke run: {n_train} training items, {config.distill_steps} steps per student — the figures below "
             "show the pipeline works, not what the method does.")
+
+
+def _first_round(method: str) -> str:
+    """The name of a method's round-0 student among the demo's runs."""
+    return f"{method}-round0"
 
 
 def _run_name(method: str, ratio: float | str) -> str:
