@@ -1,7 +1,8 @@
 """Every bad input through the CLI: one line naming the file or record and what to do, exit code 2,
-no traceback, an earlier output file left as it was and no stray temporary or partial file.
-The table of them all, benchmarks/results/bad_inputs.md, must be what the run gives: `VSKIP_WRITE_RESULTS=1`
-writes it afresh."""
+no traceback, an earlier output file left as it was and no stray temporary or partial file. Each bad input is
+given `--overwrite` too: it is refused before anything is written, whatever the output may replace; the outputs
+that may not be replaced follow, as typed. The table of them all, benchmarks/results/bad_inputs.md, must be what
+the run gives: `VSKIP_WRITE_RESULTS=1` writes it afresh."""
 
 from __future__ import annotations
 
@@ -265,6 +266,54 @@ BAD_INPUTS: list[tuple] = [
 ]
 
 
+def made_before(ws: Workspace, argv: list[str]) -> None:
+    """Run `argv` with the workspace's model first: the output an earlier command made."""
+    assert main([*argv, "--model", str(ws.model)]) == 0
+
+
+def other_split(ws: Workspace, command: str = "generate") -> list[str]:
+    """`generate` on train.jsonl; then `command` (generate on test.jsonl, or compress) to the same --out."""
+    out = str(ws.root / "generated.jsonl")
+    made_before(ws, ["generate", "--data", ws.dataset(name="train.jsonl"), "--out", out, "--max-new-tokens", "4"])
+    if command == "compress":
+        return ["compress", "--data", ws.dataset(), "--out", out]
+    return ["generate", "--data", ws.dataset(name="test.jsonl"), "--out", out, "--max-new-tokens", "4",
+            "--model", str(ws.model)]
+
+
+def other_method(ws: Workspace) -> list[str]:
+    """A `vskip` student distilled into adapter/; then `--method text` to the same --out."""
+    made_before(ws, distill(ws, "--steps", "1", "--no-auto"))
+    return distill(ws, "--method", "text", "--steps", "1", "--no-auto", "--model", str(ws.model))
+
+
+# (what was tried, argv for a Workspace, part of the expected message): outputs that would replace an input or
+# another run's work, as typed (without --overwrite).
+OUTPUTS: list[tuple] = [
+    ("evaluate --out its own --data", lambda ws: ["evaluate", "--data", ws.dataset(), "--out", ws.dataset(),
+                                                  "--latency-items", "0"], "is an input of this command (its data)"),
+    ("score --out its own --data", lambda ws: ["score", "--data", ws.dataset(), "--out", ws.dataset()],
+     "is an input of this command (its data)"),
+    ("evaluate --out whose OUT.items.jsonl is the --data",
+     lambda ws: ["evaluate", "--data", ws.dataset(name="r.json.items.jsonl"), "--out", str(ws.data / "r.json")],
+     "would rewrite DIR/data/r.json.items.jsonl"),
+    ("distill --out a directory holding its --data", lambda ws: distill(ws)[:-1] + [str(ws.data)],
+     "DIR/data: holds DIR/data/data.jsonl, an input of this command (its data)"),
+    ("merge --out the adapter itself", lambda ws: ["merge", ws.model_copy(), "--out", str(ws.root / "model")],
+     "is an input of this command (its adapter)"),
+    ("generate over another split's output", other_split,
+     "made by 'vskip generate' with other settings (data 'DIR/data/train.jsonl' → 'DIR/data/test.jsonl')"),
+    ("compress over generate's output", lambda ws: other_split(ws, "compress"),
+     "made by 'vskip generate', not by 'vskip compress'"),
+    ("distill --method text over a vskip student", other_method,
+     "made by 'vskip distill' with other settings (method 'vskip' → 'text')"),
+    ("a file vskip did not write", lambda ws: ["compress", "--data", ws.dataset(), "--out", ws.out()],
+     "DIR/out.jsonl: exists, with no record that vskip made it (no out.jsonl.made.json)"),
+    ("demo into a directory of other files", lambda ws: ["demo", "--out", str(ws.data), "--quick"],
+     "DIR/data: holds files that no 'vskip demo' made (no demo_steps.json)"),
+]
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     try:
         code = main(argv)
@@ -278,11 +327,14 @@ def test_every_bad_input_gives_one_line_and_exit_code_2(saved_tiny, tmp_path, ca
 
     logging.disable_progress_bar()
     rows, failures = [], []
-    for number, (what, build, expected, *patches) in enumerate(BAD_INPUTS):
+    cases = [(case, ["--overwrite"]) for case in BAD_INPUTS] + [(case, []) for case in OUTPUTS]
+    for number, ((what, build, expected, *patches), further) in enumerate(cases):
         root = tmp_path / str(number)
         ws = Workspace(root, saved_tiny)
-        argv = build(ws)
+        argv = build(ws) + further
         out = Path(argv[argv.index("--out") + 1])
+        earlier = out.read_bytes() if out.is_file() else None
+        capsys.readouterr()  # what an earlier command of the case said
         with monkeypatch.context() as patch:
             if "decompression" in what:
                 patch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
@@ -298,7 +350,7 @@ def test_every_bad_input_gives_one_line_and_exit_code_2(saved_tiny, tmp_path, ca
             problems.append(f"exit code {code}")
         if expected not in shown or "Traceback" in err or sum("error:" in line for line in lines) != 1:
             problems.append(f"message {err!r}")
-        if out.is_file() and out.read_text() != EARLIER:
+        if earlier is not None and out.read_bytes() != earlier:
             problems.append("earlier output changed")
         stray = [path.name for path in root.rglob("*") if ".tmp" in path.name or ".partial" in path.name]
         if stray:
@@ -360,7 +412,8 @@ def test_palette_alpha_and_16_bit_images_are_converted_end_to_end(saved_tiny, tm
         "cmyk.jpg": png(mode="CMYK"),
     }
     records = [{**GOOD, "id": name, "image": f"images/{name}"} for name in images]
-    code, err = run_cli(ws.generate("--model", str(saved_tiny), records=records, images=images), capsys)
+    # The workspace's earlier output is no vskip output: replaced as asked.
+    code, err = run_cli(ws.generate("--model", str(saved_tiny), "--overwrite", records=records, images=images), capsys)
     assert code == 0, err
     out = [json.loads(line) for line in Path(ws.root / "out.jsonl").read_text().splitlines()]
     assert [r["id"] for r in out] == list(images)
@@ -404,12 +457,12 @@ def test_a_byte_order_mark_is_no_part_of_the_first_record_through_the_cli(saved_
 
 def test_allow_outside_paths_lets_an_image_leave_the_dataset(saved_tiny, tmp_path, capsys):
     ws = Workspace(tmp_path, saved_tiny)
-    argv = outside(ws, "../outside.png") + ["--model", str(saved_tiny), "--allow-outside-paths"]
+    argv = outside(ws, "../outside.png") + ["--model", str(saved_tiny), "--allow-outside-paths", "--overwrite"]
     code, err = run_cli(argv, capsys)
     assert code == 0, err
 
 
 def test_allow_pickle_loads_pickled_weights(saved_tiny, tmp_path, capsys):
-    argv = pickle_only(Workspace(tmp_path, saved_tiny)) + ["--allow-pickle"]
+    argv = pickle_only(Workspace(tmp_path, saved_tiny)) + ["--allow-pickle", "--overwrite"]
     code, err = run_cli(argv, capsys)
     assert code == 0, err

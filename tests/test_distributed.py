@@ -69,6 +69,7 @@ def test_a_stage_on_two_processes_writes_what_one_process_writes(stage, dataset,
             # Shards batch (and so pad) records differently: scores agree to float rounding, the rest exactly.
             scores = isinstance(value, list) and value and isinstance(value[0], float)
             assert two[key] == (pytest.approx(value, rel=1e-5, abs=1e-6) if scores else value), key
+    expected |= {f"{name}{suffix}.made.json" for name in ("one", "two")}  # what made each, written once
     assert {path.name for path in tmp_path.iterdir()} == expected  # no journal or temporary file left
 
 

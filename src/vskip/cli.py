@@ -132,15 +132,41 @@ def _warm_up_warning(option: str, training) -> None:
               f"never reaches its peak ({training.learning_rate:g})")
 
 
-def _check(args, *, directory: bool = False) -> None:
-    """What can be checked before any work: that `--out` can be written and `--model` is where it is said to be."""
+# What the parser adds to the options that is no setting of the command.
+_PLUMBING = ("run", "command", "data_command", "tiny_command", "out", "claim")
+
+
+def _check(args, *, directory: bool = False, claim: bool = True) -> None:
+    """What can be checked before any work: that `--out` can be written and is none of the command's inputs, that
+    `--model` is where it is said to be, and, with `claim`, that `--out` holds no other run's work (`_claim`)."""
+    from .outputs import INPUTS, check_not_input
     from .stage import check_output
 
     check_output(args.out, directory=directory)
+    inputs = {option: str(getattr(args, option)) for option in INPUTS if getattr(args, option, None) is not None}
+    if inputs:
+        from .models import resolve
+
+        check_not_input(args.out, {option: resolve(path) for option, path in inputs.items()}, directory=directory)
     if getattr(args, "model", None) is not None:
         from .models import check_model_source
 
         check_model_source(args.model)
+    if claim:
+        _claim(args, args.out)
+
+
+def _claim(args, out: str | Path, **resolved) -> None:
+    """Record this command and its settings (with `resolved` in place of what the options left open) as what makes
+    `out`, refused where another run's work is there (`outputs.claim`); `_run` puts the record back if the
+    command is refused after this."""
+    from .distributed import is_main_process
+    from .outputs import claim, maker
+
+    names = (args.command, getattr(args, "data_command", None), getattr(args, "tiny_command", None))
+    options = {key: value for key, value in vars(args).items() if key not in _PLUMBING} | resolved
+    args.claim = claim(out, maker(" ".join(filter(None, names)), options),
+                       overwrite=getattr(args, "overwrite", False), write=is_main_process())
 
 
 def _base_dir(args, path: str) -> Path:
@@ -236,8 +262,10 @@ def cmd_synth(args) -> None:
 def cmd_data_import(args) -> None:
     from .datasets import import_dataset
 
-    _check(args, directory=True)
-    path = import_dataset(args.source, args.out, kind=args.kind, split=args.split, limit=args.limit, config=args.config)
+    # Its output is the split's file, known once the source is read: claimed then, before anything is written.
+    _check(args, directory=True, claim=False)
+    path = import_dataset(args.source, args.out, kind=args.kind, split=args.split, limit=args.limit, config=args.config,
+                          before_write=lambda path: _claim(args, path, split=path.stem))
     print(f"wrote {path}")
 
 
@@ -355,7 +383,9 @@ def _distill_settings(args):
 def cmd_merge(args) -> None:
     from .merge import merge_student
 
-    out = merge_student(args.adapter, args.out, model=args.model, dtype=args.dtype)
+    _check(args, directory=True)
+    # Any model there is this very merge's, or --overwrite's: `_check` refused another's.
+    out = merge_student(args.adapter, args.out, model=args.model, dtype=args.dtype, replace=True)
     print(f"saved merged model to {out}")
 
 
@@ -425,9 +455,12 @@ def _baseline_model(args, baseline: dict, loaded):
 def cmd_demo(args) -> None:
     from dataclasses import replace
 
-    from .demo import ALL_METHODS, DEFAULT, QUICK, run_demo
+    from .demo import ALL_METHODS, DEFAULT, QUICK, STEPS_FILE, run_demo
+    from .outputs import check_workspace
 
-    _check(args, directory=True)
+    # Its own workspace: `demo.Steps` makes again what changed, but it does not move in among others' files.
+    _check(args, directory=True, claim=False)
+    check_workspace(args.out, STEPS_FILE, "demo", overwrite=getattr(args, "overwrite", False))
     config = replace(QUICK if args.quick else DEFAULT, model=args.model, dtype=args.dtype)
     if args.rounds is not None:
         config = replace(config, rounds=args.rounds, samples=args.samples or config.samples)
@@ -445,8 +478,12 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
     names = ("common", "model", "batch", "reply", "backend", "records", "images")
     parents = {name: _Parser(add_help=False) for name in names}
-    # SUPPRESS: given before the command, `--debug` is not reset by the command's own default.
+    # SUPPRESS: given before the command, `--debug` (or `--overwrite`) is not reset by the command's own default.
     parents["common"].add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parents["common"].add_argument(
+        "--overwrite", action="store_true", default=argparse.SUPPRESS,
+        help="replace an output that another command, or this one with other settings, made (never an input)",
+    )
     model = parents["model"]
     model.add_argument("--model", default="vskip-tiny",
                        help="checkpoint directory, hub id (name or org/name), or vskip-tiny, the shipped model; "
@@ -695,6 +732,8 @@ def _run(args) -> int:
                 warnings.simplefilter("ignore", category)
             args.run(args)
     except VSkipError as err:
+        if getattr(args, "claim", None) is not None:
+            args.claim.undo()
         if args.debug:
             raise
         print(f"vskip: error: {err}", file=sys.stderr)

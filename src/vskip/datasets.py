@@ -61,6 +61,7 @@ def import_dataset(
     split: str | None = None,
     limit: int | None = None,
     config: str | None = None,
+    before_write: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write `out_dir/<split>.jsonl` and `out_dir/images/*.png` from a dataset; return the JSONL path.
 
@@ -70,7 +71,8 @@ def import_dataset(
     `DocVQA/test-….parquet`). `split` defaults to validation, else test, else train, else the only
     one; `kind` (docvqa / mmmu / pope) is detected from the columns; `limit` keeps the first rows;
     `config` names a hub configuration (default: DocVQA for lmms-lab/DocVQA, every subject for
-    MMMU/MMMU).
+    MMMU/MMMU). `before_write` is called with the JSONL path once the split is known, before anything is
+    written (the CLI checks there that the path holds no other run's work).
     """
     if kind is not None and kind not in KINDS:
         raise BadInput(f"unknown dataset kind {kind!r}; known kinds: {', '.join(KINDS)}")
@@ -87,6 +89,9 @@ def import_dataset(
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     out_dir = Path(out_dir)
+    path = out_dir / f"{split}.jsonl"
+    if before_write is not None:
+        before_write(path)
     save = _image_saver(out_dir)
     convert = {"docvqa": docvqa_record, "mmmu": mmmu_record, "pope": pope_record}[kind]
     records = [convert(row, save, split) for row in _undecoded(dataset)]
@@ -95,7 +100,6 @@ def import_dataset(
         if record["id"] in seen:
             raise BadInput(f"{source}: duplicate id {record['id']!r} in split {split}")
         seen.add(record["id"])
-    path = out_dir / f"{split}.jsonl"
     write_jsonl_atomic(path, records)
     return path
 

@@ -22,17 +22,23 @@ from .stage import check_output, side_path
 
 
 def merge_student(
-    adapter: str | Path, out: str | Path, *, model: str | None = None, dtype: torch.dtype | str = "auto"
+    adapter: str | Path,
+    out: str | Path,
+    *,
+    model: str | None = None,
+    dtype: torch.dtype | str = "auto",
+    replace: bool = False,
 ) -> Path:
     """Merge the LoRA student in `adapter` into its base and save it as a model directory `out`; return `out`.
 
     The base is `model`, else the one the adapter's `vskip_adapter.json` names. The weights are merged and
     saved in `dtype` (`models.load_model`'s policy for "auto"), so the merged model computes exactly what
     `load_with_adapter` gives at that dtype. Refused (`BadInput`, nothing written): a directory that is not a
-    PEFT adapter or is already a model, an adapter of another base, an `out` that exists and is not empty.
+    PEFT adapter or is already a model, an adapter of another base, an `out` that exists and is not empty unless
+    `replace` (then it is replaced once the merged model is complete).
     """
     adapter, out = peft_adapter_dir(adapter), check_output(out, directory=True)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(out.iterdir()) and not replace:
         raise BadInput(f"{out}: exists and is not empty; remove it or choose another --out")
     trained = adapter_info(adapter)
     if model is None and "base_model" not in trained:
@@ -53,5 +59,7 @@ def merge_student(
     shutil.rmtree(partial, ignore_errors=True)
     save_checkpoint(loaded.model, loaded.path, partial)
     write_adapter_info(partial, info)
+    if out.exists():
+        shutil.rmtree(out)
     os.replace(partial, out)
     return out
