@@ -325,3 +325,12 @@ def test_the_ratio_set_is_a_subset_of_the_file(image_dataset_module):
 
 def test_every_lora_target_is_named_in_one_table():
     assert DEFAULT_DISTILL.lora.target_modules in LORA_TARGETS and set(LORA_TARGETS) == {"attention", "all-linear"}
+
+
+def test_the_adapter_has_a_model_card_in_place_of_pefts_blank_one(adapter, base_dir):
+    card = (adapter / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: peft\n") and "# vskip student: `vskip` chains of thought for " in card
+    assert str(base_dir) not in card and f"for {base_dir.name}" in card  # its base by name, not this machine's path
+    assert "| γ learned (share of examples) | 0.5 (33%), auto (33%), 1 (33%) |" in card
+    assert "| recipe | 3 steps × 2 sequences, AdamW at peak lr 0.001 (cosine, 1 warm-up steps), seed 0 |" in card
+    assert "| final training loss | not logged (fewer than 50 steps) |" in card

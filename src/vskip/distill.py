@@ -32,7 +32,7 @@ import torch
 from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
-from .lora import base_signature, language_model_trainable, lora_model, write_adapter_info
+from .lora import base_signature, language_model_trainable, lora_model, write_adapter_info, write_model_card
 from .models import load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
@@ -226,6 +226,7 @@ def distill(
         "log": log,
     }
     write_adapter_info(out_dir, info)
+    write_model_card(out_dir, info)
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     barrier()
     return out_dir

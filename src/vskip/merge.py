@@ -16,7 +16,14 @@ from pathlib import Path
 import torch
 
 from .errors import BadInput
-from .lora import adapter_info, base_signature, load_with_adapter, peft_adapter_dir, write_adapter_info
+from .lora import (
+    adapter_info,
+    base_signature,
+    load_with_adapter,
+    peft_adapter_dir,
+    write_adapter_info,
+    write_model_card,
+)
 from .models import located_path, portable_path, save_checkpoint
 from .stage import check_output, side_path
 
@@ -53,5 +60,6 @@ def merge_student(
     shutil.rmtree(partial, ignore_errors=True)
     save_checkpoint(loaded.model, loaded.path, partial)
     write_adapter_info(partial, info)
+    write_model_card(partial, info)
     os.replace(partial, out)
     return out
