@@ -116,6 +116,7 @@ def model_card(info: dict) -> str:
         "ratio 0.5.\"), it writes about γ of its full chain of thought, then its answer"
         + (", and asked for `auto`, it chooses its own budget." if AUTO in info["ratios"] else "."),
         *(["", f"Its base, {base}, is a local checkpoint: `{ADAPTER_INFO}` records where it was."] if local else []),
+        *(["", f"Its base, {TINY_NAME}, is the small Qwen2-VL shipped inside vskip."] if base == TINY_NAME else []),
         "", "## Use", "", "From this directory, DATA.jsonl a vskip dataset with answers:", "",
         f"    vskip evaluate {model} --ratio {_gamma(first)} --data DATA.jsonl --out results.json", "",
         "## Training", "", "| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows), "",
