@@ -1,11 +1,11 @@
-# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# These commands do all set-up on a fresh machine: `make demo-quick` (a first look), `make demo` and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # CPU build of torch (a plain `torch` pulls a multi-GB CUDA build). GPU users: see README.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-fast test-slow lint test-torchvision
+.PHONY: setup demo demo-quick test test-fast test-slow lint test-torchvision
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/vskip demo --out runs/demo
+
+# The same pipeline at the size the tests use: every file and the report, in minutes, its figures from a few items.
+demo-quick: setup
+	$(BIN)/vskip demo --quick --out runs/demo-quick
 
 test: setup lint test-fast test-slow
 

@@ -179,7 +179,7 @@ BAD_INPUTS: list[tuple] = [
     ("image not a path", lambda ws: ws.generate(records=[{**GOOD, "image": 5}]), "'image' must be"),
     ("duplicate ids", lambda ws: ws.generate(records=[GOOD, GOOD]), ":2: duplicate id 'a'"),
     ("invalid JSON on line 2", lambda ws: ws.generate(raw=json.dumps(GOOD).encode() + b'\n{"id": "b",\n'),
-     ":2: invalid JSON"),
+     ":2: invalid JSON: expecting property name enclosed in double quotes at column 12"),
     ("record not a JSON object", lambda ws: ws.generate(raw=b"[1, 2]\n"), ":1: a record must be a JSON object"),
     ("non-UTF-8 text", lambda ws: ws.generate(raw=json.dumps(GOOD).encode()[:-2] + b' caf\xe9"}\n'),
      ":1: not UTF-8 text"),
@@ -192,6 +192,16 @@ BAD_INPUTS: list[tuple] = [
     ("compress: CoT with no answer",
      lambda ws: ["compress", "--data", ws.dataset(records=[{**COT, "prediction": None, "words": ["I"]}]),
                  "--out", ws.out()], "has no answer"),
+    ("compress: generate's output (not scored)",
+     lambda ws: ["compress", "--data", ws.dataset(records=[COT]), "--out", ws.out()],
+     ":1: record has no 'words': it was written by 'vskip generate', not by 'vskip score'"),
+    ("compress: a dataset's records (not generated nor scored)",
+     lambda ws: ["compress", "--data", ws.dataset(records=[{**GOOD, "cot": "I see a red circle. yes"}]),
+                 "--out", ws.out()],
+     "it is a dataset's record, not written by 'vskip score'; run 'vskip generate', then 'vskip score'"),
+    ("distill: score's output (not compressed)",
+     lambda ws: ["distill", "--data", ws.dataset(records=[{**COT, "words": ["I"]}]), "--out", str(ws.root / "adapter")],
+     "it was written by 'vskip score', not by 'vskip compress'"),
     ("distill: CoT with no answer", lambda ws: distill(ws, prediction=None, answer=None), "has no answer"),
     ("--ratios 0,0.5", lambda ws: ["compress", "--data", ws.dataset(), "--ratios", "0,0.5", "--out", ws.out()],
      "ratio 0.0 is outside (0, 1]"),
@@ -441,6 +451,9 @@ def test_skip_bad_sets_bad_records_aside_and_keeps_the_good(saved_tiny, tmp_path
     assert [(s.get("line"), s.get("id")) for s in skipped] == [(3, None), (5, "a"), (None, "b"), (None, "d"),
                                                                (None, "e")]
     assert "duplicate id" in skipped[1]["reason"] and "image not found" in skipped[2]["reason"]
+    # --skip-bad is in use: a reason says what is wrong, not to rerun with it.
+    assert skipped[0]["reason"] == "invalid JSON: expecting property name enclosed in double quotes at column 12"
+    assert not [s for s in skipped if "--skip-bad" in s["reason"]]
     assert "skipped 5 bad record(s)" in err
 
 

@@ -69,8 +69,11 @@ def test_bad_methods_ratios_and_records_are_refused():
         compress_records([SCORED], ["text"], [1.5])
     with pytest.raises(BadInput, match="record r0: method 'gain' needs gain"):
         compress_records([SCORED], ["gain"], [0.5])
-    with pytest.raises(BadInput, match="score the records first"):
-        compress_records([{"id": "x", "cot": "a b"}], ["text"], [0.5])
+    with pytest.raises(BadInput, match="record 'x' has no 'words': it was written by 'vskip generate', not by "
+                                       "'vskip score'; run 'vskip score' on the file first"):
+        compress_records([{"id": "x", "cot": "a b", "prediction": "b"}], ["text"], [0.5])
+    with pytest.raises(BadInput, match="record r0: no word_tokens; score the records first"):
+        compress_records([{key: value for key, value in SCORED.items() if key != "word_tokens"}], ["text"], [0.5])
 
 
 @pytest.mark.skipif(not (TINY_DIR / "model.safetensors").is_file(), reason="vskip-tiny not trained")

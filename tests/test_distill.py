@@ -355,3 +355,12 @@ def test_rounds_need_the_gates_words(base_dir, image_dataset_module, tmp_path):
     with pytest.raises(BadInput, match="words"):
         distill(str(base_dir), records, image_dataset_module.parent, tmp_path / "s",
                 settings=quick(rounds=RoundSettings(count=1)))
+
+
+def test_the_adapter_has_a_model_card_in_place_of_pefts_blank_one(adapter, base_dir):
+    card = (adapter / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: peft\n") and "# vskip student: `vskip` chains of thought for " in card
+    assert str(base_dir) not in card and f"for {base_dir.name}" in card  # its base by name, not this machine's path
+    assert "| γ learned (share of examples) | 0.5 (33%), auto (33%), 1 (33%) |" in card
+    assert "| recipe | 3 steps × 2 sequences, AdamW at peak lr 0.001 (cosine, 1 warm-up steps), seed 0 |" in card
+    assert "| final training loss | not logged (fewer than 50 steps) |" in card

@@ -72,6 +72,8 @@ def test_the_merged_model_loads_as_any_model_and_keeps_what_the_student_learned(
     assert {key: info[key] for key in ("method", "ratios", "recipe")} == {
         key: trained[key] for key in ("method", "ratios", "recipe")}
     assert info["precision"] == {**trained["precision"], "merged": "float32"}
+    card = (merged / "README.md").read_text()  # its model card says it is merged, and in which precision
+    assert "vskip-tiny with a LoRA student merged into its weights" in card and "merged float32 |" in card
     # `vskip evaluate --model DIR` still warns of a γ the student never learned.
     argv = ["evaluate", "--model", str(merged), "--data", str(synth_val), "--latency-items", "0",
             "--max-new-tokens", "8"]

@@ -114,6 +114,58 @@ def test_required_fields_are_the_callers(tmp_path):
         read_records(path, required=("id", "cot"))
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "b', "unterminated string starting at column 8"),
+        ('{"id": "b",', "expecting property name enclosed in double quotes at column 12"),
+        ('{"id": "b"} x', "extra data at column 13"),
+        ('{"id": "b\x01"}', "invalid control character at column 10"),
+    ],
+)
+def test_invalid_json_is_named_whole_with_its_column(tmp_path, line, message):
+    path = write(tmp_path / "d.jsonl", [GOOD, line.encode()])
+    with pytest.raises(BadInput) as err:
+        read_records(path)
+    assert str(err.value) == f"{path}:2: invalid JSON: {message}; fix or drop the record, or rerun with --skip-bad"
+
+
+def test_a_record_set_aside_keeps_its_reason_without_what_to_do(tmp_path):
+    """--skip-bad is in use when a record is set aside: its reason does not say to rerun with it."""
+    path = write(tmp_path / "d.jsonl", [GOOD, b'{"id": "b', {**GOOD, "id": "c", "image": "none.png"}])
+    skipped = []
+    good = check_records(read_records(path, skipped=skipped), tmp_path, skipped=skipped)
+    assert good == []  # a.png is missing too
+    assert [s["reason"] for s in skipped] == [
+        "invalid JSON: unterminated string starting at column 8",
+        f"{tmp_path / 'a.png'}: image not found",
+        f"{tmp_path / 'none.png'}: image not found",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "required", "message"),
+    [
+        ({**GOOD, "cot": "It is red. yes", "prediction": "yes"}, ("id", "cot", "words"),
+         "record has no 'words': it was written by 'vskip generate', not by 'vskip score'; "
+         "run 'vskip score' on the file first, and pass the output"),
+        ({**GOOD, "cot": "It is red. yes"}, ("id", "cot", "words"),
+         "record has no 'words': it is a dataset's record, not written by 'vskip score'; "
+         "run 'vskip generate', then 'vskip score' on the file first, and pass the output"),
+        ({**GOOD, "cot": "It is red. yes", "prediction": "yes", "words": ["It"]}, ("id", "compressed_cot"),
+         "record has no 'compressed_cot': it was written by 'vskip score', not by 'vskip compress'; "
+         "run 'vskip compress' on the file first, and pass the output"),
+        (GOOD, ("id", "cot"), "record has no 'cot': it is a dataset's record, not written by 'vskip generate'; "
+         "run 'vskip generate' on the file first, and pass the output"),
+    ],
+)
+def test_a_file_of_the_wrong_stage_is_named(tmp_path, record, required, message):
+    path = write(tmp_path / "d.jsonl", [record])
+    with pytest.raises(BadInput) as err:
+        read_records(path, required=required)
+    assert str(err.value) == f"{path}:1: {message}"
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=400))
 def test_arbitrary_bytes_give_records_or_bad_input(tmp_path, data):

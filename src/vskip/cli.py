@@ -188,7 +188,7 @@ def _read(
     A file with no record left to work on is refused, as every other bad input, before any work.
     """
     from .distributed import is_main_process
-    from .records import IMAGE_ROOT, SKIP_HINT, check_records, read_records, write_jsonl_atomic
+    from .records import IMAGE_ROOT, check_records, read_records, write_jsonl_atomic
     from .stage import side_path
 
     skipped: list | None = [] if args.skip_bad else None
@@ -200,7 +200,7 @@ def _read(
         allow_outside_paths=getattr(args, "allow_outside_paths", False), skipped=skipped,
     )
     if not records:
-        first = skipped[0]["reason"].removesuffix(f"; {SKIP_HINT}") if skipped else ""
+        first = skipped[0]["reason"] if skipped else ""
         why = f"all {len(skipped)} were set aside as bad, the first: {first}" if skipped else "the file is empty"
         raise BadInput(f"{path}: no records to work on ({why})")
     if skipped is not None and is_main_process():

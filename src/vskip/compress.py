@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from .errors import BadInput
 from .gate import METHODS, UNION_SPLIT, compress_text, keep_mask
-from .records import Record, check_ratio
+from .records import Record, check_ratio, require_fields
 from .settings import TOKEN_FIELDS
 
 WORD_FIELDS = ("words", "word_text_score", "word_visual_score", "word_tokens")
@@ -37,6 +37,7 @@ def compress_records(
         raise BadInput("no ratio given; pass kept shares such as 0.5")
     out = []
     for record in scored:
+        require_fields(record, ("words",), named=True)  # one no scorer wrote: the message says which stage did
         missing = [name for name in WORD_FIELDS if name not in record]
         if missing:
             raise BadInput(f"record {record.get('id')}: no {', '.join(missing)}; score the records first")

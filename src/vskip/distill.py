@@ -33,7 +33,15 @@ from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
 from .generate import generate
-from .lora import adapter_info, base_signature, language_model_trainable, load_student, lora_model, write_adapter_info
+from .lora import (
+    adapter_info,
+    base_signature,
+    language_model_trainable,
+    load_student,
+    lora_model,
+    write_adapter_info,
+    write_model_card,
+)
 from .models import load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
@@ -279,7 +287,7 @@ def _train(
             save_checkpoint(model, loaded.path, out_dir)
         else:
             model.save_pretrained(out_dir)
-        write_adapter_info(out_dir, {
+        student = {
             "base_model": portable_path(loaded.path, out_dir),  # read back by `models.located_path`
             "base_signature": base_signature(loaded.model.config),
             "method": method,
@@ -292,7 +300,9 @@ def _train(
             "trainable_parameters": trainable,
             "precision": precision,
             "log": log,
-        })
+        }
+        write_adapter_info(out_dir, student)
+        write_model_card(out_dir, student)
         # What this student learned, for inspection and for benchmarks/bench_writing.py (its training targets).
         write_jsonl_atomic(out_dir / TARGETS, ({"id": record["id"], "ratio": ratio, "reply": reply}
                                               for record, ratio, reply in pairs))

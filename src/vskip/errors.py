@@ -13,3 +13,12 @@ class BadInput(VSkipError):
 
 class UnsupportedModel(VSkipError):
     """The checkpoint's architecture is no supported model family, or the directory is not a usable model."""
+
+
+class BadRecord(BadInput):
+    """One record of a dataset cannot be used. The message adds what to do (`fix`, or set the record aside with
+    --skip-bad); `reason`, what is wrong, is all a record set aside needs, as --skip-bad is then in use."""
+
+    def __init__(self, reason: str, fix: str = "fix or drop the record"):
+        super().__init__(f"{reason}; {fix}, or rerun with --skip-bad")
+        self.reason = reason

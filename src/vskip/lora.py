@@ -3,10 +3,10 @@
 `lora_model` puts a fresh LoRA adapter on a base model's language model, `language_model_trainable` makes
 that language model trainable instead (`vskip distill --full`). `vskip distill` writes, beside the PEFT
 files of an adapter (or the weights of a fully trained model), `vskip_adapter.json` with the signature of
-the base it trained on, its method, γ values and recipe. Both generation backends check an adapter here
-before using it: transformers merges it into the base (`load_with_adapter`), vLLM serves it unmerged
-(`vllm_backend.load_vllm`); a fully trained student, or one merged into its base for good
-(`merge.merge_student`), loads as the model it is (`load_student`).
+the base it trained on, its method, γ values and recipe, and README.md, a model card that says it in words.
+Both generation backends check an adapter here before using it: transformers merges it into the base
+(`load_with_adapter`), vLLM serves it unmerged (`vllm_backend.load_vllm`); a fully trained student, or one
+merged into its base for good (`merge.merge_student`), loads as the model it is (`load_student`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING
 import torch
 
 from .errors import BadInput
-from .models import LoadedModel, load_model, located_path
+from .hub import is_hub_id
+from .models import TINY_NAME, LoadedModel, load_model, located_path
+from .prompts import AUTO, ratio_text
 from .settings import LoraSettings
 
 if TYPE_CHECKING:
     from peft import PeftModel  # imported where used: loading peft takes seconds
 
 ADAPTER_INFO = "vskip_adapter.json"
+MODEL_CARD = "README.md"
 # Bases this large train with gradient checkpointing unless told otherwise. From Qwen2-VL-2B up, the
 # activations a step keeps outgrow the weights: by a rough estimate (about 50 k values per token and
 # layer) some 19 GB for the 2B model at batch 4 of DocVQA-sized sequences, against 4.4 GB of bf16
@@ -65,6 +68,72 @@ def adapter_info(adapter: str | Path) -> dict:
 def write_adapter_info(directory: str | Path, info: dict) -> None:
     """Write `info` as the student's `vskip_adapter.json` in `directory` (read back by `adapter_info`)."""
     (Path(directory) / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def write_model_card(directory: str | Path, info: dict) -> None:
+    """Write the student's model card (`model_card`) as README.md in `directory`, in place of the blank template
+    PEFT's `save_pretrained` writes there, which names the base by its absolute path on the training machine."""
+    (Path(directory) / MODEL_CARD).write_text(model_card(info))
+
+
+def model_card(info: dict) -> str:
+    """A student's model card from its `vskip_adapter.json` `info`: what it is, its base by name (never a path of
+    the machine it was trained on), method, γ values, recipe, final training loss, and how to run it."""
+    base = info["base_model"]
+    hub, local = base != TINY_NAME and is_hub_id(base), base != TINY_NAME and not is_hub_id(base)
+    base = Path(base).name if local else base  # a local directory by its name alone
+    recipe, training, kind = info["recipe"], info["recipe"]["training"], info["kind"]
+    what = {"lora": f"A LoRA adapter for {base}", "full": f"{base} with its language model fine-tuned",
+            "merged": f"{base} with a LoRA student merged into its weights"}[kind]
+    gammas = ", ".join(f"{_gamma(ratio)} ({share:.0%})" for ratio, share in info["ratio_shares"].items())
+    lora = recipe["lora"]
+    trained = "every weight of the language model" if lora is None else (
+        f"LoRA rank {lora['rank']}, alpha {lora['alpha']}, dropout {lora['dropout']:g}, on the language model's "
+        + {"attention": "attention projections"}.get(lora["target_modules"], "linear layers (attention and MLP)"))
+    rows = [
+        ("method", f"`{info['method']}`"),
+        ("γ learned (share of examples)", gammas),
+        ("training examples", f"{info['examples']:,} (item, γ) pairs"),
+        ("recipe", f"{training['steps']:,} steps × {training['batch_size']} sequences, AdamW at peak lr "
+                   f"{training['learning_rate']:g} (cosine, {training['warmup_steps']} warm-up steps), seed "
+                   f"{training['seed']}"),
+        ("trained", f"{trained}; the vision tower frozen"),
+        ("trainable parameters", f"{info['trainable_parameters']:,}"),
+        ("precision", ", ".join(f"{part} {dtype}" for part, dtype in info["precision"].items()
+                                if part != "gradient_checkpointing")),
+        ("final training loss", _final_loss(info["log"], training["log_every"])),
+    ]
+    model = f"--model {'BASE' if local else base} --adapter ." if kind == "lora" else "--model ."
+    first = next((ratio for ratio in info["ratios"] if ratio != 1.0), 1.0)
+    front = [f"base_model: {base}"] if hub else []
+    front += [f"library_name: {'peft' if kind == 'lora' else 'transformers'}", "tags:", "- vskip",
+              "- chain-of-thought-compression"]
+    return "\n".join([
+        "---", *front, "---", "",
+        f"# vskip student: `{info['method']}` chains of thought for {base}", "",
+        f"{what}: a student distilled by vskip (V-Skip, arXiv 2601.13879) to write chains of thought compressed as the "
+        f"`{info['method']}` method compressed its teacher's: asked for a ratio γ (\"Compress the reasoning to "
+        "ratio 0.5.\"), it writes about γ of its full chain of thought, then its answer"
+        + (", and asked for `auto`, it chooses its own budget." if AUTO in info["ratios"] else "."),
+        *(["", f"Its base, {base}, is a local checkpoint: `{ADAPTER_INFO}` records where it was."] if local else []),
+        *(["", f"Its base, {TINY_NAME}, is the small Qwen2-VL shipped inside vskip."] if base == TINY_NAME else []),
+        "", "## Use", "", "From this directory, DATA.jsonl a vskip dataset with answers:", "",
+        f"    vskip evaluate {model} --ratio {_gamma(first)} --data DATA.jsonl --out results.json", "",
+        "## Training", "", "| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows), "",
+        f"`{ADAPTER_INFO}` holds all of it, and the training log, for programs to read.", "",
+    ])
+
+
+def _gamma(ratio: float | str) -> str:
+    """γ as the marker writes it, from `vskip_adapter.json` (where a γ key is text: "0.5", "auto")."""
+    return ratio if ratio == AUTO else ratio_text(float(ratio))
+
+
+def _final_loss(log: list[dict], log_every: int) -> str:
+    if not log:
+        return f"not logged (fewer than {log_every} steps)"
+    last = log[-1]
+    return f"{last['loss']:.4f} (mean of steps {last['step'] - log_every + 1:,}–{last['step']:,})"
 
 
 def peft_adapter_dir(adapter: str | Path) -> Path:

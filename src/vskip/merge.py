@@ -16,7 +16,14 @@ from pathlib import Path
 import torch
 
 from .errors import BadInput
-from .lora import adapter_info, base_signature, load_with_adapter, peft_adapter_dir, write_adapter_info
+from .lora import (
+    adapter_info,
+    base_signature,
+    load_with_adapter,
+    peft_adapter_dir,
+    write_adapter_info,
+    write_model_card,
+)
 from .models import located_path, portable_path, save_checkpoint
 from .stage import check_output, side_path
 
@@ -59,6 +66,7 @@ def merge_student(
     shutil.rmtree(partial, ignore_errors=True)
     save_checkpoint(loaded.model, loaded.path, partial)
     write_adapter_info(partial, info)
+    write_model_card(partial, info)
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)

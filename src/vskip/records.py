@@ -15,7 +15,7 @@ A dataset is untrusted input: `read_records` turns every defect of the file into
 naming the line, and `check_records` every defect of a record (images or frames that are
 missing, broken, or outside the dataset's directory, its `image_root`; frames of differing
 sizes; a chain of thought without an answer) into `BadInput` naming the record. Given a
-`skipped` list, both set bad records aside there instead.
+`skipped` list, both set bad records aside there instead, each with the reason alone: what to do is then moot.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 from PIL import Image
 
-from .errors import BadInput
+from .errors import BadInput, BadRecord
 from .prompts import cot_answer, ratio_text
 
 Record = dict[str, Any]
@@ -56,7 +56,10 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "ratio": (int, float),
     "words": (list,),
 }
-SKIP_HINT = "fix or drop the record, or rerun with --skip-bad"
+# The stages whose output a later one reads, in pipeline order, each with the field it adds that the next one
+# needs, and the field that marks a record as its output (a dataset may bring a reference `cot`, not a `prediction`).
+STAGE_ADDS = {"generate": "cot", "score": "words", "compress": "compressed_cot"}
+STAGE_MARKS = {"generate": "prediction", "score": "words", "compress": "compressed_cot"}
 
 
 def read_records(
@@ -86,7 +89,7 @@ def read_records(
         except BadInput as err:
             if skipped is None:
                 raise BadInput(f"{path}:{number}: {err}") from None
-            skipped.append({"line": number, "id": _id_of(raw), "reason": str(err)})
+            skipped.append({"line": number, "id": _id_of(raw), "reason": reason_of(err)})
             continue
         if record is not None:
             seen.add(_key(record, unique))
@@ -103,22 +106,24 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
         return None
     try:
         record = json.loads(line)
-    except ValueError as err:  # JSONDecodeError, or a number too long to convert
-        raise BadInput(f"invalid JSON ({getattr(err, 'msg', err)}); {SKIP_HINT}") from None
+    except json.JSONDecodeError as err:
+        raise BadRecord(f"invalid JSON: {_json_problem(err)}") from None
+    except ValueError as err:  # a number too long to convert
+        raise BadRecord(f"invalid JSON ({err})") from None
     except RecursionError:
-        raise BadInput(f"invalid JSON (nested too deeply); {SKIP_HINT}") from None
+        raise BadRecord("invalid JSON (nested too deeply)") from None
     if not isinstance(record, dict):
-        raise BadInput(f"a record must be a JSON object; {SKIP_HINT}")
+        raise BadRecord("a record must be a JSON object")
     require_fields(record, required)
     for field, types in FIELD_TYPES.items():
         if record.get(field) is not None and (not isinstance(record[field], types) or isinstance(record[field], bool)):
             names = " or ".join(dict.fromkeys({str: "string", int: "number", float: "number"}.get(t, t.__name__)
                                               for t in types))
-            raise BadInput(f"'{field}' must be a {names}; {SKIP_HINT}")
+            raise BadRecord(f"'{field}' must be a {names}")
     if isinstance(record.get("image"), list) and not all(isinstance(image, str) for image in record["image"]):
-        raise BadInput(f"'image' must be a path or a list of paths; {SKIP_HINT}")
+        raise BadRecord("'image' must be a path or a list of paths")
     if not all(isinstance(frame, str) for frame in record.get("video") or []):
-        raise BadInput(f"'video' must be a list of frame paths; {SKIP_HINT}")
+        raise BadRecord("'video' must be a list of frame paths")
     if "id" in record:
         record["id"] = str(record["id"])
     if _key(record, unique) in seen:
@@ -129,14 +134,48 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
 
 def require_fields(record: Record, fields: Iterable[str], *, named: bool = False) -> None:
     """Raise `BadInput` for the first of `fields` the record lacks or has empty: what the CLI refuses when
-    reading a file, the API refuses in the records it is handed (`named`: the message names the record)."""
+    reading a file, the API refuses in the records it is handed (`named`: the message names the record).
+    A field that a stage adds is wanting because the file is another stage's (or a dataset): the message says whose."""
     for field in fields:
         value, name = record.get(field), f"'{field}'"
         if field == "image":  # a video meets the need too: either is what the model sees
             value, name = value or record.get("video"), "'image' or 'video'"
         if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             subject = f"record {record.get('id')!r}" if named else "record"
-            raise BadInput(f"{subject} has no {name} (or it is empty); {SKIP_HINT}")
+            needed = next((stage for stage, adds in STAGE_ADDS.items() if adds == field), None)
+            if needed and _earlier(written_by(record), needed):
+                raise BadInput(f"{subject} has no {name}: {wrong_stage(record, needed)}")
+            raise BadRecord(f"{subject} has no {name} (or it is empty)")
+
+
+def written_by(record: Record) -> str | None:
+    """The stage whose output `record` is (the last in the pipeline that marked it); None for a dataset's record."""
+    return next((stage for stage, mark in reversed(STAGE_MARKS.items()) if record.get(mark) is not None), None)
+
+
+def _earlier(origin: str | None, needed: str) -> bool:
+    """Whether a record written by `origin` (None: a dataset) has yet to go through stage `needed`."""
+    stages = list(STAGE_ADDS)
+    return origin is None or stages.index(origin) < stages.index(needed)
+
+
+def wrong_stage(record: Record, needed: str) -> str:
+    """Whose output `record` is, where stage `needed`'s is wanted, and which stages to run on its file first."""
+    stages, origin = list(STAGE_ADDS), written_by(record)
+    to_run = stages[stages.index(origin) + 1 if origin else 0 : stages.index(needed) + 1]
+    source = f"it was written by 'vskip {origin}', not by" if origin else "it is a dataset's record, not written by"
+    run = ", then ".join(f"'vskip {stage}'" for stage in to_run)
+    return f"{source} 'vskip {needed}'; run {run} on the file first, and pass the output"
+
+
+def reason_of(err: BadInput) -> str:
+    """What is wrong, without what to do where that is only to fix the record or set it aside (`BadRecord`)."""
+    return err.reason if isinstance(err, BadRecord) else str(err)
+
+
+def _json_problem(err: json.JSONDecodeError) -> str:
+    """The decoder's message made whole: "Unterminated string starting at" gets the column it stops at."""
+    return f"{err.msg[:1].lower()}{err.msg[1:].removesuffix(' at')} at column {err.colno}"
 
 
 def _key(record: Record, unique: tuple[str, ...]) -> tuple:
@@ -232,11 +271,11 @@ def check_records(
                     load_image(path)
                 load_video(check_image_paths(record, base, "video", allow_outside=allow_outside_paths))
             if needs_answer and cot_answer(record) is None:
-                raise BadInput("the chain of thought has no answer; generate it again, or rerun with --skip-bad")
+                raise BadRecord("the chain of thought has no answer", "generate it again")
         except BadInput as err:
             if skipped is None:
                 raise BadInput(f"record {record['id']!r}: {err}") from None
-            skipped.append({"id": record["id"], "reason": str(err)})
+            skipped.append({"id": record["id"], "reason": reason_of(err)})
             continue
         good.append(record)
     return good
@@ -246,11 +285,11 @@ def load_image(path: str | Path) -> Image.Image:
     """Open an image as RGB; palette, alpha and 16-bit images are converted, broken ones rejected."""
     path = Path(path)
     if path.is_dir():
-        raise BadInput(f"{path}: is a directory, not an image; {SKIP_HINT}")
+        raise BadRecord(f"{path}: is a directory, not an image")
     if not path.is_file():
-        raise BadInput(f"{path}: image not found; {SKIP_HINT}")
+        raise BadRecord(f"{path}: image not found")
     if path.stat().st_size == 0:
-        raise BadInput(f"{path}: image file is empty; {SKIP_HINT}")
+        raise BadRecord(f"{path}: image file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -258,13 +297,13 @@ def load_image(path: str | Path) -> Image.Image:
                 image.load()
                 return to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadInput(
-            f"{path}: image is larger than Pillow's decompression-bomb limit "
-            f"({Image.MAX_IMAGE_PIXELS} pixels); shrink it, or rerun with --skip-bad"
+        raise BadRecord(
+            f"{path}: image is larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels)",
+            "shrink it",
         ) from None
     except Exception as err:  # Pillow's decoders raise many types (OSError, ValueError, SyntaxError, ...)
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise BadInput(f"{path}: not a readable image ({reason}); {SKIP_HINT}") from None
+        raise BadRecord(f"{path}: not a readable image ({reason})") from None
 
 
 def load_video(paths: Iterable[str | Path]) -> list[Image.Image]:
@@ -277,7 +316,7 @@ def load_video(paths: Iterable[str | Path]) -> list[Image.Image]:
     frames = [load_image(path) for path in paths]
     if len({frame.size for frame in frames}) > 1:
         sizes = ", ".join(dict.fromkeys(f"{width}x{height}" for width, height in (frame.size for frame in frames)))
-        raise BadInput(f"the video's frames differ in size ({sizes}); {SKIP_HINT}")
+        raise BadRecord(f"the video's frames differ in size ({sizes})")
     return frames
 
 
