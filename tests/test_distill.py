@@ -344,6 +344,7 @@ def test_rounds_train_a_student_per_round_from_its_own_candidates_and_resume_wit
     asked = {ratio: sum(counts[ratio]["items"] for counts in info["rounds"][0]["yield"].values())
              for ratio in ("0.5", "auto")}
     assert asked == {"0.5": 3, "auto": 3}
+    assert "| on-policy rounds | round 1: " in (out / "README.md").read_text()
     steps = KillAt()
     monkeypatch.setattr(training, "train_step", steps)
     distill(str(base_dir), records, data.parent, tmp_path / "student", settings=settings)

@@ -102,6 +102,7 @@ def model_card(info: dict) -> str:
         ("precision", ", ".join(f"{part} {dtype}" for part, dtype in info["precision"].items()
                                 if part != "gradient_checkpointing")),
         ("final training loss", _final_loss(info["log"], training["log_every"])),
+        *([("on-policy rounds", _rounds(info["rounds"]))] if info.get("rounds") else []),
     ]
     model = f"--model {'BASE' if local else base} --adapter ." if kind == "lora" else "--model ."
     first = next((ratio for ratio in info["ratios"] if ratio != 1.0), 1.0)
@@ -127,6 +128,16 @@ def model_card(info: dict) -> str:
 def _gamma(ratio: float | str) -> str:
     """γ as the marker writes it, from `vskip_adapter.json` (where a γ key is text: "0.5", "auto")."""
     return ratio if ratio == AUTO else ratio_text(float(ratio))
+
+
+def _rounds(rounds: list[dict]) -> str:
+    """Each on-policy round's yield: the share of (item, γ) asked that had a qualifying candidate of its own."""
+    def share(round_: dict) -> str:
+        counts = [n for per_task in round_["yield"].values() for n in per_task.values()]
+        qualified, items = sum(n["qualified"] for n in counts), sum(n["items"] for n in counts)
+        return f"round {round_['round']}: {qualified:,} of {items:,} (item, γ) targets its own writing"
+
+    return "; ".join(share(round_) for round_ in rounds)
 
 
 def _final_loss(log: list[dict], log_every: int) -> str:
