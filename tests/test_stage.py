@@ -107,6 +107,13 @@ def test_a_journal_of_other_settings_is_not_resumed(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [out]
 
 
+def test_an_empty_journal_is_written_on_without_a_word(tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    partial_path(out).touch()  # killed after opening its journal, before the first batch reached it
+    assert run_stage(RECORDS, Squares(), out, settings={"model": "a"}, batch_size=3, progress=False) == expected()
+    assert capsys.readouterr().err == "" and list(tmp_path.iterdir()) == [out]
+
+
 def test_a_journal_of_the_same_settings_is_resumed_whatever_their_order(tmp_path):
     out = tmp_path / "out.jsonl"
     with pytest.raises(RuntimeError):

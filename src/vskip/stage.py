@@ -172,7 +172,8 @@ def run_stage(
     rank, world = process_index(), process_count()
     mine = list(records[rank::world])
     own = partial_path(out, rank, world)
-    stale = {path: journal_settings(path) for path in journals(out)}
+    # An empty journal (a run killed before its first batch was written) holds nothing to keep or refuse.
+    stale = {path: journal_settings(path) for path in journals(out) if path.stat().st_size}
     stale = {path: found for path, found in stale.items() if found != settings}
     barrier()  # every process has looked at the journals before any is removed
     if stale and rank == 0:
