@@ -209,8 +209,15 @@ def test_an_interrupted_distill_resumes_to_the_student_an_uninterrupted_one_make
     with pytest.raises(Killed):
         distill(str(base_dir), records, data.parent, tmp_path / "parts", settings=settings)
     assert not (tmp_path / "parts" / ADAPTER_INFO).exists()
+    assert (tmp_path / "parts" / "checkpoint" / "forced_answers.jsonl.partial").is_file()
     resumed = KillAt()
     monkeypatch.setattr(training, "train_step", resumed)
+
+    def asked_again(*args, **kwargs):
+        raise AssertionError("the auto marker's forced answers were asked again")
+
+    # The forced answers were journaled beside the checkpoint: the rerun has them all.
+    monkeypatch.setattr(importlib.import_module("vskip.evaluate"), "_forced_answers", asked_again)
     parts = distill(str(base_dir), records, data.parent, tmp_path / "parts", settings=settings)
     assert resumed.taken == 2  # the two steps after the checkpoint, no more
     weights, resumed_weights = (load_file(path / "adapter_model.safetensors") for path in (whole, parts))

@@ -1,9 +1,11 @@
+import importlib
 import json
 import re
 import shutil
 import statistics
 
 import pytest
+from conftest import without_timing
 
 from vskip.cli import main
 from vskip.errors import BadInput
@@ -19,6 +21,7 @@ from vskip.evaluate import (
 )
 from vskip.models import load_model
 from vskip.records import read_records
+from vskip.stage import partial_path, read_journal
 from vskip.synth import build
 
 KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
@@ -180,6 +183,66 @@ def test_forced_answers_follow_the_handed_cot(tmp_path):
                and record["task"] == other["task"]]
     assert swapped and sum(forced_correct(teacher, swapped, tmp_path, batch_size=4)) < len(swapped) / 2
 
+
+
+def test_forced_answers_journaled_resume_where_they_stopped(tiny_random, image_dataset, tmp_path, monkeypatch, capsys):
+    module = importlib.import_module("vskip.evaluate")  # the module: `vskip.evaluate` is also the API function
+    records = read_records(image_dataset)
+    # Each item compressed at two γ: records that share an id.
+    handed = [{**record, "compressed_cot": record["cot"], "ratio": ratio} for ratio in (0.5, 0.7) for record in records]
+    plain = forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False)
+    journal = tmp_path / "checkpoint" / "forced_answers.jsonl"
+    asked, answer = [], module._forced_answers
+
+    def counted(loaded, batch, **options):
+        if len(asked) == 1 and stop:
+            raise KeyboardInterrupt
+        asked.append([record["id"] for record in batch])
+        return answer(loaded, batch, **options)
+
+    monkeypatch.setattr(module, "_forced_answers", counted)
+    stop = True
+    with pytest.raises(KeyboardInterrupt):
+        forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False, journal=journal)
+    assert len(read_journal(partial_path(journal))) == 2
+    stop = False
+    assert forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False,
+                          journal=journal) == plain
+    assert asked == [["r0", "r1"], ["r2", "r0"], ["r1", "r2"]]  # the first batch once
+    # Done, the journal stays (its caller removes it) and a rerun asks nothing again.
+    assert forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False,
+                          journal=journal) == plain
+    assert len(asked) == 3 and not journal.exists() and len(read_journal(partial_path(journal))) == len(handed)
+    # Other records (or model, or γ) are asked afresh.
+    forced_correct(tiny_random, handed[:2], image_dataset.parent, batch_size=2, progress=False, journal=journal)
+    assert len(asked) == 4 and "comes from a run with other settings (records " in capsys.readouterr().err
+
+
+def test_an_evaluation_stopped_in_its_latency_pass_resumes_with_its_items_done(tiny_random, image_dataset, tmp_path,
+                                                                                monkeypatch):
+    module = importlib.import_module("vskip.evaluate")
+    records, base, runs = read_records(image_dataset), image_dataset.parent, tmp_path / "runs"
+    settings = EvalSettings(batch_size=2, latency_items=2, max_new_tokens=5)
+    reference = evaluate(tiny_random, records, base, runs / "reference.json", settings=settings, progress=False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "timed_generation", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tiny_random, records, base, runs / "out.json", settings=settings, progress=False)
+    assert sorted(path.name for path in runs.iterdir()) == [
+        "out.json.items.jsonl.partial", "reference.json", "reference.json.items.jsonl"]
+    monkeypatch.undo()
+
+    def generated_again(batch):
+        raise AssertionError(f"generated again: {[record['id'] for record in batch]}")
+
+    monkeypatch.setattr(module, "batch_generator", lambda *args, **kwargs: generated_again)
+    resumed = evaluate(tiny_random, records, base, runs / "out.json", settings=settings, progress=False)
+    assert without_timing(resumed) == without_timing(reference)
+    assert sorted(path.name for path in runs.iterdir()) == [
+        "out.json", "out.json.items.jsonl", "reference.json", "reference.json.items.jsonl"]
 
 
 def test_auto_asked_of_a_student_never_taught_it_is_warned_of(tmp_path):

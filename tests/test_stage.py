@@ -12,7 +12,16 @@ from PIL import Image
 
 from vskip.errors import BadInput
 from vskip.records import iter_jsonl, read_records
-from vskip.stage import SETTINGS_KEY, check_output, partial_path, read_journal, run_stage, settings_change, side_path
+from vskip.stage import (
+    SETTINGS_KEY,
+    check_output,
+    partial_path,
+    read_journal,
+    remove_journals,
+    run_stage,
+    settings_change,
+    side_path,
+)
 
 RECORDS = [{"id": f"r{i}", "x": i} for i in range(10)]
 # The first line of a journal written by a run with no settings.
@@ -98,6 +107,13 @@ def test_a_journal_of_other_settings_is_not_resumed(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [out]
 
 
+def test_an_empty_journal_is_written_on_without_a_word(tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    partial_path(out).touch()  # killed after opening its journal, before the first batch reached it
+    assert run_stage(RECORDS, Squares(), out, settings={"model": "a"}, batch_size=3, progress=False) == expected()
+    assert capsys.readouterr().err == "" and list(tmp_path.iterdir()) == [out]
+
+
 def test_a_journal_of_the_same_settings_is_resumed_whatever_their_order(tmp_path):
     out = tmp_path / "out.jsonl"
     with pytest.raises(RuntimeError):
@@ -106,6 +122,17 @@ def test_a_journal_of_the_same_settings_is_resumed_whatever_their_order(tmp_path
     stage = Squares()
     run_stage(RECORDS, stage, out, settings={"b": None, "a": [1, 2]}, batch_size=3, progress=False)
     assert stage.seen == ["r6", "r7", "r8", "r9"]
+
+
+def test_a_kept_journal_holds_the_results_until_the_caller_removes_it(tmp_path):
+    out = tmp_path / "out.jsonl"
+    assert run_stage(RECORDS, Squares(), out, batch_size=3, progress=False, keep_journal=True) == expected()
+    assert list(tmp_path.iterdir()) == [partial_path(out)] and read_journal(partial_path(out)) == expected()
+    stage = Squares()  # as the rerun of a command interrupted after the stage: every record is done
+    assert run_stage(RECORDS, stage, out, batch_size=3, progress=False, keep_journal=True) == expected()
+    assert stage.seen == []
+    remove_journals(out)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_outputs_get_image_roots_that_resolve_from_their_own_directory(tmp_path):

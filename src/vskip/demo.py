@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import glob
-import hashlib
 import json
 import shutil
 import sys
@@ -34,9 +33,9 @@ from .prompts import AUTO, cot_answer
 from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
 from .report import write_report
 from .report.tables import REFERENCE_METHODS
-from .score import score_records
+from .score import score, score_records
 from .settings import RoundSettings
-from .stage import settings_change, side_path
+from .stage import fingerprint, settings_change, side_path
 
 # Every compression method the demo can distil; by default it runs the paper's comparison (the text path against
 # V-Skip) and the three-way union, one student each, to fit its time on two CPU cores. `--all-methods` runs them all.
@@ -91,7 +90,7 @@ class Steps:
         When it is to be made, its record is this run's from now on."""
         output = self.out / name
         record = {"settings": json.loads(json.dumps(settings)),  # as read back: tuples are lists
-                  "inputs": {step: _fingerprint(self.made[step]) for step in inputs}}
+                  "inputs": {step: fingerprint(self.made[step]) for step in inputs}}
         old = self.made.get(name)
         same = old is not None and all(old[key] == value for key, value in record.items())
         if same and (output / last if last else output).is_file():
@@ -108,10 +107,6 @@ class Steps:
         tmp.write_text(json.dumps(self.made, indent=2) + "\n")
         tmp.replace(self.path)
         return True
-
-
-def _fingerprint(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _difference(old: dict, new: dict) -> str:
@@ -161,7 +156,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
     # 2. The saliency paths (and the blind pass, where the information-gain gate needs it), then every gate.
     blind = "gain" in config.methods
     if steps.todo("scores.jsonl", {**base, "blind": blind}, ["generated.jsonl"]):
-        write_jsonl_atomic(out / "scores.jsonl", score_records(teacher, correct, out, blind=blind))
+        score(teacher, correct, out, out / "scores.jsonl", blind=blind)  # journaled, as generate is
     gates = {"methods": config.methods, "ratios": config.ratios, "seed": config.seed}
     if steps.todo("compressed.jsonl", gates, ["scores.jsonl"]):
         write_jsonl_atomic(out / "compressed.jsonl", compress_records(iter_jsonl(out / "scores.jsonl"),
@@ -207,7 +202,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
         # A student learns from its method's records alone: keyed by their content, it is not made again when
         # the compressed file is, for other methods.
         learned = [record for record in compressed if record["method"] == method]
-        if steps.todo(adapter, {**base, "recipe": asdict(recipe), "records": _fingerprint(learned)},
+        if steps.todo(adapter, {**base, "recipe": asdict(recipe), "records": fingerprint(learned)},
                       last=ADAPTER_INFO):
             distill(config.model, learned, out, out / adapter, method=method, settings=recipe, dtype=config.dtype)
         for student in [method, *[_first_round(method)] * bool(config.rounds)]:

@@ -100,14 +100,17 @@ def training_pairs(
     return pairs + [pair for item, pair in full.items() if item not in have_full]
 
 
-def adaptive_pairs(loaded, pairs: list[Pair], base_dir: str | Path, batch_size: int) -> tuple[list[Pair], dict]:
+def adaptive_pairs(
+    loaded, pairs: list[Pair], base_dir: str | Path, batch_size: int, journal: Path | None = None
+) -> tuple[list[Pair], dict]:
     """The pairs the `auto` marker learns from, one per item: its compression at the smallest γ whose compressed CoT
-    `loaded` (the base: the teacher) still answers right when handed it (`evaluate.forced_correct`), or its whole
-    CoT where none does; and the γ chosen, counted per task."""
+    `loaded` (the base: the teacher) still answers right when handed it (`evaluate.forced_correct`, journaled in
+    `journal` if given), or its whole CoT where none does; and the γ chosen, counted per task."""
     from .evaluate import forced_correct
 
     compressed = sorted((pair for pair in pairs if pair[1] != 1.0), key=lambda pair: pair[1])
-    right = forced_correct(loaded, [record for record, _, _ in compressed], base_dir, batch_size=batch_size)
+    right = forced_correct(loaded, [record for record, _, _ in compressed], base_dir, batch_size=batch_size,
+                           journal=journal)
     chosen: dict[str, tuple[float, str]] = {}
     for (record, ratio, reply), correct in zip(compressed, right, strict=True):
         if correct:
@@ -174,7 +177,8 @@ def distill(
     before training. A checkpoint in `out_dir/checkpoint` is kept every `settings.training.checkpoint_every`
     steps (the latest only; removed once the student is saved): rerunning after an interruption continues from
     it, if it was made with the same settings (precision and checkpointing included), to the very student an
-    uninterrupted run makes.
+    uninterrupted run makes. The `auto` marker's forced answers are journaled there too, so an interruption
+    while they are asked, or later, keeps those already given.
 
     With `settings.rounds.count` = R > 0, R on-policy rounds follow (`vskip.rounds`): the student of round r,
     saved in `out_dir/rounds/r`, writes `settings.rounds.samples` candidates per item and γ (journaled in
@@ -198,7 +202,8 @@ def distill(
     loaded = load_model(model_name, **load_options)
     auto_choices = None
     if settings.auto:
-        auto, auto_choices = adaptive_pairs(loaded, gate_pairs, base_dir, settings.training.batch_size)
+        auto, auto_choices = adaptive_pairs(loaded, gate_pairs, base_dir, settings.training.batch_size,
+                                            journal=out_dir / "checkpoint" / "forced_answers.jsonl")
         gate_pairs += auto
     pairs, history = gate_pairs, []
     for round_ in range(settings.rounds.count + 1):

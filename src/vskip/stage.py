@@ -12,11 +12,17 @@ A journal begins with the settings that made it (model, adapter, γ, mode: whate
 output): a rerun with other settings removes it and starts afresh, saying so in one line, so one
 output never mixes two runs. Records are written so that their images resolve from `OUT`'s
 directory (`records.relocate`).
+
+A stage whose results feed a later step of the same command (evaluate's items, before their latency is timed;
+distill's forced answers, before training) keeps its journal instead of writing `OUT` (`keep_journal`): an
+interruption in the later step then resumes with them done, and the command removes the journal
+(`remove_journals`) once what it made from them is written.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -60,6 +66,11 @@ def check_output(out: str | Path, *, directory: bool = False) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise BadInput(f"{out}: cannot be written (no permission to write in {existing})")
     return out
+
+
+def fingerprint(value: Any) -> str:
+    """A short digest of a JSON value, for settings that name data by its content (records, a step's record)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def partial_path(out: Path, rank: int = 0, world: int = 1) -> Path:
@@ -139,6 +150,7 @@ def run_stage(
     batch_size: int = BATCH_SIZE,
     description: str = "records",
     progress: bool = True,
+    keep_journal: bool = False,
 ) -> list[Record]:
     """Apply `process_batch` to `records` in batches and write the results to `out` (JSONL).
 
@@ -146,6 +158,8 @@ def run_stage(
     `base_dir`, the directory the input records' images resolve from, each output record's `image_root`
     is rewritten so its images resolve from `out`'s directory. `settings` (JSON values) are what the
     output depends on besides the records: journals written with other settings are removed first.
+    With `keep_journal`, `out` is not written and the journal stays, complete: a rerun finds every record
+    done there, until the caller removes it (`remove_journals`).
     """
     from .distributed import barrier, process_count, process_index
 
@@ -158,7 +172,8 @@ def run_stage(
     rank, world = process_index(), process_count()
     mine = list(records[rank::world])
     own = partial_path(out, rank, world)
-    stale = {path: journal_settings(path) for path in journals(out)}
+    # An empty journal (a run killed before its first batch was written) holds nothing to keep or refuse.
+    stale = {path: journal_settings(path) for path in journals(out) if path.stat().st_size}
     stale = {path: found for path, found in stale.items() if found != settings}
     barrier()  # every process has looked at the journals before any is removed
     if stale and rank == 0:
@@ -192,10 +207,19 @@ def run_stage(
     if missing:
         raise RuntimeError(f"{out}: no result for ids {missing[:5]} in {[str(p) for p in paths]}")
     results = [by_id[record["id"]] for record in records]
-    barrier()  # every process has read the journals before the main one removes them
-    if rank == 0:
-        write_jsonl_atomic(out, results)
-        for path in paths:
+    if not keep_journal:
+        if rank == 0:
+            write_jsonl_atomic(out, results)
+        remove_journals(out)
+    return results
+
+
+def remove_journals(out: str | Path) -> None:
+    """Remove every journal of `out`, once every process has read them (on the main process)."""
+    from .distributed import barrier, process_index
+
+    barrier()
+    if process_index() == 0:
+        for path in journals(Path(out)):
             path.unlink()
     barrier()
-    return results
