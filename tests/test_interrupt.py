@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 import vskip
 from vskip.cli import main
 from vskip.demo import STEPS_FILE
+from vskip.outputs import MADE_SUFFIX
 from vskip.records import iter_jsonl, read_records
 from vskip.stage import journals, read_journal
 from vskip.synth import build
@@ -95,7 +96,9 @@ def chain(args: list[str], out: str, kills: list[tuple[int, Progress]], logs: Pa
                 assert said[-1].strip().splitlines()[-1] == INTERRUPTED
             assert "starting afresh" not in said[-1] and "making it again" not in said[-1]  # the same run, resumed
             if signum is not None:
-                left.append(sorted(str(path.relative_to(resumed)) for path in resumed.rglob("*") if path.is_file()))
+                # Beside the journals, an output's claim (`outputs.claim`), which the rerun, its maker, takes up.
+                left.append(sorted(str(path.relative_to(resumed)) for path in resumed.rglob("*")
+                                   if path.is_file() and not path.name.endswith(MADE_SUFFIX)))
         assert reference.wait(timeout=600) == 0, (logs / "reference.err").read_text()
     return said, left
 
