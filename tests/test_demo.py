@@ -157,3 +157,17 @@ def test_a_demo_run_over_a_quick_one_gives_what_it_gives_alone(quick_demo, tmp_p
     over_files, alone_files = (sorted(p.relative_to(tmp_path / run) for p in (tmp_path / run).rglob("*"))
                                for run in ("over", "alone"))
     assert over_files == alone_files  # nothing of the quick run is left
+
+
+@pytest.mark.slow
+@needs_tiny
+def test_a_demo_with_rounds_evaluates_the_first_rounds_student_beside_the_last(tmp_path):
+    config = replace(QUICK, methods=("vskip",), n_distill=4, n_test=2, distill_steps=2, latency_items=1, rounds=1)
+    run_demo(tmp_path / "demo", config)
+    rows = json.loads((tmp_path / "demo" / "results.json").read_text())["rows"]
+    assert [(row["method"], row["ratio"]) for row in rows] == [
+        ("full", 1.0), ("direct", 1.0), ("vskip", 0.5), ("vskip", "auto"), ("vskip-round0", 0.5),
+        ("vskip-round0", "auto")]
+    student = tmp_path / "demo" / "adapters" / "vskip"
+    info = json.loads((student / "vskip_adapter.json").read_text())
+    assert info["round"] == 1 and (student / "rounds" / "0" / "adapter_model.safetensors").is_file()
