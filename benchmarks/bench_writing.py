@@ -14,7 +14,7 @@ writing keeps; train against val is fit against generalisation. For each item wr
 its CoT leaves the target (`first_departure`): the target word's role in the reference CoT (A anchor, R restated,
 S scaffolding, K knowledge; `*` where a step needs it) and its kind (a value: colour, shape, number, item, ...; or
 other words), or `stopped` / `went on` where one CoT is the other's beginning. Each student's figures merge into
-`--out` under its name (`--name`, default the student directory's name).
+`--out` under its name (`--name`, default the student directory's name); `--table` prints them side by side.
 """
 
 from __future__ import annotations
@@ -109,21 +109,49 @@ def measure(args, student, targets: list[dict], split: str, ratio: float, base: 
     return rows
 
 
+def overall(rows: list[dict]) -> list[dict]:
+    """Per split and γ, written and forced accuracy over every family (weighted by their items), and per family
+    the written accuracy: one line of the comparison between students."""
+    out = []
+    for split, ratio in dict.fromkeys((row["split"], row["ratio"]) for row in rows):
+        group = [row for row in rows if (row["split"], row["ratio"]) == (split, ratio)]
+        n = sum(row["n"] for row in group)
+        out.append({"split": split, "ratio": ratio, "n": n,
+                    **{key: sum(row[key] * row["n"] for row in group) / n for key in ("written", "forced")},
+                    "written ÷ forced": sum(row["written"] * row["n"] for row in group)
+                    / sum(row["forced"] * row["n"] for row in group),
+                    **{f"written {row['task']}": row["written"] for row in group}})
+    return out
+
+
+def comparison(merged: dict) -> str:
+    """The students of `--out` side by side (`overall`)."""
+    rows = [{"student": name, **row} for name, entry in merged.items() for row in overall(entry["rows"])]
+    rows.sort(key=lambda row: (row["split"] != "val", row["ratio"], row["student"]))
+    return format_table(rows, list(rows[0]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vskip-tiny", help="the teacher, and the student's base")
     parser.add_argument("--dtype", choices=DTYPES, default="auto")
-    parser.add_argument("--student", required=True, help="a directory written by `vskip distill`")
+    parser.add_argument("--student", help="a directory written by `vskip distill`")
     parser.add_argument("--name", help="the student's name in --out (default: its directory's name)")
-    parser.add_argument("--data", required=True, help="the `vskip synth` directory of its training items (val too)")
-    parser.add_argument("--compressed", required=True, help="the compressed records the student was distilled from")
-    parser.add_argument("--work", required=True,
+    parser.add_argument("--data", help="the `vskip synth` directory of its training items (val too)")
+    parser.add_argument("--compressed", help="the compressed records the student was distilled from")
+    parser.add_argument("--work",
                         help="directory for the teacher's val CoTs (shared by students) and each student's generations")
     parser.add_argument("--out", default="benchmarks/results/writing.json")
     parser.add_argument("--n", type=int, default=100, help="items per family of each split")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", action="store_true", help="only print the students of --out side by side")
     args = parser.parse_args()
+    if args.table:
+        print(comparison(json.loads(Path(args.out).read_text())))
+        return
+    if not (args.student and args.data and args.compressed and args.work):
+        parser.error("--student, --data, --compressed and --work are needed (or --table)")
 
     student_dir, work = Path(args.student), Path(args.work)
     name = args.name or student_dir.name
