@@ -222,8 +222,9 @@ def distill(
             loaded = None  # its modules now hold this round's adapter: a next round starts from a fresh base
         if final:
             break
-        student = load_student(model_name, student_dir, **load_options)
-        candidates = written_candidates(student, gate_pairs, base_dir, student_dir / "candidates", settings)
+        # The student is held only while it writes: the next round's base is loaded after it is gone.
+        candidates = written_candidates(load_student(model_name, student_dir, **load_options), gate_pairs, base_dir,
+                                        student_dir / "candidates", settings)
         pairs, yields = on_policy_pairs(gate_pairs, candidates, selection=settings.rounds.selection,
                                         fallback=settings.rounds.fallback)
         history.append({"round": round_ + 1, "yield": yields})
