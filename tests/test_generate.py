@@ -65,3 +65,18 @@ def test_a_journal_written_at_another_precision_is_not_resumed(saved_tiny, image
     results = generate(bf16, records, image_dataset.parent, out, max_new_tokens=3, progress=False)
     assert [r["precision"] for r in results] == [{"generate": "bfloat16"}] * len(records)
     assert "(precision 'float32' → 'bfloat16'); starting afresh" in capsys.readouterr().err
+
+
+def test_sampled_generation_is_drawn_from_its_seed_and_journaled_with_it(tiny_random, image_dataset, tmp_path):
+    records = read_records(image_dataset)
+
+    def sampled(name: str, seed: int) -> list[str]:
+        out = generate(tiny_random, records, image_dataset.parent, tmp_path / name, batch_size=2, max_new_tokens=8,
+                       temperature=1.0, seed=seed, progress=False)
+        return [record["cot"] for record in out]
+
+    assert sampled("a.jsonl", 0) == sampled("b.jsonl", 0) != sampled("c.jsonl", 1)
+    greedy = generation_settings(tiny_random, "cot", None, 8)
+    assert "temperature" not in greedy  # a greedy journal reads as it did before sampling existed
+    assert generation_settings(tiny_random, "cot", None, 8, temperature=1.0, seed=3) == {
+        **greedy, "temperature": 1.0, "seed": 3}
