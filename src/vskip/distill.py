@@ -48,6 +48,7 @@ from .prompts import AUTO, require_answer, response
 from .records import Record, check_ratio, iter_jsonl, require_fields, write_jsonl_atomic
 from .rounds import check_rounds, on_policy_pairs
 from .settings import DEFAULT_DISTILL, DistillSettings, RoundSettings
+from .stage import fingerprint
 from .training import fit
 
 # What a record needs to be learned from (the CLI asks the same of the file it reads).
@@ -205,14 +206,15 @@ def distill(
         auto, auto_choices = adaptive_pairs(loaded, gate_pairs, base_dir, settings.training.batch_size,
                                             journal=out_dir / "checkpoint" / "forced_answers.jsonl")
         gate_pairs += auto
+    # A round's student depends on the rounds' settings only through its pairs: the first round of a run with
+    # rounds is a run without, and is not made again when its directory is reused.
+    made_by = [model_identity(model_name), {key: str(value) for key, value in load_options.items()},
+               asdict(replace(settings, rounds=RoundSettings()))]
     pairs, history = gate_pairs, []
     for round_ in range(settings.rounds.count + 1):
         final = round_ == settings.rounds.count
         student_dir = out_dir if final else out_dir / "rounds" / str(round_)
-        # A round's student depends on the rounds' settings only through its pairs: the first round of a run with
-        # rounds is a run without, and is not made again when its directory is reused.
-        recipe = asdict(replace(settings, rounds=RoundSettings()))
-        made_from = _digest([model_identity(model_name), load_options, recipe, _digest(pairs)])
+        made_from = fingerprint([*made_by, _digest(pairs)])
         if adapter_info(student_dir).get("made_from") != made_from:
             shutil.rmtree(student_dir / "candidates", ignore_errors=True)  # written by a student no longer there
             loaded = loaded or load_model(model_name, **load_options)
@@ -316,10 +318,8 @@ def _train(
     barrier()
 
 
-def _digest(value) -> str:
-    """A short fingerprint of training pairs (or of anything JSON can write): a checkpoint made on other data is
-    not resumed, a round made from other pairs is made again."""
-    if isinstance(value, list) and value and isinstance(value[0], tuple):
-        value = [(record["id"], record["question"], ratio, reply) for record, ratio, reply in value]
-    text = json.dumps(value, default=str)
+def _digest(pairs: list[Pair]) -> str:
+    """A short fingerprint of the training pairs: a checkpoint made on other data is not resumed, a round made from
+    other pairs is made again."""
+    text = json.dumps([(record["id"], record["question"], ratio, reply) for record, ratio, reply in pairs])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
