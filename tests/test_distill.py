@@ -19,6 +19,7 @@ from vskip.distill import (
     incorrect_items,
     pair_sampler,
     ratio_shares,
+    shares_at,
     training_pairs,
 )
 from vskip.encoding import record_example
@@ -139,11 +140,14 @@ def test_training_pairs_refuse_a_record_without_a_cot_as_the_cli_does(image_data
         training_pairs(records, "vskip")
 
 
-def test_no_steps_is_refused_before_the_model_loads(image_dataset_module, tmp_path):
+@pytest.mark.parametrize("settings, message", [
+    (DistillSettings(training=TrainConfig(steps=0)), "steps 0 must be at least 1"),
+    (DistillSettings(curriculum=1.0), "curriculum 1.0 must be at least 0 and below 1"),
+])
+def test_a_recipe_out_of_range_is_refused_before_the_model_loads(image_dataset_module, tmp_path, settings, message):
     records = compressed(read_records(image_dataset_module))
-    with pytest.raises(BadInput, match="steps 0 must be at least 1"):
-        distill("./no-model-here", records, image_dataset_module.parent, tmp_path / "adapter",
-                settings=DistillSettings(training=TrainConfig(steps=0)))
+    with pytest.raises(BadInput, match=message):
+        distill("./no-model-here", records, image_dataset_module.parent, tmp_path / "adapter", settings=settings)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -243,7 +247,7 @@ def _train(base_dir, data, gradient_checkpointing):
 
     mlp.forward = counted
 
-    def sample(rng: random.Random, n: int):
+    def sample(rng: random.Random, n: int, progress: float):
         chosen = rng.choices(pairs, k=n)
         return [record_example(loaded.processor, r, data.parent, ratio=g, reply=y) for r, g, y in chosen]
 
@@ -314,10 +318,29 @@ def test_ratio_shares_follow_tokenskip_by_default_or_the_share_asked_for():
 def test_examples_are_drawn_in_the_ratio_shares(image_dataset_module):
     pairs = training_pairs(compressed(read_records(image_dataset_module), (0.5, 0.7, 0.9)), "vskip")
     shares = ratio_shares({ratio for _, ratio, _ in pairs}, full_share=0.4)
-    drawn = pair_sampler(pairs, shares)(random.Random(0), 20_000)
+    drawn = pair_sampler(pairs, shares)(random.Random(0), 20_000, 0.0)
     for ratio, share in shares.items():
         assert abs(sum(r == ratio for _, r, _ in drawn) / len(drawn) - share) < 0.015, ratio
     assert {record["id"] for record, _, _ in drawn} == {"r0", "r1", "r2"}
+
+
+def test_a_curriculum_brings_the_ratios_in_from_1_down_then_draws_them_all():
+    shares = ratio_shares([0.5, 0.7, 0.9, "auto", 1.0])  # a fifth each
+    assert shares_at(shares, 0.0) == shares  # no curriculum
+    assert shares_at(shares, 0.0, curriculum=0.6) == {1.0: 1.0}
+    assert shares_at(shares, 0.25, curriculum=0.6) == pytest.approx({1.0: 0.5, 0.9: 0.5})
+    assert shares_at(shares, 0.45, curriculum=0.6) == pytest.approx({1.0: 1 / 3, 0.9: 1 / 3, 0.7: 1 / 3})
+    assert shares_at(shares, 0.6, curriculum=0.6) == shares  # the smallest γ and auto only once all are in
+    uneven = ratio_shares([0.5], full_share=0.8)
+    assert shares_at(uneven, 0.1, curriculum=0.5) == {1.0: 1.0} and shares_at(uneven, 0.5, curriculum=0.5) == uneven
+
+
+def test_the_curriculum_draws_by_the_progress_it_is_given(image_dataset_module):
+    pairs = training_pairs(compressed(read_records(image_dataset_module), (0.5, 0.7)), "vskip")
+    draw = pair_sampler(pairs, ratio_shares({ratio for _, ratio, _ in pairs}), curriculum=0.5)
+    assert {ratio for _, ratio, _ in draw(random.Random(0), 200, 0.1)} == {1.0}
+    assert {ratio for _, ratio, _ in draw(random.Random(0), 200, 0.3)} == {1.0, 0.7}
+    assert {ratio for _, ratio, _ in draw(random.Random(0), 200, 0.5)} == {1.0, 0.7, 0.5}
 
 
 def test_the_ratio_set_is_a_subset_of_the_file(image_dataset_module):

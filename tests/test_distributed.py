@@ -122,7 +122,7 @@ def train(tiny_processor, dataset, config: TrainConfig, checkpoint_dir, stop_at:
     model = build_model(tiny_processor.tokenizer, SMALL, seed=0)
     draws = []
 
-    def sample_examples(rng: random.Random, n: int) -> list[Example]:
+    def sample_examples(rng: random.Random, n: int, progress: float) -> list[Example]:
         if len(draws) == stop_at:
             raise Stop
         draws.append(None)

@@ -69,7 +69,7 @@ def test_pre_training_moves_only_the_tower_and_lowers_the_loss(world):
     model = build_model(tokenizer, SIZES)
     language = {k: v.clone() for k, v in model.model.language_model.state_dict().items()}
     tower = {k: v.clone() for k, v in model.model.visual.state_dict().items()}
-    batch = dense_batches(processor, records, data)(random.Random(0), 6)
+    batch = dense_batches(processor, records, data)(random.Random(0), 6, 0.0)
     objective = DenseObjective(model.model.visual, SIZES.text_hidden)
     before = objective(**batch).loss.item()
     config = TrainConfig(steps=30, batch_size=6, learning_rate=3e-3, warmup_steps=3, log_every=10)

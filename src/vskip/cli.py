@@ -375,6 +375,7 @@ def _distill_settings(args):
     return replace(
         DEFAULT_DISTILL, training=training, lora=None if args.full else replace(DEFAULT_DISTILL.lora, **given),
         ratios=tuple(args.ratios) if args.ratios else None, full_share=args.full_share, auto=args.auto,
+        curriculum=args.curriculum,
         rounds=RoundSettings(count=args.rounds, samples=args.samples, temperature=args.temperature,
                              selection=args.selection, fallback=args.fallback),
     )
@@ -646,6 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "γ = 1, the uncompressed CoT, is always learned")
     distill.add_argument("--full-share", type=_share,
                          help="share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))")
+    distill.add_argument("--curriculum", type=_share, default=DEFAULT_DISTILL.curriculum,
+                         help="share of the steps over which the γ come in one at a time from 1 down (the smallest "
+                              "last) before every γ is drawn; 0: every γ from the start")
     distill.add_argument("--auto", action=argparse.BooleanOptionalAction, default=DEFAULT_DISTILL.auto,
                          help="also teach the auto marker: per item, the smallest γ whose compression the base "
                               "still answers right from when handed it (one forced answer per item and γ first)")

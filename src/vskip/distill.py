@@ -5,7 +5,8 @@ the ratios present in the compressed file (or the subset `DistillSettings.ratios
 uncompressed CoT) among them, so one student serves every γ. The γ marker is the instruction's last
 sentence, "Compress the reasoning to ratio 0.5." (`prompts.instruction`); γ = 1.0 has no marker. Each
 training example draws its γ first (γ = 1 with `full_share`, the others equally), then an item
-compressed at that γ.
+compressed at that γ; with a curriculum (`DistillSettings.curriculum`), the γ come in from 1 down during the
+first part of training (`shares_at`).
 
 What is trained (`DistillSettings.lora`): a LoRA adapter on the language model's attention projections
 or on all its linear layers (`settings.LORA_TARGETS`), saved in PEFT format; or, with `lora=None`,
@@ -141,16 +142,31 @@ def ratio_shares(ratios: Iterable[float | str], full_share: float | None = None)
     return {**shares, 1.0: full} if full else shares
 
 
-def pair_sampler(pairs: list[Pair], shares: dict[float, float]) -> Callable[[random.Random, int], list[Pair]]:
-    """Draws n pairs: each one's γ by `shares`, then one of the pairs at that γ, uniformly."""
-    by_ratio: dict[float, list[Pair]] = {}
+def shares_at(shares: dict[float | str, float], progress: float, curriculum: float = 0.0) -> dict[float | str, float]:
+    """The shares of γ to draw from once `progress` of the training is done: `shares` from `curriculum` on; before,
+    a curriculum from γ = 1 down (stepwise internalization, arXiv 2405.14838): the largest γ alone, then the γ below
+    it coming in one at a time in equal parts of the first `curriculum` of training, each γ in drawn in its share
+    renormalised; the smallest γ (and `auto`, which learns a mix of them) only once every γ is in."""
+    order = sorted((ratio for ratio in shares if ratio != AUTO), reverse=True)
+    if progress >= curriculum or len(order) < 2:
+        return shares
+    present = order[: 1 + int(progress / curriculum * (len(order) - 1))]
+    total = sum(shares[ratio] for ratio in present)
+    return {ratio: shares[ratio] / total for ratio in present}
+
+
+def pair_sampler(
+    pairs: list[Pair], shares: dict[float | str, float], curriculum: float = 0.0
+) -> Callable[[random.Random, int, float], list[Pair]]:
+    """Draws n pairs once `progress` of the training is done: each one's γ by `shares_at`, then one of the pairs at
+    that γ, uniformly."""
+    by_ratio: dict[float | str, list[Pair]] = {}
     for pair in pairs:
         by_ratio.setdefault(pair[1], []).append(pair)
-    ratios = list(shares)
-    weights = [shares[ratio] for ratio in ratios]
 
-    def sample(rng: random.Random, n: int) -> list[Pair]:
-        return [rng.choice(by_ratio[ratio]) for ratio in rng.choices(ratios, weights, k=n)]
+    def sample(rng: random.Random, n: int, progress: float) -> list[Pair]:
+        now = shares_at(shares, progress, curriculum)
+        return [rng.choice(by_ratio[ratio]) for ratio in rng.choices(list(now), list(now.values()), k=n)]
 
     return sample
 
@@ -189,6 +205,8 @@ def distill(
     out_dir = Path(out_dir)
     if settings.training.steps < 1:
         raise BadInput(f"steps {settings.training.steps} must be at least 1")
+    if not 0 <= settings.curriculum < 1:
+        raise BadInput(f"curriculum {settings.curriculum} must be at least 0 and below 1")
     check_rounds(settings.rounds)
     if settings.lora is None:
         if load_options.get("dtype", "auto") not in ("auto", "float32", torch.float32):
@@ -279,11 +297,11 @@ def _train(
                      "adapter": dtype_name(next(p.dtype for p in model.parameters() if p.requires_grad))}
     precision["gradient_checkpointing"] = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    draw = pair_sampler(pairs, shares)
+    draw = pair_sampler(pairs, shares, settings.curriculum)
 
-    def sample_examples(rng: random.Random, n: int) -> list[Example]:
+    def sample_examples(rng: random.Random, n: int, progress: float) -> list[Example]:
         return [record_example(processor, record, base_dir, ratio=ratio, reply=reply)
-                for record, ratio, reply in draw(rng, n)]
+                for record, ratio, reply in draw(rng, n, progress)]
 
     recipe = asdict(settings)
     log = fit(model, processor, sample_examples, training, checkpoint_dir=out_dir / "checkpoint",

@@ -87,6 +87,9 @@ class DistillSettings:
     ratios: tuple[float, ...] | None = None
     # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
     full_share: float | None = None
+    # The share of the training steps over which the γ come in one at a time, from 1 down, before every γ is drawn
+    # (`distill.shares_at`); 0: every γ from the first step.
+    curriculum: float = 0.0
     # Also teach the `auto` marker (as one more γ): each item's smallest γ whose compression the base model
     # still answers right when handed it, or its whole CoT where none does.
     auto: bool = True

@@ -45,17 +45,17 @@ def cosine_schedule(step: int, config: TrainConfig) -> float:
 def fit(
     model: torch.nn.Module,
     processor,
-    sample_examples: Callable[[random.Random, int], list[Example]],
+    sample_examples: Callable[[random.Random, int, float], list[Example]],
     config: TrainConfig,
     *,
     checkpoint_dir: str | Path | None = None,
     description: str = "train",
     settings: Mapping[str, Any] | None = None,
 ) -> list[dict]:
-    """Train on (image, prompt) → reply examples drawn by `sample_examples(rng, batch_size)`; see `train`."""
+    """Train on (image, prompt) → reply examples drawn by `sample_examples(rng, batch_size, progress)`; see `train`."""
     return train(
         model,
-        lambda rng, n: batch_inputs(processor, sample_examples(rng, n)),
+        lambda rng, n, progress: batch_inputs(processor, sample_examples(rng, n, progress)),
         config,
         checkpoint_dir=checkpoint_dir,
         description=description,
@@ -65,14 +65,16 @@ def fit(
 
 def train(
     model: torch.nn.Module,
-    sample_batch: Callable[[random.Random, int], dict[str, torch.Tensor]],
+    sample_batch: Callable[[random.Random, int, float], dict[str, torch.Tensor]],
     config: TrainConfig,
     *,
     checkpoint_dir: str | Path | None = None,
     description: str = "train",
     settings: Mapping[str, Any] | None = None,
 ) -> list[dict]:
-    """Train for `config.steps` steps on `model(**sample_batch(rng, batch_size)).loss`.
+    """Train for `config.steps` steps on `model(**sample_batch(rng, batch_size, progress)).loss`, `progress` being
+    the share of the steps done before this one (the clock of a sampler that follows a schedule, as distillation's
+    curriculum over γ does; others ignore it).
 
     With a `checkpoint_dir`, the model, optimizer, RNG and log are saved every
     `checkpoint_every` steps and a rerun continues from the last checkpoint, drawing the same
@@ -125,7 +127,7 @@ def train(
         range(start, config.steps), initial=start, total=config.steps, desc=description, disable=not is_main_process()
     )
     for step in bar:
-        batch = sample_batch(rng, config.batch_size)
+        batch = sample_batch(rng, config.batch_size, step / config.steps)
         running += train_step(forward, batch, trainable, optimizer, config.max_grad_norm)
         scheduler.step()
         if (step + 1) % config.log_every == 0:

@@ -103,7 +103,7 @@ def train_tiny(
     model.model.visual.requires_grad_(False)
     images = {record["id"]: image_paths(record, data_dir)[0] for record in records}
 
-    def sample_examples(rng: random.Random, n: int) -> list[Example]:
+    def sample_examples(rng: random.Random, n: int, progress: float) -> list[Example]:
         examples = []
         for record in rng.choices(records, k=n):
             image = load_image(images[record["id"]])

@@ -117,7 +117,7 @@ class DenseObjective(nn.Module):
 
 def dense_batches(
     processor, records: list[Record], base_dir: str | Path
-) -> Callable[[random.Random, int], dict[str, Any]]:
+) -> Callable[[random.Random, int, float], dict[str, Any]]:
     """Batches of pixel values and per-token targets drawn from `records` (with their ground truth)."""
 
     def batch_of(chosen: list[Record]) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def dense_batches(
             **{name: torch.tensor([t for target in targets for t in target[name]]) for name in HEADS},
         }
 
-    def sample(rng: random.Random, n: int) -> dict[str, Any]:
+    def sample(rng: random.Random, n: int, progress: float) -> dict[str, Any]:
         return batch_of(rng.choices(records, k=n))
 
     sample.batch_of = batch_of
