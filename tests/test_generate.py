@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from vskip.generate import generate, generation_settings
@@ -80,3 +81,17 @@ def test_sampled_generation_is_drawn_from_its_seed_and_journaled_with_it(tiny_ra
     assert "temperature" not in greedy  # a greedy journal reads as it did before sampling existed
     assert generation_settings(tiny_random, "cot", None, 8, temperature=1.0, seed=3) == {
         **greedy, "temperature": 1.0, "seed": 3}
+
+
+def test_each_backend_name_is_a_backend_and_a_loaded_model_is_the_transformers_one(tiny_random):
+    from vskip.errors import BadInput
+    from vskip.generate import TransformersBackend, backend_type, generation_backend
+    from vskip.settings import BACKENDS
+
+    assert [backend_type(name).name for name in BACKENDS] == list(BACKENDS)
+    with pytest.raises(BadInput, match="unknown backend 'onnx'; valid: transformers, vllm"):
+        backend_type("onnx")
+    backend = generation_backend(tiny_random)
+    assert isinstance(backend, TransformersBackend) and generation_backend(backend) is backend
+    assert (backend.name, backend.path, backend.precision, backend.adapter) == (
+        "transformers", tiny_random.path, tiny_random.precision, None)

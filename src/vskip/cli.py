@@ -7,10 +7,11 @@ import math
 import signal
 import sys
 import warnings
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .errors import BadInput, VSkipError
+from .errors import BadInput, VSkipError, VSkipWarning, warn
 
 
 class Interrupted(KeyboardInterrupt):
@@ -117,8 +118,11 @@ _positive_number = _number_where(lambda value: 0 < value < math.inf, "a positive
 _share = _number_where(lambda value: 0 <= value < 1, "a share in [0, 1)")
 
 
-def _warn(message: str) -> None:
-    """One line on stderr, from the main process only (a multi-process launch runs every command in each)."""
+def _show_warning(show_other, message, category, *args, **kwargs) -> None:
+    """A `VSkipWarning` in one line on stderr, from the main process only (a multi-process launch runs every
+    command in each); any other warning as `show_other` shows it."""
+    if not issubclass(category, VSkipWarning):
+        return show_other(message, category, *args, **kwargs)
     from .distributed import is_main_process
 
     if is_main_process():
@@ -128,7 +132,7 @@ def _warn(message: str) -> None:
 def _warm_up_warning(option: str, training) -> None:
     """Warn when a run of `training` (a `TrainConfig`) ends before its learning rate has warmed up to its peak."""
     if training.steps < training.warmup_steps:
-        _warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
+        warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
               f"never reaches its peak ({training.learning_rate:g})")
 
 
@@ -230,20 +234,6 @@ def _load_options(args) -> dict:
     return {"dtype": args.dtype, "allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
 
 
-def _load_backend(args, records, adapter=None):
-    """The model to generate with: transformers (adapter merged), or a vLLM engine with `--backend vllm`."""
-    options = _load_options(args)
-    if args.backend == "vllm":
-        from .records import image_paths
-        from .vllm_backend import load_vllm
-
-        most = max((len(image_paths(record, _base_dir(args, args.data))) for record in records), default=1)
-        return load_vllm(args.model, adapter=adapter, max_images=most, **options)
-    from .lora import load_with_adapter
-
-    return load_with_adapter(args.model, adapter, **options)
-
-
 def cmd_synth(args) -> None:
     from .synth import build
 
@@ -251,7 +241,7 @@ def cmd_synth(args) -> None:
     sizes = {"train": args.n_train, "val": args.n_val, "test": args.n_test}
     empty = [split for split, size in sizes.items() if size == 0]
     if empty:
-        _warn(f"{' and '.join(f'{split}.jsonl' for split in empty)} will hold no records "
+        warn(f"{' and '.join(f'{split}.jsonl' for split in empty)} will hold no records "
               f"({', '.join(f'--n-{split} 0' for split in empty)})")
     paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
                   cot_style=args.cot_style)
@@ -297,15 +287,15 @@ def cmd_tiny_train(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from .generate import generate
+    from .generate import generate, load_backend
     from .records import REQUIRED_FIELDS
 
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
-    results = generate(
-        _load_backend(args, records), records, _base_dir(args, args.data), args.out, mode=args.mode,
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-    )
+    base_dir = _base_dir(args, args.data)
+    model = load_backend(args.backend, args.model, records=records, base_dir=base_dir, **_load_options(args))
+    results = generate(model, records, base_dir, args.out, mode=args.mode, batch_size=args.batch_size,
+                       max_new_tokens=args.max_new_tokens)
     correct = sum(r["correct"] for r in results)
     print(f"wrote {len(results)} records to {args.out}; accuracy {correct / max(1, len(results)):.3f}")
 
@@ -390,66 +380,19 @@ def cmd_merge(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, ratio_warning, read_baseline, summary_line
+    from .evaluate import evaluate_model, summary_line
     from .records import REQUIRED_FIELDS
     from .settings import EvalSettings
 
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
-    baseline = read_baseline(args.baseline, records) if args.baseline else None
-    if baseline and args.latency_items:
-        _check_baseline_model(args, baseline)
-    warning = ratio_warning(args.model, args.adapter, args.ratio)
-    if warning:
-        _warn(warning)
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
                             latency_items=args.latency_items, max_new_tokens=args.max_new_tokens)
-    loaded = _load_backend(args, records, args.adapter)
-    baseline_model = _baseline_model(args, baseline, loaded) if baseline and args.latency_items else None
-    results = evaluate(
-        loaded, records, _base_dir(args, args.data), args.out, settings=settings, baseline=baseline,
-        baseline_model=baseline_model, adapter=args.adapter,
+    results = evaluate_model(
+        args.model, records, _base_dir(args, args.data), args.out, adapter=args.adapter, backend=args.backend,
+        settings=settings, baseline=args.baseline, **_load_options(args),
     )
     print(f"{summary_line(results)}; wrote {args.out}")
-
-
-def _check_baseline_model(args, baseline: dict) -> None:
-    """Refuse, before any work, a baseline to time beside this run whose model or adapter is not where its results
-    record them (`evaluate.read_baseline`)."""
-    from .lora import peft_adapter_dir
-    from .models import check_model_source
-
-    if args.backend == "vllm":
-        return  # not timed (`_baseline_model`): its CoT lengths are all it gives
-    try:
-        if not baseline.get("model"):
-            raise BadInput("it names no model")
-        check_model_source(baseline["model"])
-        if baseline.get("adapter"):
-            peft_adapter_dir(baseline["adapter"])
-    except BadInput as err:
-        raise BadInput(f"{args.baseline}: its model cannot be timed beside this run ({err}); move it back where "
-                       "the results record it, or pass --latency-items 0") from None
-
-
-def _baseline_model(args, baseline: dict, loaded):
-    """The model that made the baseline's results (its recorded model and adapter, at this run's --dtype), to time
-    beside this run: `loaded` itself where it is the same; None, with a warning, where it cannot run here."""
-    from .lora import load_with_adapter
-    from .models import model_identity
-
-    def unmeasured(why: str) -> None:
-        _warn(f"no speed-up: {why}; ActRatio is the figure to read")
-
-    if args.backend == "vllm":
-        return unmeasured("the vllm backend does not time a baseline beside the run")
-    recorded = (model_identity(baseline["model"]), baseline.get("adapter") and model_identity(baseline["adapter"]))
-    if recorded == (model_identity(args.model), args.adapter and model_identity(args.adapter)):
-        return loaded
-    try:
-        return load_with_adapter(baseline["model"], baseline.get("adapter"), **_load_options(args))
-    except VSkipError as err:
-        return unmeasured(f"the baseline's model cannot be loaded here ({err})")
 
 
 def cmd_demo(args) -> None:
@@ -474,7 +417,7 @@ def cmd_demo(args) -> None:
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """The options several commands share, each defined once."""
     from .prompts import MODES
-    from .settings import BATCH_SIZE, MAX_NEW_TOKENS
+    from .settings import BACKENDS, BATCH_SIZE, MAX_NEW_TOKENS
 
     names = ("common", "model", "batch", "reply", "backend", "records", "images")
     parents = {name: _Parser(add_help=False) for name in names}
@@ -495,7 +438,7 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     reply = parents["reply"]
     reply.add_argument("--mode", choices=MODES, default="cot", help="think step by step, or answer directly")
     reply.add_argument("--max-new-tokens", type=_positive, default=MAX_NEW_TOKENS, help="longest reply")
-    parents["backend"].add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+    parents["backend"].add_argument("--backend", choices=BACKENDS, default="transformers",
                                     help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
     parents["records"].add_argument("--skip-bad", action="store_true",
                                     help="set bad records aside in OUT.skipped.jsonl and go on with the rest")
@@ -730,6 +673,8 @@ def _run(args) -> int:
             # Deprecations inside transformers, peft or torch are for their callers' authors, not for users.
             for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
                 warnings.simplefilter("ignore", category)
+            warnings.simplefilter("always", VSkipWarning)
+            warnings.showwarning = partial(_show_warning, warnings.showwarning)
             args.run(args)
     except VSkipError as err:
         if getattr(args, "claim", None) is not None:

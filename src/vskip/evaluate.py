@@ -22,8 +22,16 @@ import torch
 
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
-from .errors import BadInput
-from .generate import batch_generator, check_prompts, generation_runner, generation_settings
+from .errors import BadInput, VSkipError, warn
+from .generate import (
+    GenerationBackend,
+    backend_type,
+    batch_generator,
+    check_prompts,
+    generation_runner,
+    generation_settings,
+    load_backend,
+)
 from .latency import Runner, paired_latency, speedup_text
 from .lora import adapter_info
 from .models import LoadedModel, located_path, model_identity, portable_path
@@ -93,6 +101,75 @@ def _is_jsonl(data: bytes) -> bool:
         return len(lines) > 1 and isinstance(json.loads(lines[0]), dict)
     except (ValueError, RecursionError):
         return False
+
+
+def check_baseline_model(baseline: dict, name: str = "the baseline") -> None:
+    """Refuse, before any work, a baseline to time beside this run whose model or adapter is not where its results
+    (`read_baseline`, read from `name`) record them."""
+    from .lora import peft_adapter_dir
+    from .models import check_model_source
+
+    try:
+        if not baseline.get("model"):
+            raise BadInput("it names no model")
+        check_model_source(baseline["model"])
+        if baseline.get("adapter"):
+            peft_adapter_dir(baseline["adapter"])
+    except BadInput as err:
+        raise BadInput(f"{name}: its model cannot be timed beside this run ({err}); move it back where "
+                       "the results record it, or pass --latency-items 0") from None
+
+
+def baseline_model(
+    baseline: dict, loaded: GenerationBackend, model: str, adapter: str | Path | None = None, **load_options
+) -> GenerationBackend | None:
+    """The model that made the baseline's results (its recorded model and adapter, loaded with `load_options`), to
+    time beside `loaded` (`model` with `adapter`): `loaded` itself where it is the same; None, with a warning, where
+    it cannot run here (or `loaded`'s backend times no baseline beside it)."""
+    from .models import model_identity
+
+    def unmeasured(why: str) -> None:
+        warn(f"no speed-up: {why}; ActRatio is the figure to read")
+
+    if not loaded.times_baseline:
+        return unmeasured(f"the {loaded.name} backend does not time a baseline beside the run")
+    recorded = (model_identity(baseline["model"]), baseline.get("adapter") and model_identity(baseline["adapter"]))
+    if recorded == (model_identity(model), adapter and model_identity(adapter)):
+        return loaded
+    try:
+        return load_backend(loaded.name, baseline["model"], baseline.get("adapter"), **load_options)
+    except VSkipError as err:
+        return unmeasured(f"the baseline's model cannot be loaded here ({err})")
+
+
+def evaluate_model(
+    model: str,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    adapter: str | Path | None = None,
+    backend: str = "transformers",
+    settings: EvalSettings = DEFAULT_EVAL,
+    baseline: str | Path | None = None,
+    progress: bool = True,
+    **load_options,
+) -> dict:
+    """`evaluate` of `model` (with `adapter`) on `backend`, loaded with `load_options`, as `vskip evaluate` runs it:
+    the results JSON at `baseline` read and checked first (`read_baseline`, and `check_baseline_model` where it is
+    to be timed beside), a warning where γ means little to the model (`ratio_warning`), and the baseline's model
+    loaded beside it to time (`baseline_model`)."""
+    results = read_baseline(baseline, records) if baseline else None
+    timed = results is not None and settings.latency_items > 0
+    if timed and backend_type(backend).times_baseline:
+        check_baseline_model(results, str(baseline))
+    warning = ratio_warning(model, adapter, settings.ratio)
+    if warning:
+        warn(warning)
+    loaded = load_backend(backend, model, adapter, records=records, base_dir=base_dir, **load_options)
+    beside = baseline_model(results, loaded, model, adapter, **load_options) if timed else None
+    return evaluate(loaded, records, base_dir, out, settings=settings, baseline=results, baseline_model=beside,
+                    adapter=adapter, progress=progress)
 
 
 def item_metrics(record: Record, generated: Record) -> Record:
@@ -198,7 +275,7 @@ def timed_generation(
 
 
 def evaluate(
-    loaded: LoadedModel,
+    loaded: LoadedModel | GenerationBackend,
     records: list[Record],
     base_dir: str | Path,
     out: str | Path,

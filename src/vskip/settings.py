@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 # Records per forward pass of every stage that runs a model over a file (generate, score, evaluate), and
 # sequences per step of distillation: one `--batch-size` option serves them all.
 BATCH_SIZE = 16
+# The engines that generate (`generate.load_backend`): transformers, or vLLM (`pip install 'vskip[vllm]'`, GPU only).
+BACKENDS = ("transformers", "vllm")
 # The longest reply a model may write, in new tokens (generate, evaluate).
 MAX_NEW_TOKENS = 160
 # The items per family of each vskip-synth split (a split holds four families).
