@@ -188,7 +188,7 @@ def main() -> None:
         visual_rows = quality(compress_records(rescored, ["visual"], [0.5]))
         ablation += [{**path, "union_split": None, **row} for row in visual_rows]
         for split in splits:
-            union = compress_records(rescored, ["vskip"], [0.5], union_split=split)
+            union = compress_records(rescored, ["vskip"], [0.5], turns={"vskip": split})
             rows = quality(union)
             if args.forced and (list(layers), visual.row, visual.aggregation) == (default, VisualPath().row,
                                                                                   VisualPath().aggregation):

@@ -22,6 +22,7 @@ _DEFINED_IN = {
     "EvalSettings": "settings",
     "LoadedModel": "models",
     "LoraSettings": "settings",
+    "WordScores": "gate",
     "compress_records": "compress",
     "distill": "distill",
     "evaluate": "evaluate",

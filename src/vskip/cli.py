@@ -324,7 +324,7 @@ def cmd_compress(args) -> None:
     _check(args)
     records = _read(args, args.data, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
     results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed,
-                               union_split=args.union_split)
+                               turns={"vskip": args.union_split})
     write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.data), Path(args.out).parent))
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
 
@@ -453,7 +453,7 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 def build_parser() -> argparse.ArgumentParser:
     # The stages' defaults, each defined once, in a module that does not load torch: help comes at once.
-    from .gate import METHODS, UNION_SPLIT
+    from .gate import METHODS
     from .settings import (
         DEFAULT_DISTILL,
         DEFAULT_EVAL,
@@ -465,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         TINY_SIZES,
         TINY_TRAINING,
         TINY_VISION_TRAINING,
+        UNION_SPLIT,
         VISUAL_AGGREGATIONS,
         VISUAL_ROWS,
         VisualPath,

@@ -21,6 +21,13 @@ Token scores are aggregated to the CoT's whitespace words (the units the gate ke
 max over the word's tokens: a word matters as much as its most informative piece, and max keeps a
 long number or name from being diluted by its predictable continuation tokens. A word's tokens are
 all those it writes, a token of whitespace alone before it included (`encoding.token_word_index`).
+
+Each path's record fields are named in one table, `gate.SCORE_PATHS` (the per-token field, the per-word field it
+is aggregated to, and how a record gets it): `score_records` aggregates every token path it wrote by that table,
+and `gate.TOKEN_FIELDS`, what later stages drop, is read from it. Adding a score path touches two places (see
+`vskip.gate`): one entry in `gate.SCORE_PATHS` and one gate function; besides them, the scorer that computes it —
+here, a `BatchScores` field written to the record under the entry's token field, or a module of its own that
+writes the word field, as `vskip.llmlingua2` does.
 """
 
 from __future__ import annotations
@@ -43,12 +50,13 @@ from .encoding import (
     word_spans,
 )
 from .errors import BadInput
+from .gate import SCORE_PATHS, TOKEN_FIELDS
 from .llmlingua2 import Classifier, word_keep_probabilities
 from .models.families import ModelFamily
 from .precision import stage_precision
 from .prompts import require_answer, response
 from .records import Record, require_fields
-from .settings import BATCH_SIZE, TOKEN_FIELDS, VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
+from .settings import BATCH_SIZE, VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
 
 # What a record needs to be scored (the CLI asks the same of the file it reads).
 SCORE_FIELDS = ("id", "image", "question", "cot")
@@ -275,12 +283,9 @@ def score_records(
             out["words"] = words
             out["word_tokens"] = [token_words.count(w) for w in range(len(words))]
             out["word_lead_tokens"] = lead_tokens(processor.tokenizer, words)
-            out["word_text_score"] = aggregate_words(out["text_score"], token_words, len(words))
-            out["word_visual_score"] = aggregate_words(out["visual_score"], token_words, len(words))
-            if blind:
-                out["word_gain_score"] = aggregate_words(out["gain_score"], token_words, len(words))
-            if scores.dependency is not None:
-                out["word_dependency_score"] = aggregate_words(out["dependency_score"], token_words, len(words))
+            for path in SCORE_PATHS.values():  # each path's token scores, aggregated to its word scores
+                if path.token_field in out:
+                    out[path.field] = aggregate_words(out[path.token_field], token_words, len(words))
             if llmlingua2 is not None:
                 out["word_llmlingua2_score"] = word_keep_probabilities(llmlingua2, item.cot)
             results.append(out)

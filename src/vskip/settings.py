@@ -21,8 +21,9 @@ BACKENDS = ("transformers", "vllm")
 MAX_NEW_TOKENS = 160
 # The items per family of each vskip-synth split (a split holds four families).
 SYNTH_TRAIN, SYNTH_VAL, SYNTH_TEST = 2000, 100, 300
-# A scored record's per-token arrays (`vskip score`): what later stages drop, keeping the per-word ones.
-TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score", "dependency_score")
+# Turns of the visual and the text ranking in each cycle of the `vskip` union (`vskip compress --union-split`):
+# one each, the paper's union.
+UNION_SPLIT = (1, 1)
 
 
 @dataclass
