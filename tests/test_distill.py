@@ -99,11 +99,11 @@ def test_adapter_loads_with_peft_and_merges_for_inference(adapter, base_dir):
 
 
 def test_the_auto_marker_learns_the_smallest_ratio_the_base_still_answers_from(monkeypatch, image_dataset_module):
-    evaluate = importlib.import_module("vskip.evaluate")  # the module: `vskip.evaluate` is also the API function
+    generate = importlib.import_module("vskip.generate")  # the module: `vskip.generate` is also the API function
     pairs = training_pairs(compressed(read_records(image_dataset_module), ratios=(0.3, 0.6, 1.0)), "vskip")
     # The base answers right from r0's γ 0.6 and r1's γ 0.3 compressions, from no compression of r2.
     right = {("r0", 0.6), ("r1", 0.3), ("r1", 0.6)}
-    monkeypatch.setattr(evaluate, "forced_correct", lambda loaded, records, base, **_: [
+    monkeypatch.setattr(generate, "forced_correct", lambda loaded, records, base, **_: [
         (record["id"], record["ratio"]) in right for record in records])
     auto, choices = adaptive_pairs(None, pairs, image_dataset_module.parent, batch_size=2)
     by_id = {record["id"]: reply for record, ratio, reply in auto if ratio == "auto"}
@@ -217,7 +217,7 @@ def test_an_interrupted_distill_resumes_to_the_student_an_uninterrupted_one_make
         raise AssertionError("the auto marker's forced answers were asked again")
 
     # The forced answers were journaled beside the checkpoint: the rerun has them all.
-    monkeypatch.setattr(importlib.import_module("vskip.evaluate"), "_forced_answers", asked_again)
+    monkeypatch.setattr(importlib.import_module("vskip.generate"), "_forced_answers", asked_again)
     parts = distill(str(base_dir), records, data.parent, tmp_path / "parts", settings=settings)
     assert resumed.taken == 2  # the two steps after the checkpoint, no more
     weights, resumed_weights = (load_file(path / "adapter_model.safetensors") for path in (whole, parts))

@@ -105,9 +105,9 @@ def adaptive_pairs(
     loaded, pairs: list[Pair], base_dir: str | Path, batch_size: int, journal: Path | None = None
 ) -> tuple[list[Pair], dict]:
     """The pairs the `auto` marker learns from, one per item: its compression at the smallest γ whose compressed CoT
-    `loaded` (the base: the teacher) still answers right when handed it (`evaluate.forced_correct`, journaled in
+    `loaded` (the base: the teacher) still answers right when handed it (`generate.forced_correct`, journaled in
     `journal` if given), or its whole CoT where none does; and the γ chosen, counted per task."""
-    from .evaluate import forced_correct
+    from .generate import forced_correct
 
     compressed = sorted((pair for pair in pairs if pair[1] != 1.0), key=lambda pair: pair[1])
     right = forced_correct(loaded, [record for record, _, _ in compressed], base_dir, batch_size=batch_size,

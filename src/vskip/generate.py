@@ -12,6 +12,7 @@ from typing import ClassVar, Protocol
 
 import torch
 
+from . import metrics
 from .encoding import check_context, encode, record_example
 from .errors import BadInput
 from .latency import Runner
@@ -20,7 +21,7 @@ from .prompts import Mode
 from .records import Record
 from .replies import generated_record
 from .settings import BACKENDS, BATCH_SIZE, MAX_NEW_TOKENS
-from .stage import run_stage
+from .stage import fingerprint, run_stage
 
 
 @torch.inference_mode()
@@ -264,3 +265,73 @@ def generate(
         description=f"generate ({mode}" + (f", sampled at {temperature})" if temperature > 0 else ")"),
         progress=progress,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Forced answers: what a compression leaves to answer from (distillation's `auto` marker, evaluation's benchmarks).
+
+
+def forced_correct(
+    loaded: LoadedModel,
+    records: list[Record],
+    base_dir: str | Path,
+    *,
+    ratio: float | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+    journal: str | Path | None = None,
+) -> list[bool]:
+    """Per record, whether `loaded` answers right when handed the record's `compressed_cot` (after the prompt,
+    with γ = `ratio`'s marker, or none) and asked only for the answer: what a compression leaves to answer from,
+    with the writing of it taken out. With `progress`, a progress bar.
+
+    With a `journal` path, the answers are journaled there as a stage's records are (`stage.run_stage`, keyed by
+    the model, its precision, `ratio` and the records' content) and the journal is kept when all are done: an
+    interrupted run resumes from it, and the caller removes it once it has used them.
+    """
+    from tqdm.auto import tqdm
+
+    from .models import model_identity
+
+    answer = partial(_forced_answers, loaded, base_dir=base_dir, ratio=ratio)
+    if journal is None:
+        starts = range(0, len(records), batch_size)
+        bar = tqdm(starts, desc="forced answers", unit="batch", disable=not progress or len(starts) < 2)
+        return [right for start in bar for right in answer(records[start : start + batch_size])]
+
+    # Records may share an id (an item compressed at several γ): each is keyed by its place in `records`, which
+    # their fingerprint in the settings ties to them.
+    def journaled(keys: list[Record]) -> list[Record]:
+        right = answer([records[int(key["id"])] for key in keys])
+        return [{"id": key["id"], "correct": correct} for key, correct in zip(keys, right, strict=True)]
+
+    done = run_stage(
+        [{"id": str(index)} for index in range(len(records))],
+        journaled,
+        journal,
+        settings={"model": model_identity(loaded.path), "precision": loaded.precision, "ratio": ratio,
+                  "records": fingerprint(records)},
+        batch_size=batch_size,
+        description="forced answers",
+        progress=progress,
+        keep_journal=True,
+    )
+    return [result["correct"] for result in done]
+
+
+def _forced_answers(
+    loaded: LoadedModel, batch: list[Record], *, base_dir: str | Path, ratio: float | None
+) -> list[bool]:
+    """`forced_correct` of one batch."""
+    from .prompts import ANSWER_PREFIX, split_response
+
+    examples = [record_example(loaded.processor, record, base_dir, ratio=ratio) for record in batch]
+    for example, record in zip(examples, batch, strict=True):
+        example.prompt += f"{record['compressed_cot']}\n{ANSWER_PREFIX}"
+    inputs = encode(loaded.processor, examples, for_generation=True).inputs
+    inputs = {key: value.to(loaded.model.device) for key, value in inputs.items()}
+    output = decode(loaded, inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1] :]
+    tokenizer = loaded.processor.tokenizer
+    return [metrics.is_correct(split_response(ANSWER_PREFIX + tokenizer.decode(tokens, skip_special_tokens=True))[1],
+                               record)
+            for record, tokens in zip(batch, output, strict=True)]
