@@ -37,7 +37,8 @@ from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.report.tables import format_table
-from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, default_key_layers, score_records
+from vskip.score import default_key_layers, score_records
+from vskip.settings import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
 
 FUNCTION_WORDS = frozenset(
     "a an the is are was were be of at on in to and or it its there that this then so as by with "

@@ -16,8 +16,8 @@ from vskip import prompts
 from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel
 from vskip.models import family_for, supported_model_types
-from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, score_batch
-from vskip.settings import LORA_TARGETS
+from vskip.score import score_batch
+from vskip.settings import LORA_TARGETS, VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
 
 VOCAB = 96
 IMAGE, VIDEO = 90, 91  # image and video placeholder token ids in the hand-built inputs

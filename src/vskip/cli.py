@@ -457,7 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .settings import (
         DEFAULT_DISTILL,
         DEFAULT_EVAL,
+        FALLBACKS,
         LORA_TARGETS,
+        SELECTIONS,
         SYNTH_TEST,
         SYNTH_TRAIN,
         SYNTH_VAL,
@@ -593,8 +595,6 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--auto", action=argparse.BooleanOptionalAction, default=DEFAULT_DISTILL.auto,
                          help="also teach the auto marker: per item, the smallest γ whose compression the base "
                               "still answers right from when handed it (one forced answer per item and γ first)")
-    from .rounds import FALLBACKS, SELECTIONS
-
     rounds = DEFAULT_DISTILL.rounds
     distill.add_argument("--rounds", type=_count, default=rounds.count,
                          help="on-policy rounds after the first student: it writes its own compressions, the right "

@@ -46,7 +46,7 @@ from .models import load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
 from .records import Record, check_ratio, iter_jsonl, require_fields, write_jsonl_atomic
-from .rounds import check_rounds, on_policy_pairs
+from .rounds import on_policy_pairs
 from .settings import DEFAULT_DISTILL, DistillSettings, RoundSettings
 from .stage import fingerprint
 from .training import fit
@@ -187,9 +187,6 @@ def distill(
     A round already made from the same pairs and recipe is not made again, so an interrupted run resumes.
     """
     out_dir = Path(out_dir)
-    if settings.training.steps < 1:
-        raise BadInput(f"steps {settings.training.steps} must be at least 1")
-    check_rounds(settings.rounds)
     if settings.lora is None:
         if load_options.get("dtype", "auto") not in ("auto", "float32", torch.float32):
             raise BadInput(f"a full fine-tune trains float32 weights, not {load_options['dtype']}; "

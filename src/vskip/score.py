@@ -56,17 +56,14 @@ from .models.families import ModelFamily
 from .precision import stage_precision
 from .prompts import require_answer, response
 from .records import Record, require_fields
-from .settings import BATCH_SIZE, VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
+from .settings import BATCH_SIZE, VisualPath
 
 # What a record needs to be scored (the CLI asks the same of the file it reads).
 SCORE_FIELDS = ("id", "image", "question", "cot")
 
 
 def check_visual_path(visual: VisualPath, family: ModelFamily, config) -> None:
-    """`BadInput` for options the visual path does not have, or key layers that do not see the image."""
-    if visual.row not in VISUAL_ROWS or visual.aggregation not in VISUAL_AGGREGATIONS:
-        raise BadInput(f"visual path {visual.row!r}, {visual.aggregation!r}: the row is one of "
-                       f"{', '.join(VISUAL_ROWS)}, the aggregation one of {', '.join(VISUAL_AGGREGATIONS)}")
+    """`BadInput` for key layers that do not see the image (`VisualPath` checks its other options itself)."""
     if visual.key_layers is not None:
         valid = family.image_layers(config)
         if not visual.key_layers or any(layer not in valid for layer in visual.key_layers):

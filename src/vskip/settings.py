@@ -1,16 +1,26 @@
 """Every knob of every stage and its default, as plain data: the settings objects and the constants that
 the API's signatures and the CLI's options both read, each defined here once.
 
+Every settings object is frozen and checks itself when made: a value out of range is a `BadInput` naming it,
+whether it came from the CLI, the API or `dataclasses.replace`. (What depends on a model, such as which
+layers see the image, is checked where the model is loaded.)
+
 Nothing here imports torch or transformers: the CLI shows these defaults in its help at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from .prompts import Mode
+from .errors import BadInput
+from .prompts import MODES, Mode
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise BadInput(message)
+
 
 # Records per forward pass of every stage that runs a model over a file (generate, score, evaluate), and
 # sequences per step of distillation: one `--batch-size` option serves them all.
@@ -26,7 +36,7 @@ SYNTH_TRAIN, SYNTH_VAL, SYNTH_TEST = 2000, 100, 300
 UNION_SPLIT = (1, 1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     steps: int = 1000
     batch_size: int = 16
@@ -39,6 +49,12 @@ class TrainConfig:
     # 0: only at the end. Saving distill's default LoRA student on vskip-tiny (7.5 MB) takes about 40 ms, a step
     # 0.6 s or more on 2 cores: every 100 steps costs under 0.1 %, and a kill loses at most 100 steps.
     checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, f"steps {self.steps} must be at least 1")
+        _require(self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1")
+        _require(self.learning_rate > 0, f"learning rate {self.learning_rate} must be above 0")
+        _require(self.warmup_steps >= 0, f"warm-up steps {self.warmup_steps} must be 0 or more")
 
 
 # LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention
@@ -58,6 +74,19 @@ class LoraSettings:
     dropout: float = 0.0
     target_modules: str = "all-linear"  # a name in LORA_TARGETS: "attention" or "all-linear"
 
+    def __post_init__(self) -> None:
+        _require(self.rank >= 1 and self.alpha >= 1, f"LoRA rank {self.rank} and alpha {self.alpha} must be at least 1")
+        _require(self.target_modules in LORA_TARGETS,
+                 f"target modules {self.target_modules!r}: valid are {', '.join(LORA_TARGETS)}")
+
+
+# How a round chooses among a student's qualifying candidates, and what becomes of an item with none
+# (`vskip.rounds`).
+Selection = Literal["gate", "shortest"]
+SELECTIONS: tuple[Selection, ...] = ("gate", "shortest")
+Fallback = Literal["keep", "drop"]
+FALLBACKS: tuple[Fallback, ...] = ("keep", "drop")
+
 
 @dataclass(frozen=True)
 class RoundSettings:
@@ -68,8 +97,15 @@ class RoundSettings:
     count: int = 0
     samples: int = 1
     temperature: float = 1.0
-    selection: str = "gate"  # rounds.SELECTIONS
-    fallback: str = "keep"  # rounds.FALLBACKS
+    selection: str = "gate"  # SELECTIONS
+    fallback: str = "keep"  # FALLBACKS
+
+    def __post_init__(self) -> None:
+        _require(self.count >= 0, f"rounds {self.count} must be 0 or more")
+        _require(self.samples >= 1, f"samples {self.samples} must be at least 1 (the greedy candidate)")
+        _require(self.temperature > 0, f"temperature {self.temperature} must be above 0")
+        _require(self.selection in SELECTIONS, f"selection {self.selection!r}: valid are {', '.join(SELECTIONS)}")
+        _require(self.fallback in FALLBACKS, f"fallback {self.fallback!r}: valid are {', '.join(FALLBACKS)}")
 
 
 @dataclass(frozen=True)
@@ -95,11 +131,15 @@ class DistillSettings:
     auto: bool = True
     rounds: RoundSettings = RoundSettings()
 
+    def __post_init__(self) -> None:
+        _require(self.full_share is None or 0 <= self.full_share < 1,
+                 f"full share {self.full_share} must be at least 0 and below 1")
+
 
 DEFAULT_DISTILL = DistillSettings()
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalSettings:
     mode: Mode = "cot"
     ratio: float | str | None = None  # γ, "auto" (`prompts.AUTO`), or None: the full CoT
@@ -107,6 +147,12 @@ class EvalSettings:
     latency_items: int = 48
     max_new_tokens: int = MAX_NEW_TOKENS
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.mode in MODES, f"mode {self.mode!r}: valid are {', '.join(MODES)}")
+        _require(self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1")
+        _require(self.latency_items >= 0, f"latency items {self.latency_items} must be 0 or more")
+        _require(self.max_new_tokens >= 1, f"max new tokens {self.max_new_tokens} must be at least 1")
 
 
 DEFAULT_EVAL = EvalSettings()
@@ -131,6 +177,11 @@ class VisualPath:
     key_layers: tuple[int, ...] | None = None  # None: `default_key_layers`
     row: str = "predictor"  # one of VISUAL_ROWS
     aggregation: str = "layer-mean-head-max"  # one of VISUAL_AGGREGATIONS
+
+    def __post_init__(self) -> None:
+        _require(self.row in VISUAL_ROWS and self.aggregation in VISUAL_AGGREGATIONS,
+                 f"visual path {self.row!r}, {self.aggregation!r}: the row is one of {', '.join(VISUAL_ROWS)}, "
+                 f"the aggregation one of {', '.join(VISUAL_AGGREGATIONS)}")
 
 
 @dataclass(frozen=True)
