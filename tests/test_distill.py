@@ -29,7 +29,7 @@ from vskip.models import load_model
 from vskip.models.tiny import save_processor
 from vskip.records import read_records
 from vskip.settings import LORA_TARGETS, LoraSettings, RoundSettings
-from vskip.training import TrainConfig, fit, train_step
+from vskip.training import TrainSettings, fit, train_step
 from vskip.vllm_backend import adapter_layout_problems
 
 
@@ -43,7 +43,7 @@ def base_dir(tiny_random, tmp_path_factory):
 
 def quick(**changes) -> DistillSettings:
     """A three-step recipe, logging every step."""
-    return DistillSettings(training=TrainConfig(steps=3, batch_size=2, warmup_steps=1, log_every=1), **changes)
+    return DistillSettings(training=TrainSettings(steps=3, batch_size=2, warmup_steps=1, log_every=1), **changes)
 
 
 def compressed(records, ratios=(0.5, 1.0)):
@@ -62,7 +62,7 @@ def adapter(base_dir, tmp_path_factory, request):
     data = request.getfixturevalue("image_dataset_module")
     out = tmp_path_factory.mktemp("adapter")
     distill(str(base_dir), compressed(read_records(data)), data.parent, out,
-            settings=DistillSettings(training=TrainConfig(steps=3, batch_size=2, warmup_steps=1)))
+            settings=DistillSettings(training=TrainSettings(steps=3, batch_size=2, warmup_steps=1)))
     return out
 
 
@@ -143,7 +143,7 @@ def test_no_steps_is_refused_before_the_model_loads(image_dataset_module, tmp_pa
     records = compressed(read_records(image_dataset_module))
     with pytest.raises(BadInput, match="steps 0 must be at least 1"):
         distill("./no-model-here", records, image_dataset_module.parent, tmp_path / "adapter",
-                settings=DistillSettings(training=TrainConfig(steps=0)))
+                settings=DistillSettings(training=TrainSettings(steps=0)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -247,7 +247,7 @@ def _train(base_dir, data, gradient_checkpointing):
         chosen = rng.choices(pairs, k=n)
         return [record_example(loaded.processor, r, data.parent, ratio=g, reply=y) for r, g, y in chosen]
 
-    log = fit(model, loaded.processor, sample, TrainConfig(steps=2, batch_size=2, warmup_steps=1, log_every=1))
+    log = fit(model, loaded.processor, sample, TrainSettings(steps=2, batch_size=2, warmup_steps=1, log_every=1))
     return log, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}, len(calls)
 
 

@@ -211,11 +211,11 @@ def build_mllama():
 
 def build_qwen2_vl(tiny_processor):
     """The Qwen2-VL path end to end: the project's processor builds the inputs."""
-    from vskip.models.tiny import TinyConfig, build_model
+    from vskip.models.tiny import TinySettings, build_model
 
     model = build_model(
         tiny_processor.tokenizer,
-        TinyConfig(
+        TinySettings(
             vocab_size=400,
             text_hidden=64,
             text_layers=3,

@@ -9,14 +9,14 @@ from vskip.settings import (
     EvalSettings,
     LoraSettings,
     RoundSettings,
-    TrainConfig,
+    TrainSettings,
     VisualPath,
 )
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: TrainConfig(steps=0), "steps 0 must be at least 1"),
-    (lambda: TrainConfig(learning_rate=0.0), "learning rate 0.0 must be above 0"),
+    (lambda: TrainSettings(steps=0), "steps 0 must be at least 1"),
+    (lambda: TrainSettings(learning_rate=0.0), "learning rate 0.0 must be above 0"),
     (lambda: LoraSettings(rank=0), "LoRA rank 0"),
     (lambda: LoraSettings(target_modules="mlp"), "target modules 'mlp': valid are attention, all-linear"),
     (lambda: RoundSettings(samples=0), "samples 0 must be at least 1"),

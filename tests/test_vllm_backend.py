@@ -17,7 +17,7 @@ from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel, VSkipError
 from vskip.generate import generate_batch, generation_runner
 from vskip.records import read_records
-from vskip.training import TrainConfig
+from vskip.training import TrainSettings
 from vskip.vllm_backend import VLLM_MISSING, VllmModel, adapter_layout_problems, generate_batch_vllm, load_vllm
 
 
@@ -81,7 +81,7 @@ def adapter(saved_tiny, dataset, tmp_path_factory):
         compressed(read_records(dataset)),
         dataset.parent,
         out,
-        settings=DistillSettings(training=TrainConfig(steps=2, batch_size=2, warmup_steps=1)),
+        settings=DistillSettings(training=TrainSettings(steps=2, batch_size=2, warmup_steps=1)),
     )
     return out
 

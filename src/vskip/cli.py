@@ -130,7 +130,7 @@ def _show_warning(show_other, message, category, *args, **kwargs) -> None:
 
 
 def _warm_up_warning(option: str, training) -> None:
-    """Warn when a run of `training` (a `TrainConfig`) ends before its learning rate has warmed up to its peak."""
+    """Warn when a run of `training` (a `TrainSettings`) ends before its learning rate has warmed up to its peak."""
     if training.steps < training.warmup_steps:
         warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
               f"never reaches its peak ({training.learning_rate:g})")

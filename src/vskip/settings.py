@@ -37,7 +37,7 @@ UNION_SPLIT = (1, 1)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainSettings:
     steps: int = 1000
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -117,8 +117,8 @@ class DistillSettings:
     γ it names; on every linear layer, for 1,500 steps, the student writes close to the length asked.
     """
 
-    training: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=1500, batch_size=BATCH_SIZE, learning_rate=1e-3, warmup_steps=30)
+    training: TrainSettings = field(
+        default_factory=lambda: TrainSettings(steps=1500, batch_size=BATCH_SIZE, learning_rate=1e-3, warmup_steps=30)
     )
     # None: train every weight of the language model instead (float32; vision tower frozen).
     lora: LoraSettings | None = LoraSettings()
@@ -185,7 +185,7 @@ class VisualPath:
 
 
 @dataclass(frozen=True)
-class TinyConfig:
+class TinySettings:
     """The sizes of vskip-tiny; defaults are the shipped model's."""
 
     vocab_size: int = 640
@@ -200,12 +200,40 @@ class TinyConfig:
     max_positions: int = 1024
 
 
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's run (`vskip demo`, `demo.run_demo`): its model, data sizes, methods, γ and students."""
+
+    model: str = "vskip-tiny"
+    dtype: str = "auto"  # precision.DTYPES: every model the demo loads, teacher and students
+    seed: int = 0
+    # Sized for ≤ 40 minutes on 2 CPU cores with the natural teacher (CoTs of ~55 tokens).
+    n_distill: int = 400  # training items per family whose teacher CoTs are compressed and distilled
+    n_test: int = 75  # test items per family
+    methods: tuple[str, ...] = ("text", "vskip", "vskip+dependency")
+    ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
+    auto: bool = True  # each student is also asked to choose its own budget (`prompts.AUTO`)
+    distill_steps: int = 1000  # per student, and per round of on-policy rounds
+    rounds: int = 0  # on-policy rounds per student (`vskip.rounds`); the round-0 student is evaluated beside the last
+    samples: int = 1  # candidates per item and γ in a round: one greedy, the rest sampled
+    batch_size: int = 32
+    latency_items: int = 96  # ~24 per family: the per-family speed-ups need a couple dozen pairs each
+    examples_per_task: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("n_distill", "n_test", "distill_steps", "samples", "batch_size"):
+            _require(getattr(self, name) >= 1, f"{name} {getattr(self, name)} must be at least 1")
+        for name in ("rounds", "latency_items", "examples_per_task"):
+            _require(getattr(self, name) >= 0, f"{name} {getattr(self, name)} must be 0 or more")
+        _require(bool(self.methods) and bool(self.ratios), "the demo needs at least one method and one γ")
+
+
 # The recipe of the shipped vskip-tiny (`vskip tiny train`; `models.train_tiny` says what each stage does).
-TINY_SIZES = TinyConfig()
-TINY_VISION_TRAINING = TrainConfig(
+TINY_SIZES = TinySettings()
+TINY_VISION_TRAINING = TrainSettings(
     steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
 )
 TINY_DIRECT_SHARE = 0.5
-TINY_TRAINING = TrainConfig(
+TINY_TRAINING = TrainSettings(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )
