@@ -7,6 +7,7 @@ import math
 import signal
 import sys
 import warnings
+from dataclasses import fields, replace
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -59,8 +60,8 @@ def _budget(text: str) -> float | str:
     return AUTO if text.strip() == AUTO else _ratio(text)
 
 
-def _ratio_list(text: str) -> list[float]:
-    return [_ratio(part) for part in text.split(",") if part.strip()]
+def _ratio_list(text: str) -> tuple[float, ...]:
+    return tuple(_ratio(part) for part in text.split(",") if part.strip())
 
 
 def _union_split(text: str) -> tuple[int, int]:
@@ -74,9 +75,9 @@ def _union_split(text: str) -> tuple[int, int]:
     return visual, text_turns
 
 
-def _layer_list(text: str) -> list[int]:
+def _layer_list(text: str) -> tuple[int, ...]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer indices") from None
 
@@ -116,6 +117,41 @@ def _number_where(accept, what: str):
 
 _positive_number = _number_where(lambda value: 0 < value < math.inf, "a positive number")
 _share = _number_where(lambda value: 0 <= value < 1, "a share in [0, 1)")
+
+
+def _setting_options(parser: argparse.ArgumentParser, settings, *, unset: bool = False) -> None:
+    """One option for each field of the settings object `settings` that names one (`settings.Option`), with its help
+    and the object's value as its default; with `unset`, the option defaults to None (not given: the caller keeps
+    the object's value, `_given_settings`) and its help says the value."""
+    kinds = {"count": _count, "positive": _positive, "positive number": _positive_number, "share": _share,
+             "ratios": _ratio_list, "layers": _layer_list}
+    for item in fields(settings):
+        spec = item.metadata.get("option")
+        if spec is None:
+            continue
+        value = getattr(settings, item.name)
+        help = f"{spec.help} (default: {value})" if unset else spec.help
+        options = {"default": None if unset else value, "help": help}
+        if spec.kind == "flag":
+            options["action"] = argparse.BooleanOptionalAction
+        elif spec.choices:
+            options["choices"] = list(spec.choices)
+        else:
+            options["type"] = kinds[spec.kind]
+        parser.add_argument(spec.flag, **options)
+
+
+def _given(args, settings) -> dict:
+    """Field name -> value, for each option of the settings object `settings` (`_setting_options`) that was given: an
+    option left at None, or given an empty list, was not."""
+    values = {item.name: getattr(args, item.metadata["option"].flag.lstrip("-").replace("-", "_"))
+              for item in fields(settings) if "option" in item.metadata}
+    return {name: value for name, value in values.items() if value is not None and value != ()}
+
+
+def _given_settings(args, settings):
+    """`settings` with the values of its options that were given in place (`_given`)."""
+    return replace(settings, **_given(args, settings))
 
 
 def _show_warning(show_other, message, category, *args, **kwargs) -> None:
@@ -302,12 +338,12 @@ def cmd_generate(args) -> None:
 
 def cmd_score(args) -> None:
     from .llmlingua2 import load_classifier
-    from .score import SCORE_FIELDS, VisualPath, score
+    from .score import SCORE_FIELDS, score
+    from .settings import VisualPath
 
     _check(args)
     records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
-    visual = VisualPath(key_layers=tuple(args.key_layers) if args.key_layers else None, row=args.visual_row,
-                        aggregation=args.visual_aggregation)
+    visual = _given_settings(args, VisualPath())
     llmlingua2 = None if args.llmlingua2_model is None else load_classifier(
         args.llmlingua2_model, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
     results = score(
@@ -351,23 +387,17 @@ def cmd_distill(args) -> None:
 
 def _distill_settings(args):
     """The recipe the options ask for: `DEFAULT_DISTILL` with what was given in its place."""
-    from dataclasses import replace
+    from .settings import DEFAULT_DISTILL
 
-    from .settings import DEFAULT_DISTILL, RoundSettings
-
-    lora = {"rank": args.rank, "alpha": args.alpha, "target_modules": args.target_modules}
-    given = {key: value for key, value in lora.items() if value is not None}
+    lora = _given_settings(args, DEFAULT_DISTILL.lora)
+    given = _given(args, DEFAULT_DISTILL.lora)
     if args.full and given:
         flags = ", ".join(f"--{key.replace('_', '-')}" for key in given)
         raise BadInput(f"{flags} shape a LoRA adapter; --full trains every weight of the language model instead")
     training = replace(DEFAULT_DISTILL.training, steps=args.steps, learning_rate=args.lr,
                        batch_size=args.batch_size, seed=args.seed)
-    return replace(
-        DEFAULT_DISTILL, training=training, lora=None if args.full else replace(DEFAULT_DISTILL.lora, **given),
-        ratios=tuple(args.ratios) if args.ratios else None, full_share=args.full_share, auto=args.auto,
-        rounds=RoundSettings(count=args.rounds, samples=args.samples, temperature=args.temperature,
-                             selection=args.selection, fallback=args.fallback),
-    )
+    return replace(_given_settings(args, DEFAULT_DISTILL), training=training, lora=None if args.full else lora,
+                   rounds=_given_settings(args, DEFAULT_DISTILL.rounds))
 
 
 def cmd_merge(args) -> None:
@@ -457,9 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
     from .settings import (
         DEFAULT_DISTILL,
         DEFAULT_EVAL,
-        FALLBACKS,
-        LORA_TARGETS,
-        SELECTIONS,
         SYNTH_TEST,
         SYNTH_TRAIN,
         SYNTH_VAL,
@@ -468,13 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
         TINY_TRAINING,
         TINY_VISION_TRAINING,
         UNION_SPLIT,
-        VISUAL_AGGREGATIONS,
-        VISUAL_ROWS,
         VisualPath,
     )
     from .synth.style import COT_STYLES
 
-    default_visual = VisualPath()
     parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -539,13 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "model", "batch", "records", "images")
     score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
     score.add_argument("--out", required=True, help="JSONL of the records with their scores")
-    score.add_argument("--key-layers", type=_layer_list,
-                       help="comma-separated layer indices (default: every layer that sees the image)")
-    score.add_argument("--visual-row", choices=VISUAL_ROWS, default=default_visual.row,
-                       help="query row whose attention to the image scores token i: its own, or the one that "
-                            "predicted it (i - 1, where the text path reads its surprisal)")
-    score.add_argument("--visual-aggregation", choices=VISUAL_AGGREGATIONS, default=default_visual.aggregation,
-                       help="mean over key layers then max over heads (the paper's formula), or the other order")
+    _setting_options(score, VisualPath())
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
     score.add_argument("--llmlingua2-model", metavar="CLASSIFIER",
                        help="also score each word's LLMLingua-2 keep probability (for `compress --methods llmlingua2`) "
@@ -574,39 +592,16 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
     distill.add_argument("--method", default="vskip", help="whose compressed CoTs to learn")
     distill.add_argument("--out", required=True, help="directory for the adapter (PEFT format), or the model (--full)")
-    schedule, lora = DEFAULT_DISTILL.training, DEFAULT_DISTILL.lora
+    schedule = DEFAULT_DISTILL.training
     distill.add_argument("--steps", type=_positive, default=schedule.steps, help="training steps")
     distill.add_argument("--lr", type=_positive_number, default=schedule.learning_rate, help="peak learning rate")
     distill.add_argument("--seed", type=int, default=schedule.seed, help="seed of initialisation and sampling")
-    distill.add_argument("--rank", type=_positive, help=f"LoRA rank (default: {lora.rank})")
-    distill.add_argument("--alpha", type=_positive,
-                         help=f"LoRA alpha: the update is scaled by alpha / rank (default: {lora.alpha})")
-    distill.add_argument("--target-modules", choices=list(LORA_TARGETS),
-                         help="LoRA on the language model's attention projections (q, k, v, o), or on all its linear "
-                              f"layers (attention and MLP); never on the vision tower (default: {lora.target_modules})")
+    _setting_options(distill, DEFAULT_DISTILL.lora, unset=True)  # unset: --full refuses any that was given
     distill.add_argument("--full", action="store_true",
                          help="train every weight of the language model instead of a LoRA adapter (float32; vision "
                               "tower frozen) and save a model directory, for `evaluate --model`")
-    distill.add_argument("--ratios", type=_ratio_list,
-                         help="comma-separated γ values to learn, each in --data (default: every γ it has); "
-                              "γ = 1, the uncompressed CoT, is always learned")
-    distill.add_argument("--full-share", type=_share,
-                         help="share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))")
-    distill.add_argument("--auto", action=argparse.BooleanOptionalAction, default=DEFAULT_DISTILL.auto,
-                         help="also teach the auto marker: per item, the smallest γ whose compression the base "
-                              "still answers right from when handed it (one forced answer per item and γ first)")
-    rounds = DEFAULT_DISTILL.rounds
-    distill.add_argument("--rounds", type=_count, default=rounds.count,
-                         help="on-policy rounds after the first student: it writes its own compressions, the right "
-                         "ones within budget become the next student's targets")
-    distill.add_argument("--samples", type=_positive, default=rounds.samples,
-                         help="candidates a round's student writes per item and γ: one greedy, the rest sampled")
-    distill.add_argument("--temperature", type=_positive_number, default=rounds.temperature,
-                         help="sampling temperature of the candidates after the first")
-    distill.add_argument("--selection", choices=SELECTIONS, default=rounds.selection,
-                         help="among qualifying candidates: the one keeping most of the gate's words, or the shortest")
-    distill.add_argument("--fallback", choices=FALLBACKS, default=rounds.fallback,
-                         help="an item with no qualifying candidate keeps the gate's compression, or is dropped")
+    _setting_options(distill, DEFAULT_DISTILL)
+    _setting_options(distill, DEFAULT_DISTILL.rounds)
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")
     distill.set_defaults(run=cmd_distill)
@@ -632,8 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="results JSON of the uncompressed run: ActRatio divides by its CoT lengths, and its "
                                "model (and adapter, found from where the JSON is) is loaded again and timed beside "
                                "this run for the speed-up")
-    evaluate.add_argument("--latency-items", type=_count, default=DEFAULT_EVAL.latency_items,
-                          help="items timed at batch 1 (with the baseline's model beside, alternating); 0: none")
+    _setting_options(evaluate, DEFAULT_EVAL)
     evaluate.add_argument("--out", required=True, help="results JSON; per-item records go to OUT.items.jsonl")
     evaluate.set_defaults(run=cmd_evaluate)
 

@@ -22,6 +22,23 @@ def _require(condition: bool, message: str) -> None:
         raise BadInput(message)
 
 
+@dataclass(frozen=True)
+class Option:
+    """How the CLI sets one field of a settings object (`cli` builds the option from it): its flag and help, and how
+    its text reads: `kind`, a name the CLI maps to a parser ("count", "positive", "positive number", "share",
+    "ratios", "layers", or "flag": --x / --no-x), or `choices`."""
+
+    flag: str
+    help: str
+    kind: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+def option(flag: str, help: str, kind: str | None = None, choices: tuple[str, ...] | None = None) -> dict:
+    """A settings field's metadata naming its CLI option (`Option`)."""
+    return {"option": Option(flag, help, kind, choices)}
+
+
 # Records per forward pass of every stage that runs a model over a file (generate, score, evaluate), and
 # sequences per step of distillation: one `--batch-size` option serves them all.
 BATCH_SIZE = 16
@@ -69,10 +86,14 @@ LORA_TARGETS = {
 
 @dataclass(frozen=True)
 class LoraSettings:
-    rank: int = 32
-    alpha: int = 64
+    rank: int = field(default=32, metadata=option("--rank", "LoRA rank", "positive"))
+    alpha: int = field(default=64, metadata=option("--alpha", "LoRA alpha: the update is scaled by alpha / rank",
+                                                   "positive"))
     dropout: float = 0.0
-    target_modules: str = "all-linear"  # a name in LORA_TARGETS: "attention" or "all-linear"
+    # A name in LORA_TARGETS: "attention" or "all-linear".
+    target_modules: str = field(default="all-linear", metadata=option(
+        "--target-modules", "LoRA on the language model's attention projections (q, k, v, o), or on all its linear "
+        "layers (attention and MLP); never on the vision tower", choices=tuple(LORA_TARGETS)))
 
     def __post_init__(self) -> None:
         _require(self.rank >= 1 and self.alpha >= 1, f"LoRA rank {self.rank} and alpha {self.alpha} must be at least 1")
@@ -94,11 +115,19 @@ class RoundSettings:
     candidates per item and γ (the first greedy, the rest sampled at `temperature`), the qualifying ones chosen
     by `selection` become the next student's targets, and items with none keep the gate's (`fallback`)."""
 
-    count: int = 0
-    samples: int = 1
-    temperature: float = 1.0
-    selection: str = "gate"  # SELECTIONS
-    fallback: str = "keep"  # FALLBACKS
+    count: int = field(default=0, metadata=option(
+        "--rounds", "on-policy rounds after the first student: it writes its own compressions, the right ones within "
+        "budget become the next student's targets", "count"))
+    samples: int = field(default=1, metadata=option(
+        "--samples", "candidates a round's student writes per item and γ: one greedy, the rest sampled", "positive"))
+    temperature: float = field(default=1.0, metadata=option(
+        "--temperature", "sampling temperature of the candidates after the first", "positive number"))
+    selection: str = field(default="gate", metadata=option(
+        "--selection", "among qualifying candidates: the one keeping most of the gate's words, or the shortest",
+        choices=SELECTIONS))
+    fallback: str = field(default="keep", metadata=option(
+        "--fallback", "an item with no qualifying candidate keeps the gate's compression, or is dropped",
+        choices=FALLBACKS))
 
     def __post_init__(self) -> None:
         _require(self.count >= 0, f"rounds {self.count} must be 0 or more")
@@ -123,12 +152,17 @@ class DistillSettings:
     # None: train every weight of the language model instead (float32; vision tower frozen).
     lora: LoraSettings | None = LoraSettings()
     # The γ values to learn, each present in the compressed file (None: all it has). γ = 1 is always there.
-    ratios: tuple[float, ...] | None = None
+    ratios: tuple[float, ...] | None = field(default=None, metadata=option(
+        "--ratios", "comma-separated γ values to learn, each in --data (default: every γ it has); γ = 1, the "
+        "uncompressed CoT, is always learned", "ratios"))
     # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
-    full_share: float | None = None
+    full_share: float | None = field(default=None, metadata=option(
+        "--full-share", "share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))", "share"))
     # Also teach the `auto` marker (as one more γ): each item's smallest γ whose compression the base model
     # still answers right when handed it, or its whole CoT where none does.
-    auto: bool = True
+    auto: bool = field(default=True, metadata=option(
+        "--auto", "also teach the auto marker: per item, the smallest γ whose compression the base still answers "
+        "right from when handed it (one forced answer per item and γ first)", "flag"))
     rounds: RoundSettings = RoundSettings()
 
     def __post_init__(self) -> None:
@@ -144,7 +178,8 @@ class EvalSettings:
     mode: Mode = "cot"
     ratio: float | str | None = None  # γ, "auto" (`prompts.AUTO`), or None: the full CoT
     batch_size: int = BATCH_SIZE
-    latency_items: int = 48
+    latency_items: int = field(default=48, metadata=option(
+        "--latency-items", "items timed at batch 1 (with the baseline's model beside, alternating); 0: none", "count"))
     max_new_tokens: int = MAX_NEW_TOKENS
     seed: int = 0
 
@@ -174,9 +209,14 @@ class VisualPath:
     VISUAL_ROWS), the paper's formula is `row="own"`. Choices for ablations on a validation split, never on
     the test split."""
 
-    key_layers: tuple[int, ...] | None = None  # None: `default_key_layers`
-    row: str = "predictor"  # one of VISUAL_ROWS
-    aggregation: str = "layer-mean-head-max"  # one of VISUAL_AGGREGATIONS
+    key_layers: tuple[int, ...] | None = field(default=None, metadata=option(  # None: `default_key_layers`
+        "--key-layers", "comma-separated layer indices (default: every layer that sees the image)", "layers"))
+    row: str = field(default="predictor", metadata=option(
+        "--visual-row", "query row whose attention to the image scores token i: its own, or the one that predicted "
+        "it (i - 1, where the text path reads its surprisal)", choices=VISUAL_ROWS))
+    aggregation: str = field(default="layer-mean-head-max", metadata=option(
+        "--visual-aggregation", "mean over key layers then max over heads (the paper's formula), or the other order",
+        choices=VISUAL_AGGREGATIONS))
 
     def __post_init__(self) -> None:
         _require(self.row in VISUAL_ROWS and self.aggregation in VISUAL_AGGREGATIONS,
