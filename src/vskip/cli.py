@@ -223,31 +223,19 @@ def _read(
     images: bool = True,
     unique: tuple[str, ...] = ("id",),
 ) -> list:
-    """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason).
-
-    A file with no record left to work on is refused, as every other bad input, before any work.
-    """
+    """The dataset's good records (`inputs.read_dataset`); with --skip-bad the bad ones go to OUT.skipped.jsonl
+    (line or id, reason), and a line on stderr says how many."""
     from .distributed import is_main_process
-    from .records import IMAGE_ROOT, check_records, read_records, write_jsonl_atomic
+    from .inputs import read_dataset
     from .stage import side_path
 
-    skipped: list | None = [] if args.skip_bad else None
-    records = read_records(path, required, unique=unique, skipped=skipped)
-    if getattr(args, "images", None):  # the override: every record's images are relative to --images
-        records = [{key: value for key, value in record.items() if key != IMAGE_ROOT} for record in records]
-    records = check_records(
-        records, _base_dir(args, path) if images else None, needs_answer=needs_answer,
-        allow_outside_paths=getattr(args, "allow_outside_paths", False), skipped=skipped,
+    side = side_path(args.out, ".skipped.jsonl") if args.skip_bad else None
+    records, skipped = read_dataset(
+        path, required, images=getattr(args, "images", None) or None, check_images=images, needs_answer=needs_answer,
+        unique=unique, allow_outside_paths=getattr(args, "allow_outside_paths", False), skipped_to=side,
     )
-    if not records:
-        first = skipped[0]["reason"] if skipped else ""
-        why = f"all {len(skipped)} were set aside as bad, the first: {first}" if skipped else "the file is empty"
-        raise BadInput(f"{path}: no records to work on ({why})")
-    if skipped is not None and is_main_process():
-        side = side_path(args.out, ".skipped.jsonl")
-        write_jsonl_atomic(side, skipped)
-        if skipped:
-            print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
+    if skipped and is_main_process():
+        print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
     return records
 
 
