@@ -248,12 +248,6 @@ def _dtype_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args):
-    from .models import load_model
-
-    return load_model(args.model, **_load_options(args))
-
-
 def _load_options(args) -> dict:
     return {"dtype": args.dtype, "allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
 
@@ -311,45 +305,38 @@ def cmd_tiny_train(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from .generate import generate, load_backend
+    from .generate import generate_model
     from .records import REQUIRED_FIELDS
 
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
-    base_dir = _base_dir(args, args.data)
-    model = load_backend(args.backend, args.model, records=records, base_dir=base_dir, **_load_options(args))
-    results = generate(model, records, base_dir, args.out, mode=args.mode, batch_size=args.batch_size,
-                       max_new_tokens=args.max_new_tokens)
+    results = generate_model(args.model, records, _base_dir(args, args.data), args.out, backend=args.backend,
+                             mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                             **_load_options(args))
     correct = sum(r["correct"] for r in results)
     print(f"wrote {len(results)} records to {args.out}; accuracy {correct / max(1, len(results)):.3f}")
 
 
 def cmd_score(args) -> None:
-    from .llmlingua2 import load_classifier
-    from .score import SCORE_FIELDS, score
+    from .score import SCORE_FIELDS, score_model
     from .settings import VisualPath
 
     _check(args)
     records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
-    visual = _given_settings(args, VisualPath())
-    llmlingua2 = None if args.llmlingua2_model is None else load_classifier(
-        args.llmlingua2_model, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
-    results = score(
-        _load(args), records, _base_dir(args, args.data), args.out, visual=visual, blind=args.blind,
-        llmlingua2=llmlingua2, batch_size=args.batch_size,
+    results = score_model(
+        args.model, records, _base_dir(args, args.data), args.out, visual=_given_settings(args, VisualPath()),
+        blind=args.blind, llmlingua2_model=args.llmlingua2_model, batch_size=args.batch_size, **_load_options(args),
     )
     print(f"wrote scores of {len(results)} records to {args.out}")
 
 
 def cmd_compress(args) -> None:
-    from .compress import compress_records
-    from .records import relocate, write_jsonl_atomic
+    from .compress import compress
 
     _check(args)
     records = _read(args, args.data, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
-    results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed,
-                               turns={"vskip": args.union_split})
-    write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.data), Path(args.out).parent))
+    results = compress(records, _base_dir(args, args.data), args.out, args.methods.split(","), args.ratios,
+                       seed=args.seed, turns={"vskip": args.union_split})
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
 
 

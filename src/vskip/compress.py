@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from .errors import BadInput
 from .gate import METHODS, SCORE_PATHS, TOKEN_FIELDS, WordScores, compress_text, keep_mask
-from .records import Record, check_ratio, require_fields
+from .records import Record, check_ratio, relocate, require_fields, write_jsonl_atomic
 
 # What every scored record has, whichever methods compress it.
 WORD_FIELDS = ("words", SCORE_PATHS["text"].field, SCORE_PATHS["visual"].field, "word_tokens")
@@ -64,3 +65,20 @@ def compress_records(
                     }
                 )
     return out
+
+
+def compress(
+    scored: Iterable[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    methods: Iterable[str],
+    ratios: Iterable[float],
+    *,
+    seed: int = 0,
+    turns: Mapping[str, Sequence[int]] | None = None,
+) -> list[dict]:
+    """`compress_records`, written to `out` at once, their images resolving from `out`'s directory (the scored
+    records' from `base_dir`); returns them as `compress_records` does."""
+    results = compress_records(scored, methods, ratios, seed=seed, turns=turns)
+    write_jsonl_atomic(out, relocate(results, base_dir, Path(out).parent))
+    return results

@@ -183,6 +183,27 @@ def load_backend(
     return backend_type(name).load(model, adapter, records=records, base_dir=base_dir, **load_options)
 
 
+def generate_model(
+    model: str,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    backend: str = "transformers",
+    adapter: str | Path | None = None,
+    mode: Mode = "cot",
+    batch_size: int = BATCH_SIZE,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    progress: bool = True,
+    **load_options,
+) -> list[Record]:
+    """`generate` with `model` (and `adapter`) loaded on `backend` (`load_backend`, with `load_options`): what
+    `vskip generate` runs."""
+    loaded = load_backend(backend, model, adapter, records=records, base_dir=base_dir, **load_options)
+    return generate(loaded, records, base_dir, out, mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                    progress=progress)
+
+
 def generation_settings(
     model: LoadedModel | GenerationBackend, mode: Mode, ratio: float | None, max_new_tokens: int, adapter=None,
     temperature: float = 0.0, seed: int = 0,

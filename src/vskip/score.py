@@ -350,3 +350,28 @@ def score(
         description="score",
         progress=progress,
     )
+
+
+def score_model(
+    model: str,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    visual: VisualPath = VisualPath(),
+    blind: bool = False,
+    llmlingua2_model: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress: bool = True,
+    **load_options,
+) -> list[dict]:
+    """`score` with `model` loaded (`models.load_model`; `load_options`: `dtype`, `allow_pickle`,
+    `trust_remote_code`) and, given `llmlingua2_model`, its LLMLingua-2 classifier (`llmlingua2.load_classifier`,
+    under the same `allow_pickle` and `trust_remote_code`): what `vskip score` runs."""
+    from .llmlingua2 import load_classifier
+    from .models import load_model
+
+    permissions = {key: load_options.get(key, False) for key in ("allow_pickle", "trust_remote_code")}
+    classifier = None if llmlingua2_model is None else load_classifier(llmlingua2_model, **permissions)
+    return score(load_model(model, **load_options), records, base_dir, out, visual=visual, blind=blind,
+                 llmlingua2=classifier, batch_size=batch_size, progress=progress)
