@@ -91,6 +91,14 @@ class GenerationBackend(Protocol):
     adapter: str | None  # the adapter served unmerged (vLLM); None where it is merged into the weights, or none
     times_baseline: bool  # whether a baseline's model can be loaded and timed beside it (`evaluate.baseline_model`)
 
+    @classmethod
+    def load(
+        cls, model: str, adapter: str | Path | None = None, *, records: Iterable[Record] = (),
+        base_dir: str | Path = ".", **load_options,
+    ) -> GenerationBackend:
+        """The backend of `model` (a directory, hub id or vskip-tiny) with `adapter`, for generating on `records`
+        (their images resolved from `base_dir`); `load_options`: `dtype`, `allow_pickle`, `trust_remote_code`."""
+
     def check_prompts(self, records: list[Record], base_dir: str | Path, mode: Mode, ratio: float | None) -> None:
         """Refuse, before any generation, a record whose prompt does not fit the model's context."""
 
