@@ -8,7 +8,7 @@ records carry `essential` flags, as vskip-synth's natural CoTs do). Reported per
 per attribute type (share of the reference CoT's visual words kept, exact by index), the
 essential-word recall (share of the words a step needs that are kept), the share of kept words that
 are function words, the kept share of tokens, and the forced accuracy (the model handed the
-compression after the prompt and asked only for the answer: `evaluate.forced_correct`; `--no-forced`
+compression after the prompt and asked only for the answer: `generate.forced_correct`; `--no-forced`
 skips it); per family, the share of the CoT's tokens no gate at γ below it can drop without losing an
 anchor (`room`). The ablations repeat the `visual` and `vskip` gates at γ = 0.5 with the visual path
 read otherwise (`score.VisualPath`): over other key layers; at the row that predicted the token
@@ -32,12 +32,13 @@ from common import first_per_task
 
 from vskip.compress import compress_records
 from vskip.errors import BadInput
-from vskip.evaluate import forced_correct
+from vskip.generate import forced_correct
 from vskip.models import load_model
 from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.report.tables import format_table
-from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, default_key_layers, score_records
+from vskip.score import default_key_layers, score_records
+from vskip.settings import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
 
 FUNCTION_WORDS = frozenset(
     "a an the is are was were be of at on in to and or it its there that this then so as by with "
@@ -188,7 +189,7 @@ def main() -> None:
         visual_rows = quality(compress_records(rescored, ["visual"], [0.5]))
         ablation += [{**path, "union_split": None, **row} for row in visual_rows]
         for split in splits:
-            union = compress_records(rescored, ["vskip"], [0.5], union_split=split)
+            union = compress_records(rescored, ["vskip"], [0.5], turns={"vskip": split})
             rows = quality(union)
             if args.forced and (list(layers), visual.row, visual.aggregation) == (default, VisualPath().row,
                                                                                   VisualPath().aggregation):

@@ -30,8 +30,8 @@ from pathlib import Path
 from vskip.compress import compress_records
 from vskip.distill import DEFAULT_DISTILL, DistillSettings
 from vskip.distill import distill as distill_student
-from vskip.evaluate import EvalSettings, evaluate, forced_correct
-from vskip.generate import generate
+from vskip.evaluate import EvalSettings, evaluate
+from vskip.generate import forced_correct, generate
 from vskip.lora import ADAPTER_INFO, load_student
 from vskip.models import load_model
 from vskip.precision import DTYPES

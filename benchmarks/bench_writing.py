@@ -9,7 +9,7 @@ at each γ and per family, on two sets of items:
   with its CoT; the target is that CoT compressed by the student's method at γ, as distillation's were;
 - `train`: the first `--n` per family of the student's own training items; the target is what it learned at γ.
 Figures: `written`, the accuracy of the CoT the student writes when asked for γ; `forced`, its accuracy when handed
-the target after the prompt and asked only for the answer (`evaluate.forced_correct`). Written ÷ forced is what the
+the target after the prompt and asked only for the answer (`generate.forced_correct`). Written ÷ forced is what the
 writing keeps; train against val is fit against generalisation. For each item written wrong, the first word where
 its CoT leaves the target (`first_departure`): the target word's role in the reference CoT (A anchor, R restated,
 S scaffolding, K knowledge; `*` where a step needs it) and its kind (a value: colour, shape, number, item, ...; or
@@ -29,8 +29,7 @@ from common import first_per_task
 
 from vskip.compress import compress_records
 from vskip.distill import TARGETS
-from vskip.evaluate import forced_correct
-from vskip.generate import generate
+from vskip.generate import forced_correct, generate
 from vskip.lora import adapter_info, load_student
 from vskip.models import load_model
 from vskip.precision import DTYPES

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from vskip.models import LoadedModel, family_for
-from vskip.models.tiny import TinyConfig, build_model, build_processor, build_tokenizer, save_processor
+from vskip.models.tiny import TinySettings, build_model, build_processor, build_tokenizer, save_processor
 
 CORPUS = [
     "How many objects have the same colour as the star?",
@@ -21,7 +21,7 @@ CORPUS = [
     "Answer: yes no",
 ]
 
-SMALL = TinyConfig(
+SMALL = TinySettings(
     vocab_size=400, text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2, text_intermediate=128,
     vision_embed=32, vision_depth=1, vision_heads=2,
 )

@@ -9,7 +9,7 @@ import pytest
 
 from vskip.errors import BadInput
 from vskip.models import TINY_DIR
-from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS
+from vskip.settings import VISUAL_AGGREGATIONS, VISUAL_ROWS
 from vskip.synth import build
 
 

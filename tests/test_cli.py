@@ -4,6 +4,7 @@ every option read by its command, and no dependency deprecations shown to users.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import os
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import vskip.settings
 from vskip import cli
 from vskip.errors import BadInput
 
@@ -55,9 +57,15 @@ def test_every_option_is_explained_with_its_default(path):
 
 def _reads(function, seen: set[str] | None = None) -> set[str]:
     """The `args.X` a command function reads, itself or through the cli helpers it calls."""
-    seen = set() if seen is None else seen
+    # `_given` and `_given_settings` read what their caller names (below), not options of their own.
+    seen = {"_given", "_given_settings"} if seen is None else seen
     source = inspect.getsource(function)
     names = set(re.findall(r"args\.(\w+)", source)) | set(re.findall(r"getattr\(args, \"(\w+)\"", source))
+    # A settings object's options are read by `_given_settings(args, OBJECT)` or `_given`: each field's option.
+    for expression in re.findall(r"\b_given(?:_settings)?\(args, ([\w.]+(?:\(\))?)\)", source):
+        settings = eval(expression, vars(vskip.settings))
+        names |= {item.metadata["option"].flag.lstrip("-").replace("-", "_") for item in dataclasses.fields(settings)
+                  if "option" in item.metadata}
     for helper in set(re.findall(r"\b(_\w+)\(", source)) - seen:
         seen.add(helper)
         if inspect.isfunction(getattr(cli, helper, None)):

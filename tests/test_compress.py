@@ -46,7 +46,7 @@ def test_the_oracle_reads_the_records_essential_flags_and_the_split_reaches_the_
         compress_records([SCORED], ["oracle"], [0.5])
     six = {**SCORED, "words": list("abcdef"), "word_tokens": [1] * 6, "word_text_score": [9, 8, 7, 0, 0, 0],
            "word_visual_score": [0, 0, 0, 9, 8, 7]}
-    one_each, text_twice = (compress_records([six], ["vskip", "text"], [0.5], union_split=split)
+    one_each, text_twice = (compress_records([six], ["vskip", "text"], [0.5], turns={"vskip": split})
                             for split in ((1, 1), (1, 2)))
     assert [r["compressed_cot"] for r in one_each] == ["a d e", "a b c"]
     assert [r["compressed_cot"] for r in text_twice] == ["a b d", "a b c"]

@@ -17,7 +17,7 @@ from vskip.encoding import Example, chat_prompt
 from vskip.errors import BadInput
 from vskip.prompts import response
 from vskip.records import image_paths, iter_jsonl, load_image, read_records
-from vskip.training import TrainConfig, fit
+from vskip.training import TrainSettings, fit
 
 
 def launch(processes: int, *vskip_args: str) -> subprocess.CompletedProcess:
@@ -112,7 +112,7 @@ class Stop(Exception):
     pass
 
 
-def train(tiny_processor, dataset, config: TrainConfig, checkpoint_dir, stop_at: int | None = None, settings=None):
+def train(tiny_processor, dataset, config: TrainSettings, checkpoint_dir, stop_at: int | None = None, settings=None):
     """Train a fresh tiny model; `stop_at`: raise when drawing that step's batch, as a kill would."""
     from conftest import SMALL
 
@@ -138,7 +138,7 @@ def train(tiny_processor, dataset, config: TrainConfig, checkpoint_dir, stop_at:
 
 
 def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(tiny_processor, dataset, tmp_path):
-    config = TrainConfig(steps=5, batch_size=2, learning_rate=1e-2, warmup_steps=1, log_every=1, checkpoint_every=2)
+    config = TrainSettings(steps=5, batch_size=2, learning_rate=1e-2, warmup_steps=1, log_every=1, checkpoint_every=2)
     whole, whole_log, _ = train(tiny_processor, dataset, config, tmp_path / "whole")
     with pytest.raises(Stop):
         train(tiny_processor, dataset, config, tmp_path / "parts", stop_at=3)  # checkpoint at step 2
@@ -150,7 +150,7 @@ def test_training_stopped_and_resumed_ends_where_an_uninterrupted_run_ends(tiny_
 
 
 def test_a_checkpoint_of_an_older_vskip_still_resumes(tiny_processor, dataset, tmp_path):
-    config = TrainConfig(steps=3, batch_size=1, warmup_steps=1, log_every=1, checkpoint_every=1)
+    config = TrainSettings(steps=3, batch_size=1, warmup_steps=1, log_every=1, checkpoint_every=1)
     whole, whole_log, _ = train(tiny_processor, dataset, config, tmp_path / "whole")
     with pytest.raises(Stop):
         train(tiny_processor, dataset, config, tmp_path / "parts", stop_at=2)
@@ -163,7 +163,7 @@ def test_a_checkpoint_of_an_older_vskip_still_resumes(tiny_processor, dataset, t
 
 
 def test_a_checkpoint_made_with_other_settings_is_trained_over_afresh(tiny_processor, dataset, tmp_path, capsys):
-    config = TrainConfig(steps=4, batch_size=1, warmup_steps=1, log_every=1, checkpoint_every=2)
+    config = TrainSettings(steps=4, batch_size=1, warmup_steps=1, log_every=1, checkpoint_every=2)
     whole, whole_log, _ = train(tiny_processor, dataset, config, tmp_path / "whole", settings={"data": "b"})
     with pytest.raises(Stop):
         train(tiny_processor, dataset, config, tmp_path / "parts", stop_at=3, settings={"data": "a"})
@@ -176,7 +176,7 @@ def test_a_checkpoint_made_with_other_settings_is_trained_over_afresh(tiny_proce
 
 
 def test_a_checkpoint_of_another_process_count_is_refused(tiny_processor, dataset, tmp_path):
-    config = TrainConfig(steps=2, batch_size=1, warmup_steps=1, checkpoint_every=1)
+    config = TrainSettings(steps=2, batch_size=1, warmup_steps=1, checkpoint_every=1)
     train(tiny_processor, dataset, config, tmp_path)
     state = torch.load(tmp_path / "trainer_state.pt", weights_only=False)
     state["step"] = 1

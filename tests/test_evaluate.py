@@ -14,15 +14,12 @@ from vskip.evaluate import (
     attach_latency,
     check_baseline,
     evaluate,
-    forced_correct,
     ratio_warning,
     read_baseline,
     summary_line,
 )
 from vskip.models import load_model
 from vskip.records import read_records
-from vskip.stage import partial_path, read_journal
-from vskip.synth import build
 
 KEYS = ("n", "accuracy", "cot_tokens_mean", "act_ratio", "latency_s_mean", "speedup", "varr",
         "hallucination_rate", "pope_f1", "pope_yes_ratio")
@@ -168,54 +165,6 @@ def test_results_recorded_elsewhere_are_a_baseline_from_anywhere(saved_tiny, ima
         assert len(lines) == 1 and lines[0].startswith("vskip: error: ../a/full.json: its model cannot be timed")
         assert f"../a/../{gone}" in lines[0] and not (tmp_path / "b" / "late.json").exists()
         shutil.move(tmp_path / "away", tmp_path / gone)
-
-
-def test_forced_answers_follow_the_handed_cot(tmp_path):
-    """The shipped teacher, handed each item's reference CoT, answers what the CoT concludes."""
-    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, progress=False)
-    records = read_records(tmp_path / "val.jsonl")
-    teacher = load_model("vskip-tiny")
-    handed = [{**record, "compressed_cot": record["cot"]} for record in records]
-    assert all(forced_correct(teacher, handed, tmp_path, batch_size=4))
-    # Given the CoT of another item of the same family, it answers what that CoT concludes, not its own item.
-    swapped = [{**record, "compressed_cot": other["cot"]}
-               for record, other in zip(records, records[1:] + records[:1]) if record["answer"] != other["answer"]
-               and record["task"] == other["task"]]
-    assert swapped and sum(forced_correct(teacher, swapped, tmp_path, batch_size=4)) < len(swapped) / 2
-
-
-
-def test_forced_answers_journaled_resume_where_they_stopped(tiny_random, image_dataset, tmp_path, monkeypatch, capsys):
-    module = importlib.import_module("vskip.evaluate")  # the module: `vskip.evaluate` is also the API function
-    records = read_records(image_dataset)
-    # Each item compressed at two γ: records that share an id.
-    handed = [{**record, "compressed_cot": record["cot"], "ratio": ratio} for ratio in (0.5, 0.7) for record in records]
-    plain = forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False)
-    journal = tmp_path / "checkpoint" / "forced_answers.jsonl"
-    asked, answer = [], module._forced_answers
-
-    def counted(loaded, batch, **options):
-        if len(asked) == 1 and stop:
-            raise KeyboardInterrupt
-        asked.append([record["id"] for record in batch])
-        return answer(loaded, batch, **options)
-
-    monkeypatch.setattr(module, "_forced_answers", counted)
-    stop = True
-    with pytest.raises(KeyboardInterrupt):
-        forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False, journal=journal)
-    assert len(read_journal(partial_path(journal))) == 2
-    stop = False
-    assert forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False,
-                          journal=journal) == plain
-    assert asked == [["r0", "r1"], ["r2", "r0"], ["r1", "r2"]]  # the first batch once
-    # Done, the journal stays (its caller removes it) and a rerun asks nothing again.
-    assert forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False,
-                          journal=journal) == plain
-    assert len(asked) == 3 and not journal.exists() and len(read_journal(partial_path(journal))) == len(handed)
-    # Other records (or model, or γ) are asked afresh.
-    forced_correct(tiny_random, handed[:2], image_dataset.parent, batch_size=2, progress=False, journal=journal)
-    assert len(asked) == 4 and "comes from a run with other settings (records " in capsys.readouterr().err
 
 
 def test_an_evaluation_stopped_in_its_latency_pass_resumes_with_its_items_done(tiny_random, image_dataset, tmp_path,

@@ -16,8 +16,8 @@ from vskip import prompts
 from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel
 from vskip.models import family_for, supported_model_types
-from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, score_batch
-from vskip.settings import LORA_TARGETS
+from vskip.score import score_batch
+from vskip.settings import LORA_TARGETS, VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
 
 VOCAB = 96
 IMAGE, VIDEO = 90, 91  # image and video placeholder token ids in the hand-built inputs
@@ -211,11 +211,11 @@ def build_mllama():
 
 def build_qwen2_vl(tiny_processor):
     """The Qwen2-VL path end to end: the project's processor builds the inputs."""
-    from vskip.models.tiny import TinyConfig, build_model
+    from vskip.models.tiny import TinySettings, build_model
 
     model = build_model(
         tiny_processor.tokenizer,
-        TinyConfig(
+        TinySettings(
             vocab_size=400,
             text_hidden=64,
             text_layers=3,

@@ -1,12 +1,15 @@
+import importlib
 import json
 
+import pytest
 import torch
 
-from vskip.generate import generate, generation_settings
+from vskip.generate import forced_correct, generate, generation_settings
 from vskip.metrics import is_correct
 from vskip.models import load_model
 from vskip.records import read_records
-from vskip.stage import SETTINGS_KEY, partial_path
+from vskip.stage import SETTINGS_KEY, partial_path, read_journal
+from vskip.synth import build
 
 
 def test_generate_writes_one_record_per_input_with_its_fields(tiny_random, image_dataset, tmp_path):
@@ -80,3 +83,65 @@ def test_sampled_generation_is_drawn_from_its_seed_and_journaled_with_it(tiny_ra
     assert "temperature" not in greedy  # a greedy journal reads as it did before sampling existed
     assert generation_settings(tiny_random, "cot", None, 8, temperature=1.0, seed=3) == {
         **greedy, "temperature": 1.0, "seed": 3}
+
+
+def test_each_backend_name_is_a_backend_and_a_loaded_model_is_the_transformers_one(tiny_random):
+    from vskip.errors import BadInput
+    from vskip.generate import TransformersBackend, backend_type, generation_backend
+    from vskip.settings import BACKENDS
+
+    assert [backend_type(name).name for name in BACKENDS] == list(BACKENDS)
+    with pytest.raises(BadInput, match="unknown backend 'onnx'; valid: transformers, vllm"):
+        backend_type("onnx")
+    backend = generation_backend(tiny_random)
+    assert isinstance(backend, TransformersBackend) and generation_backend(backend) is backend
+    assert (backend.name, backend.path, backend.precision, backend.adapter) == (
+        "transformers", tiny_random.path, tiny_random.precision, None)
+
+
+def test_forced_answers_follow_the_handed_cot(tmp_path):
+    """The shipped teacher, handed each item's reference CoT, answers what the CoT concludes."""
+    build(tmp_path, seed=9, n_train=0, n_val=3, n_test=0, progress=False)
+    records = read_records(tmp_path / "val.jsonl")
+    teacher = load_model("vskip-tiny")
+    handed = [{**record, "compressed_cot": record["cot"]} for record in records]
+    assert all(forced_correct(teacher, handed, tmp_path, batch_size=4))
+    # Given the CoT of another item of the same family, it answers what that CoT concludes, not its own item.
+    swapped = [{**record, "compressed_cot": other["cot"]}
+               for record, other in zip(records, records[1:] + records[:1]) if record["answer"] != other["answer"]
+               and record["task"] == other["task"]]
+    assert swapped and sum(forced_correct(teacher, swapped, tmp_path, batch_size=4)) < len(swapped) / 2
+
+
+
+def test_forced_answers_journaled_resume_where_they_stopped(tiny_random, image_dataset, tmp_path, monkeypatch, capsys):
+    module = importlib.import_module("vskip.generate")  # the module: `vskip.generate` is also the API function
+    records = read_records(image_dataset)
+    # Each item compressed at two γ: records that share an id.
+    handed = [{**record, "compressed_cot": record["cot"], "ratio": ratio} for ratio in (0.5, 0.7) for record in records]
+    plain = forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False)
+    journal = tmp_path / "checkpoint" / "forced_answers.jsonl"
+    asked, answer = [], module._forced_answers
+
+    def counted(loaded, batch, **options):
+        if len(asked) == 1 and stop:
+            raise KeyboardInterrupt
+        asked.append([record["id"] for record in batch])
+        return answer(loaded, batch, **options)
+
+    monkeypatch.setattr(module, "_forced_answers", counted)
+    stop = True
+    with pytest.raises(KeyboardInterrupt):
+        forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False, journal=journal)
+    assert len(read_journal(partial_path(journal))) == 2
+    stop = False
+    assert forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False,
+                          journal=journal) == plain
+    assert asked == [["r0", "r1"], ["r2", "r0"], ["r1", "r2"]]  # the first batch once
+    # Done, the journal stays (its caller removes it) and a rerun asks nothing again.
+    assert forced_correct(tiny_random, handed, image_dataset.parent, batch_size=2, progress=False,
+                          journal=journal) == plain
+    assert len(asked) == 3 and not journal.exists() and len(read_journal(partial_path(journal))) == len(handed)
+    # Other records (or model, or γ) are asked afresh.
+    forced_correct(tiny_random, handed[:2], image_dataset.parent, batch_size=2, progress=False, journal=journal)
+    assert len(asked) == 4 and "comes from a run with other settings (records " in capsys.readouterr().err

@@ -13,7 +13,7 @@ from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification, XLM
 from vskip.cli import main
 from vskip.compress import compress_records
 from vskip.errors import BadInput, UnsupportedModel
-from vskip.gate import keep_mask
+from vskip.gate import WordScores, keep_mask
 from vskip.llmlingua2 import CHUNK_TOKENS, chunks, load_classifier, word_keep_probabilities
 from vskip.records import read_records
 from vskip.score import score
@@ -101,8 +101,8 @@ def test_the_method_ranks_words_by_their_keep_probability_and_needs_them():
               "word_text_score": [9, 8, 0, 0], "word_visual_score": [0, 0, 0, 0]}
     (kept,) = compress_records([{**scored, "word_llmlingua2_score": [0.1, 0.9, 0.6, 0.2]}], ["llmlingua2"], [0.5])
     assert kept["compressed_cot"] == "b c"
-    with pytest.raises(BadInput, match="record r0: method 'llmlingua2' needs word_llmlingua2_score: score with "
-                                       "--llmlingua2-model"):
+    with pytest.raises(BadInput, match=r"record r0: method 'llmlingua2' needs llmlingua2 scores "
+                                       r"\(word_llmlingua2_score\): score with --llmlingua2-model"):
         compress_records([scored], ["llmlingua2"], [0.5])
 
 
@@ -184,5 +184,4 @@ def test_keep_decisions_equal_the_llmlingua_packages(classifier_dir, classifier,
         theirs = [line.rsplit(" ", 1)[1] == "1" for line in labelled["fn_labeled_original_prompt"].split("\t\t|\t\t")]
         assert len(theirs) == len(words) and any(theirs)
         ratio = sum(theirs) / len(words)
-        assert keep_mask("llmlingua2", text=[0.0] * len(words), visual=[0.0] * len(words), word_tokens=[1] * len(words),
-                         llmlingua2=ours, ratio=ratio) == theirs
+        assert keep_mask("llmlingua2", WordScores.of([1] * len(words), llmlingua2=ours), ratio) == theirs

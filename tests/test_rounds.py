@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 
 from vskip.errors import BadInput
-from vskip.rounds import check_rounds, choose, on_policy_pairs, qualifies, retained_words
+from vskip.rounds import choose, on_policy_pairs, qualifies, retained_words
 from vskip.settings import RoundSettings
 
 WORDS = "The star is red . That makes 2 red objects".split()
@@ -68,4 +68,4 @@ def test_on_policy_pairs_replace_the_gates_targets_where_a_candidate_qualifies()
 ])
 def test_round_settings_out_of_range_are_refused(change, message):
     with pytest.raises(BadInput, match=message):
-        check_rounds(replace(RoundSettings(), **change))
+        replace(RoundSettings(), **change)

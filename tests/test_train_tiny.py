@@ -6,7 +6,7 @@ import torch
 
 from vskip.cli import main
 from vskip.models import load_model
-from vskip.models.tiny import TinyConfig, build_model
+from vskip.models.tiny import TinySettings, build_model
 from vskip.synth import build
 
 
@@ -31,7 +31,7 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     loaded = load_model(str(out), device="cpu")  # as a hub checkpoint (the Auto classes, processor included)
     trained = loaded.model.state_dict()
     assert loaded.model.config.text_config.num_hidden_layers == 2
-    fresh = build_model(loaded.processor.tokenizer, TinyConfig(text_layers=2), seed=0).state_dict()
+    fresh = build_model(loaded.processor.tokenizer, TinySettings(text_layers=2), seed=0).state_dict()
     for name in ("model.visual.blocks.0.attn.qkv.weight", "model.language_model.layers.0.self_attn.q_proj.weight"):
         assert not torch.equal(trained[name], fresh[name]), name  # both stages moved their part
 

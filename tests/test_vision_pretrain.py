@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from vskip.models.tiny import TinyConfig, build_model, build_processor, build_tokenizer
+from vskip.models.tiny import TinySettings, build_model, build_processor, build_tokenizer
 from vskip.models.vision_pretrain import (
     HEADS,
     DenseObjective,
@@ -16,9 +16,9 @@ from vskip.models.vision_pretrain import (
 )
 from vskip.records import read_records
 from vskip.synth import build, corpus_text
-from vskip.training import TrainConfig
+from vskip.training import TrainSettings
 
-SIZES = TinyConfig(text_hidden=64, text_layers=1, text_heads=2, text_kv_heads=1, text_intermediate=128,
+SIZES = TinySettings(text_hidden=64, text_layers=1, text_heads=2, text_kv_heads=1, text_intermediate=128,
                    vision_embed=32, vision_depth=1, vision_heads=2)
 
 
@@ -72,7 +72,7 @@ def test_pre_training_moves_only_the_tower_and_lowers_the_loss(world):
     batch = dense_batches(processor, records, data)(random.Random(0), 6, 0.0)
     objective = DenseObjective(model.model.visual, SIZES.text_hidden)
     before = objective(**batch).loss.item()
-    config = TrainConfig(steps=30, batch_size=6, learning_rate=3e-3, warmup_steps=3, log_every=10)
+    config = TrainSettings(steps=30, batch_size=6, learning_rate=3e-3, warmup_steps=3, log_every=10)
     log, objective = pretrain_vision(model, processor, records, data, config)
     assert objective(**batch).loss.item() < before
     assert all(torch.equal(v, language[k]) for k, v in model.model.language_model.state_dict().items())

@@ -17,7 +17,7 @@ from vskip.encoding import Example, chat_prompt, encode
 from vskip.errors import BadInput, UnsupportedModel, VSkipError
 from vskip.generate import generate_batch, generation_runner
 from vskip.records import read_records
-from vskip.training import TrainConfig
+from vskip.training import TrainSettings
 from vskip.vllm_backend import VLLM_MISSING, VllmModel, adapter_layout_problems, generate_batch_vllm, load_vllm
 
 
@@ -81,7 +81,7 @@ def adapter(saved_tiny, dataset, tmp_path_factory):
         compressed(read_records(dataset)),
         dataset.parent,
         out,
-        settings=DistillSettings(training=TrainConfig(steps=2, batch_size=2, warmup_steps=1)),
+        settings=DistillSettings(training=TrainSettings(steps=2, batch_size=2, warmup_steps=1)),
     )
     return out
 
@@ -248,3 +248,17 @@ def test_rank_above_the_engine_limit_and_names_without_a_base(adapter, tmp_path)
     edited = _edited(adapter, tmp_path, weights=_extra_lora("model.language_model.layers.0.input_layernorm", 64, 64))
     (problem,) = adapter_layout_problems(edited, base_model=tmp_path / "no-such-base")
     assert problem.startswith("model.language_model.layers.0.input_layernorm: not a language-model projection")
+
+
+def test_a_vllm_model_is_a_backend_that_times_no_baseline_beside_it(tiny_random, fake_vllm):
+    from vskip.errors import VSkipWarning
+    from vskip.evaluate import baseline_model
+    from vskip.generate import generation_backend, generation_settings
+
+    model = VllmModel(StandInLLM(tiny_random), tiny_random.processor, "tiny-random", "float32", adapter="student")
+    assert generation_backend(model) is model
+    assert generation_settings(model, "cot", None, 8)["backend"] == "vllm"
+    with pytest.raises(BadInput, match="sampled generation runs on the transformers backend only"):
+        model.batch_generator(".", "cot", ratio=None, max_new_tokens=8, temperature=1.0, seed=0)
+    with pytest.warns(VSkipWarning, match="no speed-up: the vllm backend does not time a baseline beside the run"):
+        assert baseline_model({"model": "tiny-random"}, model, "tiny-random") is None

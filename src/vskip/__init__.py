@@ -17,11 +17,12 @@ from .errors import BadInput, UnsupportedModel, VSkipError
 # and with it the start of every `vskip` command, does not load torch and transformers (seconds) before
 # a stage needs them.
 _DEFINED_IN = {
-    "DemoConfig": "demo",
+    "DemoSettings": "settings",
     "DistillSettings": "settings",
     "EvalSettings": "settings",
     "LoadedModel": "models",
     "LoraSettings": "settings",
+    "WordScores": "gate",
     "compress_records": "compress",
     "distill": "distill",
     "evaluate": "evaluate",

@@ -7,10 +7,12 @@ import math
 import signal
 import sys
 import warnings
+from dataclasses import fields, replace
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .errors import BadInput, VSkipError
+from .errors import BadInput, VSkipError, VSkipWarning, warn
 
 
 class Interrupted(KeyboardInterrupt):
@@ -58,8 +60,8 @@ def _budget(text: str) -> float | str:
     return AUTO if text.strip() == AUTO else _ratio(text)
 
 
-def _ratio_list(text: str) -> list[float]:
-    return [_ratio(part) for part in text.split(",") if part.strip()]
+def _ratio_list(text: str) -> tuple[float, ...]:
+    return tuple(_ratio(part) for part in text.split(",") if part.strip())
 
 
 def _union_split(text: str) -> tuple[int, int]:
@@ -73,9 +75,9 @@ def _union_split(text: str) -> tuple[int, int]:
     return visual, text_turns
 
 
-def _layer_list(text: str) -> list[int]:
+def _layer_list(text: str) -> tuple[int, ...]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer indices") from None
 
@@ -117,8 +119,46 @@ _positive_number = _number_where(lambda value: 0 < value < math.inf, "a positive
 _share = _number_where(lambda value: 0 <= value < 1, "a share in [0, 1)")
 
 
-def _warn(message: str) -> None:
-    """One line on stderr, from the main process only (a multi-process launch runs every command in each)."""
+def _setting_options(parser: argparse.ArgumentParser, settings, *, unset: bool = False) -> None:
+    """One option for each field of the settings object `settings` that names one (`settings.Option`), with its help
+    and the object's value as its default; with `unset`, the option defaults to None (not given: the caller keeps
+    the object's value, `_given_settings`) and its help says the value."""
+    kinds = {"count": _count, "positive": _positive, "positive number": _positive_number, "share": _share,
+             "ratios": _ratio_list, "layers": _layer_list}
+    for item in fields(settings):
+        spec = item.metadata.get("option")
+        if spec is None:
+            continue
+        value = getattr(settings, item.name)
+        help = f"{spec.help} (default: {value})" if unset else spec.help
+        options = {"default": None if unset else value, "help": help}
+        if spec.kind == "flag":
+            options["action"] = argparse.BooleanOptionalAction
+        elif spec.choices:
+            options["choices"] = list(spec.choices)
+        else:
+            options["type"] = kinds[spec.kind]
+        parser.add_argument(spec.flag, **options)
+
+
+def _given(args, settings) -> dict:
+    """Field name -> value, for each option of the settings object `settings` (`_setting_options`) that was given: an
+    option left at None, or given an empty list, was not."""
+    values = {item.name: getattr(args, item.metadata["option"].flag.lstrip("-").replace("-", "_"))
+              for item in fields(settings) if "option" in item.metadata}
+    return {name: value for name, value in values.items() if value is not None and value != ()}
+
+
+def _given_settings(args, settings):
+    """`settings` with the values of its options that were given in place (`_given`)."""
+    return replace(settings, **_given(args, settings))
+
+
+def _show_warning(show_other, message, category, *args, **kwargs) -> None:
+    """A `VSkipWarning` in one line on stderr, from the main process only (a multi-process launch runs every
+    command in each); any other warning as `show_other` shows it."""
+    if not issubclass(category, VSkipWarning):
+        return show_other(message, category, *args, **kwargs)
     from .distributed import is_main_process
 
     if is_main_process():
@@ -126,9 +166,9 @@ def _warn(message: str) -> None:
 
 
 def _warm_up_warning(option: str, training) -> None:
-    """Warn when a run of `training` (a `TrainConfig`) ends before its learning rate has warmed up to its peak."""
+    """Warn when a run of `training` (a `TrainSettings`) ends before its learning rate has warmed up to its peak."""
     if training.steps < training.warmup_steps:
-        _warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
+        warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
               f"never reaches its peak ({training.learning_rate:g})")
 
 
@@ -183,31 +223,19 @@ def _read(
     images: bool = True,
     unique: tuple[str, ...] = ("id",),
 ) -> list:
-    """The dataset's good records; with --skip-bad the bad ones go to OUT.skipped.jsonl (line or id, reason).
-
-    A file with no record left to work on is refused, as every other bad input, before any work.
-    """
+    """The dataset's good records (`inputs.read_dataset`); with --skip-bad the bad ones go to OUT.skipped.jsonl
+    (line or id, reason), and a line on stderr says how many."""
     from .distributed import is_main_process
-    from .records import IMAGE_ROOT, check_records, read_records, write_jsonl_atomic
+    from .inputs import read_dataset
     from .stage import side_path
 
-    skipped: list | None = [] if args.skip_bad else None
-    records = read_records(path, required, unique=unique, skipped=skipped)
-    if getattr(args, "images", None):  # the override: every record's images are relative to --images
-        records = [{key: value for key, value in record.items() if key != IMAGE_ROOT} for record in records]
-    records = check_records(
-        records, _base_dir(args, path) if images else None, needs_answer=needs_answer,
-        allow_outside_paths=getattr(args, "allow_outside_paths", False), skipped=skipped,
+    side = side_path(args.out, ".skipped.jsonl") if args.skip_bad else None
+    records, skipped = read_dataset(
+        path, required, images=getattr(args, "images", None) or None, check_images=images, needs_answer=needs_answer,
+        unique=unique, allow_outside_paths=getattr(args, "allow_outside_paths", False), skipped_to=side,
     )
-    if not records:
-        first = skipped[0]["reason"] if skipped else ""
-        why = f"all {len(skipped)} were set aside as bad, the first: {first}" if skipped else "the file is empty"
-        raise BadInput(f"{path}: no records to work on ({why})")
-    if skipped is not None and is_main_process():
-        side = side_path(args.out, ".skipped.jsonl")
-        write_jsonl_atomic(side, skipped)
-        if skipped:
-            print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
+    if skipped and is_main_process():
+        print(f"vskip: skipped {len(skipped)} bad record(s) of {path}; see {side}", file=sys.stderr)
     return records
 
 
@@ -220,28 +248,8 @@ def _dtype_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load(args):
-    from .models import load_model
-
-    return load_model(args.model, **_load_options(args))
-
-
 def _load_options(args) -> dict:
     return {"dtype": args.dtype, "allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
-
-
-def _load_backend(args, records, adapter=None):
-    """The model to generate with: transformers (adapter merged), or a vLLM engine with `--backend vllm`."""
-    options = _load_options(args)
-    if args.backend == "vllm":
-        from .records import image_paths
-        from .vllm_backend import load_vllm
-
-        most = max((len(image_paths(record, _base_dir(args, args.data))) for record in records), default=1)
-        return load_vllm(args.model, adapter=adapter, max_images=most, **options)
-    from .lora import load_with_adapter
-
-    return load_with_adapter(args.model, adapter, **options)
 
 
 def cmd_synth(args) -> None:
@@ -251,7 +259,7 @@ def cmd_synth(args) -> None:
     sizes = {"train": args.n_train, "val": args.n_val, "test": args.n_test}
     empty = [split for split, size in sizes.items() if size == 0]
     if empty:
-        _warn(f"{' and '.join(f'{split}.jsonl' for split in empty)} will hold no records "
+        warn(f"{' and '.join(f'{split}.jsonl' for split in empty)} will hold no records "
               f"({', '.join(f'--n-{split} 0' for split in empty)})")
     paths = build(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
                   cot_style=args.cot_style)
@@ -297,45 +305,38 @@ def cmd_tiny_train(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from .generate import generate
+    from .generate import generate_model
     from .records import REQUIRED_FIELDS
 
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
-    results = generate(
-        _load_backend(args, records), records, _base_dir(args, args.data), args.out, mode=args.mode,
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-    )
+    results = generate_model(args.model, records, _base_dir(args, args.data), args.out, backend=args.backend,
+                             mode=args.mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                             **_load_options(args))
     correct = sum(r["correct"] for r in results)
     print(f"wrote {len(results)} records to {args.out}; accuracy {correct / max(1, len(results)):.3f}")
 
 
 def cmd_score(args) -> None:
-    from .llmlingua2 import load_classifier
-    from .score import SCORE_FIELDS, VisualPath, score
+    from .score import SCORE_FIELDS, score_model
+    from .settings import VisualPath
 
     _check(args)
     records = _read(args, args.data, SCORE_FIELDS, needs_answer=True)
-    visual = VisualPath(key_layers=tuple(args.key_layers) if args.key_layers else None, row=args.visual_row,
-                        aggregation=args.visual_aggregation)
-    llmlingua2 = None if args.llmlingua2_model is None else load_classifier(
-        args.llmlingua2_model, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
-    results = score(
-        _load(args), records, _base_dir(args, args.data), args.out, visual=visual, blind=args.blind,
-        llmlingua2=llmlingua2, batch_size=args.batch_size,
+    results = score_model(
+        args.model, records, _base_dir(args, args.data), args.out, visual=_given_settings(args, VisualPath()),
+        blind=args.blind, llmlingua2_model=args.llmlingua2_model, batch_size=args.batch_size, **_load_options(args),
     )
     print(f"wrote scores of {len(results)} records to {args.out}")
 
 
 def cmd_compress(args) -> None:
-    from .compress import compress_records
-    from .records import relocate, write_jsonl_atomic
+    from .compress import compress
 
     _check(args)
     records = _read(args, args.data, ("id", "image", "question", "cot", "words"), needs_answer=True, images=False)
-    results = compress_records(records, args.methods.split(","), args.ratios, seed=args.seed,
-                               union_split=args.union_split)
-    write_jsonl_atomic(args.out, relocate(results, _base_dir(args, args.data), Path(args.out).parent))
+    results = compress(records, _base_dir(args, args.data), args.out, args.methods.split(","), args.ratios,
+                       seed=args.seed, turns={"vskip": args.union_split})
     print(f"wrote {len(results)} compressed chains of thought to {args.out}")
 
 
@@ -361,24 +362,17 @@ def cmd_distill(args) -> None:
 
 def _distill_settings(args):
     """The recipe the options ask for: `DEFAULT_DISTILL` with what was given in its place."""
-    from dataclasses import replace
+    from .settings import DEFAULT_DISTILL
 
-    from .settings import DEFAULT_DISTILL, RoundSettings
-
-    lora = {"rank": args.rank, "alpha": args.alpha, "target_modules": args.target_modules}
-    given = {key: value for key, value in lora.items() if value is not None}
+    lora = _given_settings(args, DEFAULT_DISTILL.lora)
+    given = _given(args, DEFAULT_DISTILL.lora)
     if args.full and given:
         flags = ", ".join(f"--{key.replace('_', '-')}" for key in given)
         raise BadInput(f"{flags} shape a LoRA adapter; --full trains every weight of the language model instead")
     training = replace(DEFAULT_DISTILL.training, steps=args.steps, learning_rate=args.lr,
                        batch_size=args.batch_size, seed=args.seed)
-    return replace(
-        DEFAULT_DISTILL, training=training, lora=None if args.full else replace(DEFAULT_DISTILL.lora, **given),
-        ratios=tuple(args.ratios) if args.ratios else None, full_share=args.full_share, auto=args.auto,
-        curriculum=args.curriculum,
-        rounds=RoundSettings(count=args.rounds, samples=args.samples, temperature=args.temperature,
-                             selection=args.selection, fallback=args.fallback),
-    )
+    return replace(_given_settings(args, DEFAULT_DISTILL), training=training, lora=None if args.full else lora,
+                   rounds=_given_settings(args, DEFAULT_DISTILL.rounds))
 
 
 def cmd_merge(args) -> None:
@@ -391,66 +385,19 @@ def cmd_merge(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, ratio_warning, read_baseline, summary_line
+    from .evaluate import evaluate_model, summary_line
     from .records import REQUIRED_FIELDS
     from .settings import EvalSettings
 
     _check(args)
     records = _read(args, args.data, REQUIRED_FIELDS)
-    baseline = read_baseline(args.baseline, records) if args.baseline else None
-    if baseline and args.latency_items:
-        _check_baseline_model(args, baseline)
-    warning = ratio_warning(args.model, args.adapter, args.ratio)
-    if warning:
-        _warn(warning)
     settings = EvalSettings(mode=args.mode, ratio=args.ratio, batch_size=args.batch_size,
                             latency_items=args.latency_items, max_new_tokens=args.max_new_tokens)
-    loaded = _load_backend(args, records, args.adapter)
-    baseline_model = _baseline_model(args, baseline, loaded) if baseline and args.latency_items else None
-    results = evaluate(
-        loaded, records, _base_dir(args, args.data), args.out, settings=settings, baseline=baseline,
-        baseline_model=baseline_model, adapter=args.adapter,
+    results = evaluate_model(
+        args.model, records, _base_dir(args, args.data), args.out, adapter=args.adapter, backend=args.backend,
+        settings=settings, baseline=args.baseline, **_load_options(args),
     )
     print(f"{summary_line(results)}; wrote {args.out}")
-
-
-def _check_baseline_model(args, baseline: dict) -> None:
-    """Refuse, before any work, a baseline to time beside this run whose model or adapter is not where its results
-    record them (`evaluate.read_baseline`)."""
-    from .lora import peft_adapter_dir
-    from .models import check_model_source
-
-    if args.backend == "vllm":
-        return  # not timed (`_baseline_model`): its CoT lengths are all it gives
-    try:
-        if not baseline.get("model"):
-            raise BadInput("it names no model")
-        check_model_source(baseline["model"])
-        if baseline.get("adapter"):
-            peft_adapter_dir(baseline["adapter"])
-    except BadInput as err:
-        raise BadInput(f"{args.baseline}: its model cannot be timed beside this run ({err}); move it back where "
-                       "the results record it, or pass --latency-items 0") from None
-
-
-def _baseline_model(args, baseline: dict, loaded):
-    """The model that made the baseline's results (its recorded model and adapter, at this run's --dtype), to time
-    beside this run: `loaded` itself where it is the same; None, with a warning, where it cannot run here."""
-    from .lora import load_with_adapter
-    from .models import model_identity
-
-    def unmeasured(why: str) -> None:
-        _warn(f"no speed-up: {why}; ActRatio is the figure to read")
-
-    if args.backend == "vllm":
-        return unmeasured("the vllm backend does not time a baseline beside the run")
-    recorded = (model_identity(baseline["model"]), baseline.get("adapter") and model_identity(baseline["adapter"]))
-    if recorded == (model_identity(args.model), args.adapter and model_identity(args.adapter)):
-        return loaded
-    try:
-        return load_with_adapter(baseline["model"], baseline.get("adapter"), **_load_options(args))
-    except VSkipError as err:
-        return unmeasured(f"the baseline's model cannot be loaded here ({err})")
 
 
 def cmd_demo(args) -> None:
@@ -475,7 +422,7 @@ def cmd_demo(args) -> None:
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """The options several commands share, each defined once."""
     from .prompts import MODES
-    from .settings import BATCH_SIZE, MAX_NEW_TOKENS
+    from .settings import BACKENDS, BATCH_SIZE, MAX_NEW_TOKENS
 
     names = ("common", "model", "batch", "reply", "backend", "records", "images")
     parents = {name: _Parser(add_help=False) for name in names}
@@ -496,7 +443,7 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     reply = parents["reply"]
     reply.add_argument("--mode", choices=MODES, default="cot", help="think step by step, or answer directly")
     reply.add_argument("--max-new-tokens", type=_positive, default=MAX_NEW_TOKENS, help="longest reply")
-    parents["backend"].add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+    parents["backend"].add_argument("--backend", choices=BACKENDS, default="transformers",
                                     help="vllm needs `pip install 'vskip[vllm]'` and a GPU")
     parents["records"].add_argument("--skip-bad", action="store_true",
                                     help="set bad records aside in OUT.skipped.jsonl and go on with the rest")
@@ -511,11 +458,10 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 def build_parser() -> argparse.ArgumentParser:
     # The stages' defaults, each defined once, in a module that does not load torch: help comes at once.
-    from .gate import METHODS, UNION_SPLIT
+    from .gate import METHODS
     from .settings import (
         DEFAULT_DISTILL,
         DEFAULT_EVAL,
-        LORA_TARGETS,
         SYNTH_TEST,
         SYNTH_TRAIN,
         SYNTH_VAL,
@@ -523,13 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
         TINY_SIZES,
         TINY_TRAINING,
         TINY_VISION_TRAINING,
-        VISUAL_AGGREGATIONS,
-        VISUAL_ROWS,
+        UNION_SPLIT,
         VisualPath,
     )
     from .synth.style import COT_STYLES
 
-    default_visual = VisualPath()
     parser = _Parser(prog="vskip", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -594,13 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "model", "batch", "records", "images")
     score.add_argument("--data", required=True, help="JSONL with a `cot` per record (e.g. from generate)")
     score.add_argument("--out", required=True, help="JSONL of the records with their scores")
-    score.add_argument("--key-layers", type=_layer_list,
-                       help="comma-separated layer indices (default: every layer that sees the image)")
-    score.add_argument("--visual-row", choices=VISUAL_ROWS, default=default_visual.row,
-                       help="query row whose attention to the image scores token i: its own, or the one that "
-                            "predicted it (i - 1, where the text path reads its surprisal)")
-    score.add_argument("--visual-aggregation", choices=VISUAL_AGGREGATIONS, default=default_visual.aggregation,
-                       help="mean over key layers then max over heads (the paper's formula), or the other order")
+    _setting_options(score, VisualPath())
     score.add_argument("--blind", action="store_true", help="add a text-only pass: information gain")
     score.add_argument("--llmlingua2-model", metavar="CLASSIFIER",
                        help="also score each word's LLMLingua-2 keep probability (for `compress --methods llmlingua2`) "
@@ -629,44 +567,16 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--data", required=True, help="JSONL written by `vskip compress`")
     distill.add_argument("--method", default="vskip", help="whose compressed CoTs to learn")
     distill.add_argument("--out", required=True, help="directory for the adapter (PEFT format), or the model (--full)")
-    schedule, lora = DEFAULT_DISTILL.training, DEFAULT_DISTILL.lora
+    schedule = DEFAULT_DISTILL.training
     distill.add_argument("--steps", type=_positive, default=schedule.steps, help="training steps")
     distill.add_argument("--lr", type=_positive_number, default=schedule.learning_rate, help="peak learning rate")
     distill.add_argument("--seed", type=int, default=schedule.seed, help="seed of initialisation and sampling")
-    distill.add_argument("--rank", type=_positive, help=f"LoRA rank (default: {lora.rank})")
-    distill.add_argument("--alpha", type=_positive,
-                         help=f"LoRA alpha: the update is scaled by alpha / rank (default: {lora.alpha})")
-    distill.add_argument("--target-modules", choices=list(LORA_TARGETS),
-                         help="LoRA on the language model's attention projections (q, k, v, o), or on all its linear "
-                              f"layers (attention and MLP); never on the vision tower (default: {lora.target_modules})")
+    _setting_options(distill, DEFAULT_DISTILL.lora, unset=True)  # unset: --full refuses any that was given
     distill.add_argument("--full", action="store_true",
                          help="train every weight of the language model instead of a LoRA adapter (float32; vision "
                               "tower frozen) and save a model directory, for `evaluate --model`")
-    distill.add_argument("--ratios", type=_ratio_list,
-                         help="comma-separated γ values to learn, each in --data (default: every γ it has); "
-                              "γ = 1, the uncompressed CoT, is always learned")
-    distill.add_argument("--full-share", type=_share,
-                         help="share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))")
-    distill.add_argument("--curriculum", type=_share, default=DEFAULT_DISTILL.curriculum,
-                         help="share of the steps over which the γ come in one at a time from 1 down (the smallest "
-                              "last) before every γ is drawn; 0: every γ from the start")
-    distill.add_argument("--auto", action=argparse.BooleanOptionalAction, default=DEFAULT_DISTILL.auto,
-                         help="also teach the auto marker: per item, the smallest γ whose compression the base "
-                              "still answers right from when handed it (one forced answer per item and γ first)")
-    from .rounds import FALLBACKS, SELECTIONS
-
-    rounds = DEFAULT_DISTILL.rounds
-    distill.add_argument("--rounds", type=_count, default=rounds.count,
-                         help="on-policy rounds after the first student: it writes its own compressions, the right "
-                         "ones within budget become the next student's targets")
-    distill.add_argument("--samples", type=_positive, default=rounds.samples,
-                         help="candidates a round's student writes per item and γ: one greedy, the rest sampled")
-    distill.add_argument("--temperature", type=_positive_number, default=rounds.temperature,
-                         help="sampling temperature of the candidates after the first")
-    distill.add_argument("--selection", choices=SELECTIONS, default=rounds.selection,
-                         help="among qualifying candidates: the one keeping most of the gate's words, or the shortest")
-    distill.add_argument("--fallback", choices=FALLBACKS, default=rounds.fallback,
-                         help="an item with no qualifying candidate keeps the gate's compression, or is dropped")
+    _setting_options(distill, DEFAULT_DISTILL)
+    _setting_options(distill, DEFAULT_DISTILL.rounds)
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")
     distill.set_defaults(run=cmd_distill)
@@ -692,8 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="results JSON of the uncompressed run: ActRatio divides by its CoT lengths, and its "
                                "model (and adapter, found from where the JSON is) is loaded again and timed beside "
                                "this run for the speed-up")
-    evaluate.add_argument("--latency-items", type=_count, default=DEFAULT_EVAL.latency_items,
-                          help="items timed at batch 1 (with the baseline's model beside, alternating); 0: none")
+    _setting_options(evaluate, DEFAULT_EVAL)
     evaluate.add_argument("--out", required=True, help="results JSON; per-item records go to OUT.items.jsonl")
     evaluate.set_defaults(run=cmd_evaluate)
 
@@ -734,6 +643,8 @@ def _run(args) -> int:
             # Deprecations inside transformers, peft or torch are for their callers' authors, not for users.
             for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
                 warnings.simplefilter("ignore", category)
+            warnings.simplefilter("always", VSkipWarning)
+            warnings.showwarning = partial(_show_warning, warnings.showwarning)
             args.run(args)
     except VSkipError as err:
         if getattr(args, "claim", None) is not None:

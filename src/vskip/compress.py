@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from .errors import BadInput
-from .gate import METHODS, UNION_SPLIT, compress_text, keep_mask
-from .records import Record, check_ratio, require_fields
-from .settings import TOKEN_FIELDS
+from .gate import METHODS, SCORE_PATHS, TOKEN_FIELDS, WordScores, compress_text, keep_mask
+from .records import Record, check_ratio, relocate, require_fields, write_jsonl_atomic
 
-WORD_FIELDS = ("words", "word_text_score", "word_visual_score", "word_tokens")
+# What every scored record has, whichever methods compress it.
+WORD_FIELDS = ("words", SCORE_PATHS["text"].field, SCORE_PATHS["visual"].field, "word_tokens")
 
 
 def compress_records(
@@ -18,13 +19,14 @@ def compress_records(
     methods: Iterable[str],
     ratios: Iterable[float],
     seed: int = 0,
-    union_split: tuple[int, int] = UNION_SPLIT,
+    turns: Mapping[str, Sequence[int]] | None = None,
 ) -> list[dict]:
     """For each scored record × method × ratio: the record's fields (per-token arrays dropped), `method`,
-    `ratio`, `compressed_cot` and `keep` (one bool per CoT word). `union_split` is the turns the `vskip`
-    union gives its visual and its text ranking in each cycle (see `gate.select`); records that carry
-    `essential` flags (vskip-synth) can be compressed by `oracle`, records scored with an LLMLingua-2 classifier
-    (`word_llmlingua2_score`) by `llmlingua2`.
+    `ratio`, `compressed_cot` and `keep` (one bool per CoT word). `turns`: per method, the turns each of its
+    rankings takes in a cycle (see `gate.select`; default one each), e.g. `{"vskip": (2, 1)}` for a union that
+    gives its visual ranking two turns to the text ranking's one. A method ranks by the score paths it needs
+    (`gate.SCORE_PATHS`): records that carry `essential` flags (vskip-synth) can be compressed by `oracle`,
+    records scored with an LLMLingua-2 classifier (`word_llmlingua2_score`) by `llmlingua2`.
 
     The `random` method draws from a generator seeded by `seed` and the record's id, so a record's
     mask does not depend on which other records are in the file.
@@ -42,24 +44,15 @@ def compress_records(
         if missing:
             raise BadInput(f"record {record.get('id')}: no {', '.join(missing)}; score the records first")
         base = {key: value for key, value in record.items() if key not in TOKEN_FIELDS}
+        try:
+            scores = WordScores.from_record(record)
+        except BadInput as err:
+            raise BadInput(f"record {record.get('id')}: {err}") from None
         record_seed = zlib.crc32(f"{seed}:{record.get('id')}".encode())
         for method in methods:
             for ratio in ratios:
                 try:
-                    keep = keep_mask(
-                        method,
-                        text=record["word_text_score"],
-                        visual=record["word_visual_score"],
-                        gain=record.get("word_gain_score"),
-                        word_tokens=record["word_tokens"],
-                        lead_tokens=record.get("word_lead_tokens"),
-                        essential=record.get("essential"),
-                        dependency=record.get("word_dependency_score"),
-                        llmlingua2=record.get("word_llmlingua2_score"),
-                        turns=union_split if method == "vskip" else None,
-                        ratio=ratio,
-                        seed=record_seed,
-                    )
+                    keep = keep_mask(method, scores, ratio, turns=(turns or {}).get(method), seed=record_seed)
                 except BadInput as err:
                     raise BadInput(f"record {record.get('id')}: {err}") from None
                 out.append(
@@ -72,3 +65,20 @@ def compress_records(
                     }
                 )
     return out
+
+
+def compress(
+    scored: Iterable[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    methods: Iterable[str],
+    ratios: Iterable[float],
+    *,
+    seed: int = 0,
+    turns: Mapping[str, Sequence[int]] | None = None,
+) -> list[dict]:
+    """`compress_records`, written to `out` at once, their images resolving from `out`'s directory (the scored
+    records' from `base_dir`); returns them as `compress_records` does."""
+    results = compress_records(scored, methods, ratios, seed=seed, turns=turns)
+    write_jsonl_atomic(out, relocate(results, base_dir, Path(out).parent))
+    return results

@@ -19,7 +19,7 @@ import json
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_
 from .report import write_report
 from .report.tables import REFERENCE_METHODS
 from .score import score, score_records
-from .settings import RoundSettings
+from .settings import DemoSettings, RoundSettings
 from .stage import fingerprint, settings_change, side_path
 
 # Every compression method the demo can distil; by default it runs the paper's comparison (the text path against
@@ -44,27 +44,8 @@ ALL_METHODS = ("truncate", "random", "text", "visual", "vskip", "dependency", "v
 STEPS_FILE = "demo_steps.json"
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    model: str = "vskip-tiny"
-    dtype: str = "auto"  # precision.DTYPES: every model the demo loads, teacher and students
-    seed: int = 0
-    # Sized for ≤ 40 minutes on 2 CPU cores with the natural teacher (CoTs of ~55 tokens).
-    n_distill: int = 400  # training items per family whose teacher CoTs are compressed and distilled
-    n_test: int = 75  # test items per family
-    methods: tuple[str, ...] = ("text", "vskip", "vskip+dependency")
-    ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
-    auto: bool = True  # each student is also asked to choose its own budget (`prompts.AUTO`)
-    distill_steps: int = 1000  # per student, and per round of on-policy rounds
-    rounds: int = 0  # on-policy rounds per student (`vskip.rounds`); the round-0 student is evaluated beside the last
-    samples: int = 1  # candidates per item and γ in a round: one greedy, the rest sampled
-    batch_size: int = 32
-    latency_items: int = 96  # ~24 per family: the per-family speed-ups need a couple dozen pairs each
-    examples_per_task: int = 2
-
-
-DEFAULT = DemoConfig()
-QUICK = DemoConfig(
+DEFAULT = DemoSettings()
+QUICK = DemoSettings(
     n_distill=6, n_test=3, ratios=(0.5,), distill_steps=3, batch_size=8, latency_items=2, examples_per_task=1,
 )
 
@@ -130,7 +111,7 @@ def _remove(output: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
+def run_demo(out_dir: str | Path, config: DemoSettings = DEFAULT) -> Path:
     """Run the pipeline into `out_dir`; returns the path of report.html."""
     from .models import load_model
     from .synth import build
@@ -230,7 +211,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig = DEFAULT) -> Path:
                         note=note)["report.html"]
 
 
-def smoke_note(config: DemoConfig, recipe: DistillSettings, n_train: int) -> str | None:
+def smoke_note(config: DemoSettings, recipe: DistillSettings, n_train: int) -> str | None:
     """The line at the top of a run too small to say what the method does: its students stopped before the end
     of their learning-rate warm-up (as `--quick`'s do); None for a run that is not."""
     if config.distill_steps >= recipe.training.warmup_steps:
@@ -261,7 +242,7 @@ def _row(method: str, ratio: float, results: dict) -> dict:
     }
 
 
-def _examples(teacher, test: list[Record], out: Path, config: DemoConfig) -> list[dict]:
+def _examples(teacher, test: list[Record], out: Path, config: DemoSettings) -> list[dict]:
     """Test items of every family (those the teacher got right first), each shown with every method's keep mask
     over the teacher's CoT and the CoT its distilled student wrote."""
 

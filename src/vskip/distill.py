@@ -47,7 +47,7 @@ from .models import load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
 from .prompts import AUTO, require_answer, response
 from .records import Record, check_ratio, iter_jsonl, require_fields, write_jsonl_atomic
-from .rounds import check_rounds, on_policy_pairs
+from .rounds import on_policy_pairs
 from .settings import DEFAULT_DISTILL, DistillSettings, RoundSettings
 from .stage import fingerprint
 from .training import fit
@@ -106,9 +106,9 @@ def adaptive_pairs(
     loaded, pairs: list[Pair], base_dir: str | Path, batch_size: int, journal: Path | None = None
 ) -> tuple[list[Pair], dict]:
     """The pairs the `auto` marker learns from, one per item: its compression at the smallest γ whose compressed CoT
-    `loaded` (the base: the teacher) still answers right when handed it (`evaluate.forced_correct`, journaled in
+    `loaded` (the base: the teacher) still answers right when handed it (`generate.forced_correct`, journaled in
     `journal` if given), or its whole CoT where none does; and the γ chosen, counted per task."""
-    from .evaluate import forced_correct
+    from .generate import forced_correct
 
     compressed = sorted((pair for pair in pairs if pair[1] != 1.0), key=lambda pair: pair[1])
     right = forced_correct(loaded, [record for record, _, _ in compressed], base_dir, batch_size=batch_size,
@@ -203,11 +203,6 @@ def distill(
     A round already made from the same pairs and recipe is not made again, so an interrupted run resumes.
     """
     out_dir = Path(out_dir)
-    if settings.training.steps < 1:
-        raise BadInput(f"steps {settings.training.steps} must be at least 1")
-    if not 0 <= settings.curriculum < 1:
-        raise BadInput(f"curriculum {settings.curriculum} must be at least 0 and below 1")
-    check_rounds(settings.rounds)
     if settings.lora is None:
         if load_options.get("dtype", "auto") not in ("auto", "float32", torch.float32):
             raise BadInput(f"a full fine-tune trains float32 weights, not {load_options['dtype']}; "

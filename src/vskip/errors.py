@@ -22,3 +22,14 @@ class BadRecord(BadInput):
     def __init__(self, reason: str, fix: str = "fix or drop the record"):
         super().__init__(f"{reason}; {fix}, or rerun with --skip-bad")
         self.reason = reason
+
+
+class VSkipWarning(UserWarning):
+    """Something the user should know that does not stop the work; the CLI prints it as one line."""
+
+
+def warn(message: str) -> None:
+    """Warn with a `VSkipWarning` (the CLI prints `vskip: warning: MESSAGE` on stderr, from its main process)."""
+    import warnings
+
+    warnings.warn(message, VSkipWarning, stacklevel=2)

@@ -15,22 +15,29 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
-from .errors import BadInput
-from .generate import batch_generator, check_prompts, generation_runner, generation_settings
+from .errors import BadInput, VSkipError, warn
+from .generate import (
+    GenerationBackend,
+    backend_type,
+    batch_generator,
+    check_prompts,
+    generation_runner,
+    generation_settings,
+    load_backend,
+)
 from .latency import Runner, paired_latency, speedup_text
 from .lora import adapter_info
 from .models import LoadedModel, located_path, model_identity, portable_path
 from .prompts import AUTO, reference_answers
 from .records import Record, iter_jsonl, write_jsonl_atomic
 from .settings import DEFAULT_EVAL, MAX_NEW_TOKENS, EvalSettings
-from .stage import fingerprint, remove_journals, run_stage, side_path
+from .stage import remove_journals, run_stage, side_path
 
 # The runners of a paired timing: this run, and the baseline beside it.
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -95,6 +102,74 @@ def _is_jsonl(data: bytes) -> bool:
         return False
 
 
+def check_baseline_model(baseline: dict, name: str = "the baseline") -> None:
+    """Refuse, before any work, a baseline to time beside this run whose model or adapter is not where its results
+    (`read_baseline`, read from `name`) record them."""
+    from .lora import peft_adapter_dir
+    from .models import check_model_source
+
+    try:
+        if not baseline.get("model"):
+            raise BadInput("it names no model")
+        check_model_source(baseline["model"])
+        if baseline.get("adapter"):
+            peft_adapter_dir(baseline["adapter"])
+    except BadInput as err:
+        raise BadInput(f"{name}: its model cannot be timed beside this run ({err}); move it back where "
+                       "the results record it, or pass --latency-items 0") from None
+
+
+def baseline_model(
+    baseline: dict, loaded: GenerationBackend, model: str, adapter: str | Path | None = None, **load_options
+) -> GenerationBackend | None:
+    """The model that made the baseline's results (its recorded model and adapter, loaded with `load_options`), to
+    time beside `loaded` (`model` with `adapter`): `loaded` itself where it is the same; None, with a warning, where
+    it cannot run here (or `loaded`'s backend times no baseline beside it)."""
+
+    def unmeasured(why: str) -> None:
+        warn(f"no speed-up: {why}; ActRatio is the figure to read")
+
+    if not loaded.times_baseline:
+        return unmeasured(f"the {loaded.name} backend does not time a baseline beside the run")
+    recorded = (model_identity(baseline["model"]), baseline.get("adapter") and model_identity(baseline["adapter"]))
+    if recorded == (model_identity(model), adapter and model_identity(adapter)):
+        return loaded
+    try:
+        return load_backend(loaded.name, baseline["model"], baseline.get("adapter"), **load_options)
+    except VSkipError as err:
+        return unmeasured(f"the baseline's model cannot be loaded here ({err})")
+
+
+def evaluate_model(
+    model: str,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    adapter: str | Path | None = None,
+    backend: str = "transformers",
+    settings: EvalSettings = DEFAULT_EVAL,
+    baseline: str | Path | None = None,
+    progress: bool = True,
+    **load_options,
+) -> dict:
+    """`evaluate` of `model` (with `adapter`) on `backend`, loaded with `load_options`, as `vskip evaluate` runs it:
+    the results JSON at `baseline` read and checked first (`read_baseline`, and `check_baseline_model` where it is
+    to be timed beside), a warning where γ means little to the model (`ratio_warning`), and the baseline's model
+    loaded beside it to time (`baseline_model`)."""
+    results = read_baseline(baseline, records) if baseline else None
+    timed = results is not None and settings.latency_items > 0
+    if timed and backend_type(backend).times_baseline:
+        check_baseline_model(results, str(baseline))
+    warning = ratio_warning(model, adapter, settings.ratio)
+    if warning:
+        warn(warning)
+    loaded = load_backend(backend, model, adapter, records=records, base_dir=base_dir, **load_options)
+    beside = baseline_model(results, loaded, model, adapter, **load_options) if timed else None
+    return evaluate(loaded, records, base_dir, out, settings=settings, baseline=results, baseline_model=beside,
+                    adapter=adapter, progress=progress)
+
+
 def item_metrics(record: Record, generated: Record) -> Record:
     """Per-item figures that need the ground truth: ANLS, VARR, hallucinated attribute words."""
     from .synth import hallucinated_words
@@ -109,72 +184,6 @@ def item_metrics(record: Record, generated: Record) -> Record:
     if record.get("scene") is not None or record.get("document") is not None:
         item["attribute_mentions"], item["hallucinated"] = hallucinated_words(record, generated["cot"])
     return item
-
-
-def forced_correct(
-    loaded: LoadedModel,
-    records: list[Record],
-    base_dir: str | Path,
-    *,
-    ratio: float | None = None,
-    batch_size: int = 16,
-    progress: bool = True,
-    journal: str | Path | None = None,
-) -> list[bool]:
-    """Per record, whether `loaded` answers right when handed the record's `compressed_cot` (after the prompt,
-    with γ = `ratio`'s marker, or none) and asked only for the answer: what a compression leaves to answer from,
-    with the writing of it taken out. With `progress`, a progress bar.
-
-    With a `journal` path, the answers are journaled there as a stage's records are (`stage.run_stage`, keyed by
-    the model, its precision, `ratio` and the records' content) and the journal is kept when all are done: an
-    interrupted run resumes from it, and the caller removes it once it has used them.
-    """
-    from tqdm.auto import tqdm
-
-    answer = partial(_forced_answers, loaded, base_dir=base_dir, ratio=ratio)
-    if journal is None:
-        starts = range(0, len(records), batch_size)
-        bar = tqdm(starts, desc="forced answers", unit="batch", disable=not progress or len(starts) < 2)
-        return [right for start in bar for right in answer(records[start : start + batch_size])]
-
-    # Records may share an id (an item compressed at several γ): each is keyed by its place in `records`, which
-    # their fingerprint in the settings ties to them.
-    def journaled(keys: list[Record]) -> list[Record]:
-        right = answer([records[int(key["id"])] for key in keys])
-        return [{"id": key["id"], "correct": correct} for key, correct in zip(keys, right, strict=True)]
-
-    done = run_stage(
-        [{"id": str(index)} for index in range(len(records))],
-        journaled,
-        journal,
-        settings={"model": model_identity(loaded.path), "precision": loaded.precision, "ratio": ratio,
-                  "records": fingerprint(records)},
-        batch_size=batch_size,
-        description="forced answers",
-        progress=progress,
-        keep_journal=True,
-    )
-    return [result["correct"] for result in done]
-
-
-def _forced_answers(
-    loaded: LoadedModel, batch: list[Record], *, base_dir: str | Path, ratio: float | None
-) -> list[bool]:
-    """`forced_correct` of one batch."""
-    from .encoding import encode, record_example
-    from .generate import decode
-    from .prompts import ANSWER_PREFIX, split_response
-
-    examples = [record_example(loaded.processor, record, base_dir, ratio=ratio) for record in batch]
-    for example, record in zip(examples, batch, strict=True):
-        example.prompt += f"{record['compressed_cot']}\n{ANSWER_PREFIX}"
-    inputs = encode(loaded.processor, examples, for_generation=True).inputs
-    inputs = {key: value.to(loaded.model.device) for key, value in inputs.items()}
-    output = decode(loaded, inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1] :]
-    tokenizer = loaded.processor.tokenizer
-    return [metrics.is_correct(split_response(ANSWER_PREFIX + tokenizer.decode(tokens, skip_special_tokens=True))[1],
-                               record)
-            for record, tokens in zip(batch, output, strict=True)]
 
 
 def latency_sample(records: list[Record], settings: EvalSettings) -> list[Record]:
@@ -198,7 +207,7 @@ def timed_generation(
 
 
 def evaluate(
-    loaded: LoadedModel,
+    loaded: LoadedModel | GenerationBackend,
     records: list[Record],
     base_dir: str | Path,
     out: str | Path,

@@ -26,36 +26,106 @@ To add a method, write one function and register it:
     @register_method("length")
     def longest_first(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
         return [scores.word_tokens]
+
+Score paths. A method ranks by one or more per-word scores, `scores["text"]`, `scores["visual"]`, …, each a
+*score path* named in one table, `SCORE_PATHS`: where a scored record keeps it (and the per-token field it was
+aggregated from, which later stages drop), and how to get it when a record lacks it. `WordScores.from_record`
+reads every path the table names; a method that asks for one a record lacks is refused with the table's hint.
+Adding a score path (say a hypothetical `grounding`, a detector's overlap with each word) touches two places:
+
+1. one entry here: `SCORE_PATHS["grounding"] = ScorePath("word_grounding_score", "grounding_score",
+   "score with --grounding-model")`;
+2. one gate function ranking by it: `@register_method("grounding")` returning `[scores["grounding"]]`;
+
+and, of course, whatever computes it and writes the record's field (`vskip.score`, which aggregates each
+path's token scores to words by the table, or a module of its own as `vskip.llmlingua2`). Compression, the
+dropping of per-token fields and the checks of lengths and NaN follow from the table.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .errors import BadInput
 from .records import check_ratio
 
 
 @dataclass(frozen=True)
-class WordScores:
-    """Per-word scores of one chain of thought (see `vskip.score`)."""
+class ScorePath:
+    """Where a scored record keeps one per-word score, and how one gets it."""
 
-    text: Sequence[float]  # surprisal, max over the word's tokens
-    visual: Sequence[float]  # attention mass to the image, max over the word's tokens
+    field: str  # the record's per-word field
+    token_field: str | None  # the per-token field it is aggregated from (`score.aggregate_words`), if any
+    how: str  # how a record comes to have it: the hint of a method's refusal where one lacks it
+
+
+# Every per-word score a method can rank by, in the order a scored record holds them (`vskip.score`).
+SCORE_PATHS: dict[str, ScorePath] = {
+    # surprisal, max over the word's tokens
+    "text": ScorePath("word_text_score", "text_score", "score the records (vskip score)"),
+    # attention mass to the image, max over the word's tokens
+    "visual": ScorePath("word_visual_score", "visual_score", "score the records (vskip score)"),
+    # visual information gain: NLL without the image minus NLL with it
+    "gain": ScorePath("word_gain_score", "gain_score", "score with blind=True (vskip score --blind)"),
+    # attention the answer pays to the word (self-attention models)
+    "dependency": ScorePath("word_dependency_score", "dependency_score",
+                            "score with a self-attention model (Mllama has no dependency path)"),
+    # LLMLingua-2's keep probability (`vskip.llmlingua2`)
+    "llmlingua2": ScorePath("word_llmlingua2_score", None, "score with --llmlingua2-model"),
+    # the words a step needs, where the data knows them (vskip-synth): true or false
+    "essential": ScorePath("essential", None, "the records' `essential` flags (vskip synth --cot-style natural)"),
+}
+# A scored record's per-token arrays: what later stages drop, keeping the per-word ones.
+TOKEN_FIELDS = ("tokens", *(path.token_field for path in SCORE_PATHS.values() if path.token_field))
+
+
+class _MissingPath(BadInput):
+    """A method asked for a score path the record lacks (`select` names the method)."""
+
+
+@dataclass(frozen=True)
+class WordScores:
+    """Per-word scores of one chain of thought (see `vskip.score`): the words' token counts, and the score paths
+    it has (`SCORE_PATHS`), each one value per word; checked on creation (lengths, NaN)."""
+
     word_tokens: Sequence[int]  # tokens per word: the budget is counted in tokens
-    gain: Sequence[float] | None = None  # visual information gain, when scored with `blind`
+    paths: Mapping[str, Sequence[float]] = field(default_factory=dict)  # path name -> one score per word
     lead_tokens: Sequence[int] | None = None  # tokens per word written first (default: `word_tokens`)
-    essential: Sequence[bool] | None = None  # the words a step needs, where the data knows them (vskip-synth)
-    dependency: Sequence[float] | None = None  # attention the answer pays to the word (self-attention models)
-    llmlingua2: Sequence[float] | None = None  # LLMLingua-2's keep probability, when scored with its classifier
+
+    def __post_init__(self) -> None:
+        n = len(self.word_tokens)
+        unknown = [name for name in self.paths if name not in SCORE_PATHS]
+        if unknown:
+            raise BadInput(f"unknown score path(s) {', '.join(unknown)}; valid: {', '.join(SCORE_PATHS)}")
+        named = [("lead token", self.lead_tokens), *self.paths.items()]
+        for name, values in named:
+            if values is not None and len(values) != n:
+                raise BadInput(f"{len(values)} {name} scores for {n} words")
+            if values is not None and any(math.isnan(v) for v in values):
+                raise BadInput(f"{name} scores contain NaN")
+
+    @classmethod
+    def of(cls, word_tokens: Sequence[int], lead_tokens: Sequence[int] | None = None, **paths) -> WordScores:
+        """`WordScores(word_tokens, {name: scores, …}, lead_tokens)`, the paths by keyword; None means absent."""
+        return cls(word_tokens, {name: values for name, values in paths.items() if values is not None}, lead_tokens)
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> WordScores:
+        """A scored record's word scores: its `word_tokens`, `word_lead_tokens` and every score path it has."""
+        return cls.of(record["word_tokens"], record.get("word_lead_tokens"),
+                      **{name: record.get(path.field) for name, path in SCORE_PATHS.items()})
+
+    def __getitem__(self, name: str) -> Sequence[float]:
+        """The score path `name`, one value per word; `BadInput` saying how to get it where these scores lack it."""
+        if name not in self.paths:
+            raise _MissingPath(f"needs {name} scores ({SCORE_PATHS[name].field}): {SCORE_PATHS[name].how}")
+        return self.paths[name]
 
 
 Method = Callable[[WordScores, random.Random], list[Sequence[float]]]
-# Turns of the visual and the text ranking in each cycle of the `vskip` union: one each, the paper's union.
-UNION_SPLIT = (1, 1)
 METHODS: dict[str, Method] = {}
 
 
@@ -83,54 +153,43 @@ def random_words(scores: WordScores, rng: random.Random) -> list[Sequence[float]
 @register_method("text")
 def surprisal(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """Highest surprisal first: the blind text-centric compressors (TokenSkip, LLMLingua)."""
-    return [scores.text]
+    return [scores["text"]]
 
 
 @register_method("visual")
 def visual_mass(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """Highest attention mass to the image first."""
-    return [scores.visual]
+    return [scores["visual"]]
 
 
 @register_method("gain")
 def visual_gain(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """Highest visual information gain first (NLL without the image minus NLL with it)."""
-    if scores.gain is None:
-        raise BadInput("method 'gain' needs gain scores: score with blind=True (vskip score --blind)")
-    return [scores.gain]
+    return [scores["gain"]]
 
 
 @register_method("llmlingua2")
 def keep_probability(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """Highest LLMLingua-2 keep probability first: the paper's text-centric baseline (see `vskip.llmlingua2`)."""
-    if scores.llmlingua2 is None:
-        raise BadInput("method 'llmlingua2' needs word_llmlingua2_score: score with --llmlingua2-model")
-    return [scores.llmlingua2]
+    return [scores["llmlingua2"]]
 
 
 @register_method("vskip")
 def union_of_saliencies(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """Keep w iff S_text(w) ≥ τ_text OR S_vis(w) ≥ τ_vis; the budget alternates visual, text, visual, …"""
-    return [scores.visual, scores.text]
+    return [scores["visual"], scores["text"]]
 
 
 @register_method("dependency")
 def answer_attention(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """Highest attention from the answer first: the words the answer is computed from."""
-    return [_needs_dependency(scores)]
+    return [scores["dependency"]]
 
 
 @register_method("vskip+dependency")
 def union_of_three(scores: WordScores, rng: random.Random) -> list[Sequence[float]]:
     """The union of the visual, the text and the dependency path; turns alternate in that order."""
-    return [scores.visual, scores.text, _needs_dependency(scores)]
-
-
-def _needs_dependency(scores: WordScores) -> Sequence[float]:
-    if scores.dependency is None:
-        raise BadInput("the dependency path needs dependency scores: score with a self-attention model "
-                       "(Mllama has no dependency path)")
-    return scores.dependency
+    return [scores["visual"], scores["text"], scores["dependency"]]
 
 
 @register_method("oracle")
@@ -138,11 +197,10 @@ def essential_first(scores: WordScores, rng: random.Random) -> list[Sequence[flo
     """The essential words first, then the rest, each by surprisal: the best a gate can keep where the data
     says which words a step needs (vskip-synth's natural CoTs). Below the essential share it drops the
     essential words the model finds most predictable."""
-    if scores.essential is None:
-        raise BadInput("method 'oracle' needs the records' `essential` flags (vskip synth --cot-style natural)")
+    essential, text = scores["essential"], scores["text"]
     # Lifted by more than the scores' range, every essential word ranks above every other word.
-    lift = max(scores.text, default=0.0) - min(scores.text, default=0.0) + 1.0
-    return [[text + lift * essential for text, essential in zip(scores.text, scores.essential, strict=True)]]
+    lift = max(text, default=0.0) - min(text, default=0.0) + 1.0
+    return [[score + lift * flag for score, flag in zip(text, essential, strict=True)]]
 
 
 @dataclass(frozen=True)
@@ -156,35 +214,18 @@ class Selection:
 
 
 def select(
-    method: str,
-    *,
-    text: Sequence[float],
-    visual: Sequence[float],
-    word_tokens: Sequence[int],
-    ratio: float,
-    gain: Sequence[float] | None = None,
-    lead_tokens: Sequence[int] | None = None,
-    essential: Sequence[bool] | None = None,
-    dependency: Sequence[float] | None = None,
-    llmlingua2: Sequence[float] | None = None,
-    turns: Sequence[int] | None = None,
-    seed: int = 0,
+    method: str, scores: WordScores, ratio: float, *, turns: Sequence[int] | None = None, seed: int = 0
 ) -> Selection:
-    """The words `method` keeps at target ratio `ratio`, with the thresholds that selected them; `turns`: how
-    many turns in a row each of the method's rankings takes (default one each)."""
+    """The words `method` keeps of `scores` at target ratio `ratio`, with the thresholds that selected them;
+    `turns`: how many turns in a row each of the method's rankings takes (default one each)."""
     if method not in METHODS:
         raise BadInput(f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
     ratio = check_ratio(ratio)
-    n = len(word_tokens)
-    named = (("text", text), ("visual", visual), ("gain", gain), ("lead token", lead_tokens), ("essential", essential),
-             ("dependency", dependency), ("llmlingua2", llmlingua2))
-    for name, values in named:
-        if values is not None and len(values) != n:
-            raise BadInput(f"{len(values)} {name} scores for {n} words")
-        if values is not None and any(math.isnan(v) for v in values):
-            raise BadInput(f"{name} scores contain NaN")
-    given = WordScores(text, visual, word_tokens, gain, lead_tokens, essential, dependency, llmlingua2)
-    rankings = METHODS[method](given, random.Random(seed))
+    word_tokens, lead_tokens, n = scores.word_tokens, scores.lead_tokens, len(scores.word_tokens)
+    try:
+        rankings = METHODS[method](scores, random.Random(seed))
+    except _MissingPath as err:
+        raise BadInput(f"method {method!r} {err}") from None
     turns = [1] * len(rankings) if turns is None else list(turns)
     if len(turns) != len(rankings) or min(turns) < 1:
         raise BadInput(f"turns {turns}: method {method!r} has {len(rankings)} ranking(s), each takes one turn or more")
@@ -227,24 +268,10 @@ def select(
 
 
 def keep_mask(
-    method: str,
-    *,
-    text: Sequence[float],
-    visual: Sequence[float],
-    word_tokens: Sequence[int],
-    ratio: float,
-    gain: Sequence[float] | None = None,
-    lead_tokens: Sequence[int] | None = None,
-    essential: Sequence[bool] | None = None,
-    dependency: Sequence[float] | None = None,
-    llmlingua2: Sequence[float] | None = None,
-    turns: Sequence[int] | None = None,
-    seed: int = 0,
+    method: str, scores: WordScores, ratio: float, *, turns: Sequence[int] | None = None, seed: int = 0
 ) -> list[bool]:
     """One bool per CoT word: kept by `method` at target ratio γ = `ratio` (see the module's fill rule)."""
-    return select(method, text=text, visual=visual, word_tokens=word_tokens, ratio=ratio, gain=gain,
-                  lead_tokens=lead_tokens, essential=essential, dependency=dependency, llmlingua2=llmlingua2,
-                  turns=turns, seed=seed).keep
+    return select(method, scores, ratio, turns=turns, seed=seed).keep
 
 
 def compress_text(words: Sequence[str], keep: Sequence[bool]) -> str:

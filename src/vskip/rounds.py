@@ -19,37 +19,16 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
 
-from .errors import BadInput
 from .prompts import AUTO, response
 from .records import Record
-from .settings import RoundSettings
+from .settings import Fallback, Selection
 
-Selection = Literal["gate", "shortest"]
-SELECTIONS: tuple[Selection, ...] = ("gate", "shortest")
-Fallback = Literal["keep", "drop"]
-FALLBACKS: tuple[Fallback, ...] = ("keep", "drop")
 # A candidate may exceed round(γ · n) by this many tokens: about the half word the gate's own fill rule allows.
 SLACK_TOKENS = 2
 # (record, γ or AUTO, reply to learn), as `distill.Pair`.
 Pair = tuple[Record, "float | str", str]
 _PUNCTUATION = re.compile(r"^[^\w$]+|[^\w%]+$")
-
-
-def check_rounds(rounds: RoundSettings) -> RoundSettings:
-    """`rounds`, or `BadInput` naming the first setting out of range."""
-    if rounds.count < 0:
-        raise BadInput(f"rounds {rounds.count} must be 0 or more")
-    if rounds.samples < 1:
-        raise BadInput(f"samples {rounds.samples} must be at least 1 (the greedy candidate)")
-    if not rounds.temperature > 0:
-        raise BadInput(f"temperature {rounds.temperature} must be above 0")
-    if rounds.selection not in SELECTIONS:
-        raise BadInput(f"selection {rounds.selection!r}: valid are {', '.join(SELECTIONS)}")
-    if rounds.fallback not in FALLBACKS:
-        raise BadInput(f"fallback {rounds.fallback!r}: valid are {', '.join(FALLBACKS)}")
-    return rounds
 
 
 def word_key(word: str) -> str:

@@ -21,6 +21,13 @@ Token scores are aggregated to the CoT's whitespace words (the units the gate ke
 max over the word's tokens: a word matters as much as its most informative piece, and max keeps a
 long number or name from being diluted by its predictable continuation tokens. A word's tokens are
 all those it writes, a token of whitespace alone before it included (`encoding.token_word_index`).
+
+Each path's record fields are named in one table, `gate.SCORE_PATHS` (the per-token field, the per-word field it
+is aggregated to, and how a record gets it): `score_records` aggregates every token path it wrote by that table,
+and `gate.TOKEN_FIELDS`, what later stages drop, is read from it. Adding a score path touches two places (see
+`vskip.gate`): one entry in `gate.SCORE_PATHS` and one gate function; besides them, the scorer that computes it —
+here, a `BatchScores` field written to the record under the entry's token field, or a module of its own that
+writes the word field, as `vskip.llmlingua2` does.
 """
 
 from __future__ import annotations
@@ -43,22 +50,20 @@ from .encoding import (
     word_spans,
 )
 from .errors import BadInput
+from .gate import SCORE_PATHS, TOKEN_FIELDS
 from .llmlingua2 import Classifier, word_keep_probabilities
 from .models.families import ModelFamily
 from .precision import stage_precision
 from .prompts import require_answer, response
 from .records import Record, require_fields
-from .settings import BATCH_SIZE, TOKEN_FIELDS, VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath
+from .settings import BATCH_SIZE, VisualPath
 
 # What a record needs to be scored (the CLI asks the same of the file it reads).
 SCORE_FIELDS = ("id", "image", "question", "cot")
 
 
 def check_visual_path(visual: VisualPath, family: ModelFamily, config) -> None:
-    """`BadInput` for options the visual path does not have, or key layers that do not see the image."""
-    if visual.row not in VISUAL_ROWS or visual.aggregation not in VISUAL_AGGREGATIONS:
-        raise BadInput(f"visual path {visual.row!r}, {visual.aggregation!r}: the row is one of "
-                       f"{', '.join(VISUAL_ROWS)}, the aggregation one of {', '.join(VISUAL_AGGREGATIONS)}")
+    """`BadInput` for key layers that do not see the image (`VisualPath` checks its other options itself)."""
     if visual.key_layers is not None:
         valid = family.image_layers(config)
         if not visual.key_layers or any(layer not in valid for layer in visual.key_layers):
@@ -275,12 +280,9 @@ def score_records(
             out["words"] = words
             out["word_tokens"] = [token_words.count(w) for w in range(len(words))]
             out["word_lead_tokens"] = lead_tokens(processor.tokenizer, words)
-            out["word_text_score"] = aggregate_words(out["text_score"], token_words, len(words))
-            out["word_visual_score"] = aggregate_words(out["visual_score"], token_words, len(words))
-            if blind:
-                out["word_gain_score"] = aggregate_words(out["gain_score"], token_words, len(words))
-            if scores.dependency is not None:
-                out["word_dependency_score"] = aggregate_words(out["dependency_score"], token_words, len(words))
+            for path in SCORE_PATHS.values():  # each path's token scores, aggregated to its word scores
+                if path.token_field in out:
+                    out[path.field] = aggregate_words(out[path.token_field], token_words, len(words))
             if llmlingua2 is not None:
                 out["word_llmlingua2_score"] = word_keep_probabilities(llmlingua2, item.cot)
             results.append(out)
@@ -348,3 +350,28 @@ def score(
         description="score",
         progress=progress,
     )
+
+
+def score_model(
+    model: str,
+    records: list[Record],
+    base_dir: str | Path,
+    out: str | Path,
+    *,
+    visual: VisualPath = VisualPath(),
+    blind: bool = False,
+    llmlingua2_model: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress: bool = True,
+    **load_options,
+) -> list[dict]:
+    """`score` with `model` loaded (`models.load_model`; `load_options`: `dtype`, `allow_pickle`,
+    `trust_remote_code`) and, given `llmlingua2_model`, its LLMLingua-2 classifier (`llmlingua2.load_classifier`,
+    under the same `allow_pickle` and `trust_remote_code`): what `vskip score` runs."""
+    from .llmlingua2 import load_classifier
+    from .models import load_model
+
+    permissions = {key: load_options.get(key, False) for key in ("allow_pickle", "trust_remote_code")}
+    classifier = None if llmlingua2_model is None else load_classifier(llmlingua2_model, **permissions)
+    return score(load_model(model, **load_options), records, base_dir, out, visual=visual, blind=blind,
+                 llmlingua2=classifier, batch_size=batch_size, progress=progress)

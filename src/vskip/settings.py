@@ -1,30 +1,60 @@
 """Every knob of every stage and its default, as plain data: the settings objects and the constants that
 the API's signatures and the CLI's options both read, each defined here once.
 
+Every settings object is frozen and checks itself when made: a value out of range is a `BadInput` naming it,
+whether it came from the CLI, the API or `dataclasses.replace`. (What depends on a model, such as which
+layers see the image, is checked where the model is loaded.)
+
 Nothing here imports torch or transformers: the CLI shows these defaults in its help at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from .prompts import Mode
+from .errors import BadInput
+from .prompts import MODES, Mode
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise BadInput(message)
+
+
+@dataclass(frozen=True)
+class Option:
+    """How the CLI sets one field of a settings object (`cli` builds the option from it): its flag and help, and how
+    its text reads: `kind`, a name the CLI maps to a parser ("count", "positive", "positive number", "share",
+    "ratios", "layers", or "flag": --x / --no-x), or `choices`."""
+
+    flag: str
+    help: str
+    kind: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+def option(flag: str, help: str, kind: str | None = None, choices: tuple[str, ...] | None = None) -> dict:
+    """A settings field's metadata naming its CLI option (`Option`)."""
+    return {"option": Option(flag, help, kind, choices)}
+
 
 # Records per forward pass of every stage that runs a model over a file (generate, score, evaluate), and
 # sequences per step of distillation: one `--batch-size` option serves them all.
 BATCH_SIZE = 16
+# The engines that generate (`generate.load_backend`): transformers, or vLLM (`pip install 'vskip[vllm]'`, GPU only).
+BACKENDS = ("transformers", "vllm")
 # The longest reply a model may write, in new tokens (generate, evaluate).
 MAX_NEW_TOKENS = 160
 # The items per family of each vskip-synth split (a split holds four families).
 SYNTH_TRAIN, SYNTH_VAL, SYNTH_TEST = 2000, 100, 300
-# A scored record's per-token arrays (`vskip score`): what later stages drop, keeping the per-word ones.
-TOKEN_FIELDS = ("tokens", "text_score", "visual_score", "gain_score", "dependency_score")
+# Turns of the visual and the text ranking in each cycle of the `vskip` union (`vskip compress --union-split`):
+# one each, the paper's union.
+UNION_SPLIT = (1, 1)
 
 
-@dataclass
-class TrainConfig:
+@dataclass(frozen=True)
+class TrainSettings:
     steps: int = 1000
     batch_size: int = 16
     learning_rate: float = 1e-3
@@ -36,6 +66,12 @@ class TrainConfig:
     # 0: only at the end. Saving distill's default LoRA student on vskip-tiny (7.5 MB) takes about 40 ms, a step
     # 0.6 s or more on 2 cores: every 100 steps costs under 0.1 %, and a kill loses at most 100 steps.
     checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, f"steps {self.steps} must be at least 1")
+        _require(self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1")
+        _require(self.learning_rate > 0, f"learning rate {self.learning_rate} must be above 0")
+        _require(self.warmup_steps >= 0, f"warm-up steps {self.warmup_steps} must be 0 or more")
 
 
 # LoRA targets by the name `vskip distill --target-modules` gives them: the language model's attention
@@ -50,10 +86,27 @@ LORA_TARGETS = {
 
 @dataclass(frozen=True)
 class LoraSettings:
-    rank: int = 32
-    alpha: int = 64
+    rank: int = field(default=32, metadata=option("--rank", "LoRA rank", "positive"))
+    alpha: int = field(default=64, metadata=option("--alpha", "LoRA alpha: the update is scaled by alpha / rank",
+                                                   "positive"))
     dropout: float = 0.0
-    target_modules: str = "all-linear"  # a name in LORA_TARGETS: "attention" or "all-linear"
+    # A name in LORA_TARGETS: "attention" or "all-linear".
+    target_modules: str = field(default="all-linear", metadata=option(
+        "--target-modules", "LoRA on the language model's attention projections (q, k, v, o), or on all its linear "
+        "layers (attention and MLP); never on the vision tower", choices=tuple(LORA_TARGETS)))
+
+    def __post_init__(self) -> None:
+        _require(self.rank >= 1 and self.alpha >= 1, f"LoRA rank {self.rank} and alpha {self.alpha} must be at least 1")
+        _require(self.target_modules in LORA_TARGETS,
+                 f"target modules {self.target_modules!r}: valid are {', '.join(LORA_TARGETS)}")
+
+
+# How a round chooses among a student's qualifying candidates, and what becomes of an item with none
+# (`vskip.rounds`).
+Selection = Literal["gate", "shortest"]
+SELECTIONS: tuple[Selection, ...] = ("gate", "shortest")
+Fallback = Literal["keep", "drop"]
+FALLBACKS: tuple[Fallback, ...] = ("keep", "drop")
 
 
 @dataclass(frozen=True)
@@ -62,11 +115,26 @@ class RoundSettings:
     candidates per item and γ (the first greedy, the rest sampled at `temperature`), the qualifying ones chosen
     by `selection` become the next student's targets, and items with none keep the gate's (`fallback`)."""
 
-    count: int = 0
-    samples: int = 1
-    temperature: float = 1.0
-    selection: str = "gate"  # rounds.SELECTIONS
-    fallback: str = "keep"  # rounds.FALLBACKS
+    count: int = field(default=0, metadata=option(
+        "--rounds", "on-policy rounds after the first student: it writes its own compressions, the right ones within "
+        "budget become the next student's targets", "count"))
+    samples: int = field(default=1, metadata=option(
+        "--samples", "candidates a round's student writes per item and γ: one greedy, the rest sampled", "positive"))
+    temperature: float = field(default=1.0, metadata=option(
+        "--temperature", "sampling temperature of the candidates after the first", "positive number"))
+    selection: str = field(default="gate", metadata=option(
+        "--selection", "among qualifying candidates: the one keeping most of the gate's words, or the shortest",
+        choices=SELECTIONS))
+    fallback: str = field(default="keep", metadata=option(
+        "--fallback", "an item with no qualifying candidate keeps the gate's compression, or is dropped",
+        choices=FALLBACKS))
+
+    def __post_init__(self) -> None:
+        _require(self.count >= 0, f"rounds {self.count} must be 0 or more")
+        _require(self.samples >= 1, f"samples {self.samples} must be at least 1 (the greedy candidate)")
+        _require(self.temperature > 0, f"temperature {self.temperature} must be above 0")
+        _require(self.selection in SELECTIONS, f"selection {self.selection!r}: valid are {', '.join(SELECTIONS)}")
+        _require(self.fallback in FALLBACKS, f"fallback {self.fallback!r}: valid are {', '.join(FALLBACKS)}")
 
 
 @dataclass(frozen=True)
@@ -78,35 +146,54 @@ class DistillSettings:
     γ it names; on every linear layer, for 1,500 steps, the student writes close to the length asked.
     """
 
-    training: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=1500, batch_size=BATCH_SIZE, learning_rate=1e-3, warmup_steps=30)
+    training: TrainSettings = field(
+        default_factory=lambda: TrainSettings(steps=1500, batch_size=BATCH_SIZE, learning_rate=1e-3, warmup_steps=30)
     )
     # None: train every weight of the language model instead (float32; vision tower frozen).
     lora: LoraSettings | None = LoraSettings()
     # The γ values to learn, each present in the compressed file (None: all it has). γ = 1 is always there.
-    ratios: tuple[float, ...] | None = None
+    ratios: tuple[float, ...] | None = field(default=None, metadata=option(
+        "--ratios", "comma-separated γ values to learn, each in --data (default: every γ it has); γ = 1, the "
+        "uncompressed CoT, is always learned", "ratios"))
     # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
-    full_share: float | None = None
+    full_share: float | None = field(default=None, metadata=option(
+        "--full-share", "share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))", "share"))
     # The share of the training steps over which the γ come in one at a time, from 1 down, before every γ is drawn
     # (`distill.shares_at`); 0: every γ from the first step.
-    curriculum: float = 0.0
+    curriculum: float = field(default=0.0, metadata=option(
+        "--curriculum", "share of the steps over which the γ come in one at a time from 1 down (the smallest last) "
+        "before every γ is drawn; 0: every γ from the start", "share"))
     # Also teach the `auto` marker (as one more γ): each item's smallest γ whose compression the base model
     # still answers right when handed it, or its whole CoT where none does.
-    auto: bool = True
+    auto: bool = field(default=True, metadata=option(
+        "--auto", "also teach the auto marker: per item, the smallest γ whose compression the base still answers "
+        "right from when handed it (one forced answer per item and γ first)", "flag"))
     rounds: RoundSettings = RoundSettings()
+
+    def __post_init__(self) -> None:
+        _require(self.full_share is None or 0 <= self.full_share < 1,
+                 f"full share {self.full_share} must be at least 0 and below 1")
+        _require(0 <= self.curriculum < 1, f"curriculum {self.curriculum} must be at least 0 and below 1")
 
 
 DEFAULT_DISTILL = DistillSettings()
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalSettings:
     mode: Mode = "cot"
     ratio: float | str | None = None  # γ, "auto" (`prompts.AUTO`), or None: the full CoT
     batch_size: int = BATCH_SIZE
-    latency_items: int = 48
+    latency_items: int = field(default=48, metadata=option(
+        "--latency-items", "items timed at batch 1 (with the baseline's model beside, alternating); 0: none", "count"))
     max_new_tokens: int = MAX_NEW_TOKENS
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.mode in MODES, f"mode {self.mode!r}: valid are {', '.join(MODES)}")
+        _require(self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1")
+        _require(self.latency_items >= 0, f"latency items {self.latency_items} must be 0 or more")
+        _require(self.max_new_tokens >= 1, f"max new tokens {self.max_new_tokens} must be at least 1")
 
 
 DEFAULT_EVAL = EvalSettings()
@@ -128,13 +215,23 @@ class VisualPath:
     VISUAL_ROWS), the paper's formula is `row="own"`. Choices for ablations on a validation split, never on
     the test split."""
 
-    key_layers: tuple[int, ...] | None = None  # None: `default_key_layers`
-    row: str = "predictor"  # one of VISUAL_ROWS
-    aggregation: str = "layer-mean-head-max"  # one of VISUAL_AGGREGATIONS
+    key_layers: tuple[int, ...] | None = field(default=None, metadata=option(  # None: `default_key_layers`
+        "--key-layers", "comma-separated layer indices (default: every layer that sees the image)", "layers"))
+    row: str = field(default="predictor", metadata=option(
+        "--visual-row", "query row whose attention to the image scores token i: its own, or the one that predicted "
+        "it (i - 1, where the text path reads its surprisal)", choices=VISUAL_ROWS))
+    aggregation: str = field(default="layer-mean-head-max", metadata=option(
+        "--visual-aggregation", "mean over key layers then max over heads (the paper's formula), or the other order",
+        choices=VISUAL_AGGREGATIONS))
+
+    def __post_init__(self) -> None:
+        _require(self.row in VISUAL_ROWS and self.aggregation in VISUAL_AGGREGATIONS,
+                 f"visual path {self.row!r}, {self.aggregation!r}: the row is one of {', '.join(VISUAL_ROWS)}, "
+                 f"the aggregation one of {', '.join(VISUAL_AGGREGATIONS)}")
 
 
 @dataclass(frozen=True)
-class TinyConfig:
+class TinySettings:
     """The sizes of vskip-tiny; defaults are the shipped model's."""
 
     vocab_size: int = 640
@@ -149,12 +246,40 @@ class TinyConfig:
     max_positions: int = 1024
 
 
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's run (`vskip demo`, `demo.run_demo`): its model, data sizes, methods, γ and students."""
+
+    model: str = "vskip-tiny"
+    dtype: str = "auto"  # precision.DTYPES: every model the demo loads, teacher and students
+    seed: int = 0
+    # Sized for ≤ 40 minutes on 2 CPU cores with the natural teacher (CoTs of ~55 tokens).
+    n_distill: int = 400  # training items per family whose teacher CoTs are compressed and distilled
+    n_test: int = 75  # test items per family
+    methods: tuple[str, ...] = ("text", "vskip", "vskip+dependency")
+    ratios: tuple[float, ...] = (0.5, 0.7, 0.9)
+    auto: bool = True  # each student is also asked to choose its own budget (`prompts.AUTO`)
+    distill_steps: int = 1000  # per student, and per round of on-policy rounds
+    rounds: int = 0  # on-policy rounds per student (`vskip.rounds`); the round-0 student is evaluated beside the last
+    samples: int = 1  # candidates per item and γ in a round: one greedy, the rest sampled
+    batch_size: int = 32
+    latency_items: int = 96  # ~24 per family: the per-family speed-ups need a couple dozen pairs each
+    examples_per_task: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("n_distill", "n_test", "distill_steps", "samples", "batch_size"):
+            _require(getattr(self, name) >= 1, f"{name} {getattr(self, name)} must be at least 1")
+        for name in ("rounds", "latency_items", "examples_per_task"):
+            _require(getattr(self, name) >= 0, f"{name} {getattr(self, name)} must be 0 or more")
+        _require(bool(self.methods) and bool(self.ratios), "the demo needs at least one method and one γ")
+
+
 # The recipe of the shipped vskip-tiny (`vskip tiny train`; `models.train_tiny` says what each stage does).
-TINY_SIZES = TinyConfig()
-TINY_VISION_TRAINING = TrainConfig(
+TINY_SIZES = TinySettings()
+TINY_VISION_TRAINING = TrainSettings(
     steps=1000, batch_size=32, learning_rate=1e-3, warmup_steps=50, seed=0, checkpoint_every=250
 )
 TINY_DIRECT_SHARE = 0.5
-TINY_TRAINING = TrainConfig(
+TINY_TRAINING = TrainSettings(
     steps=8000, batch_size=16, learning_rate=1e-3, weight_decay=0.0, warmup_steps=150, seed=0, checkpoint_every=250
 )

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .encoding import Example, encode
 from .errors import BadInput
-from .settings import TrainConfig
+from .settings import TrainSettings
 
 IGNORE_INDEX = -100
 # Process r seeds its RNGs with seed + r * RANK_SEED_STRIDE: process 0 draws what a single process draws.
@@ -35,7 +35,7 @@ def batch_inputs(processor, examples: Sequence[Example]) -> dict[str, torch.Tens
     return {**encoded.inputs, "labels": labels}
 
 
-def cosine_schedule(step: int, config: TrainConfig) -> float:
+def cosine_schedule(step: int, config: TrainSettings) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
@@ -46,7 +46,7 @@ def fit(
     model: torch.nn.Module,
     processor,
     sample_examples: Callable[[random.Random, int, float], list[Example]],
-    config: TrainConfig,
+    config: TrainSettings,
     *,
     checkpoint_dir: str | Path | None = None,
     description: str = "train",
@@ -66,7 +66,7 @@ def fit(
 def train(
     model: torch.nn.Module,
     sample_batch: Callable[[random.Random, int, float], dict[str, torch.Tensor]],
-    config: TrainConfig,
+    config: TrainSettings,
     *,
     checkpoint_dir: str | Path | None = None,
     description: str = "train",

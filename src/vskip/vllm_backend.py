@@ -25,7 +25,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 from .encoding import record_example
 from .errors import BadInput, UnsupportedModel, VSkipError
@@ -62,7 +64,12 @@ def _vllm():
 
 @dataclass
 class VllmModel:
-    """A vLLM engine with the checkpoint's processor (for `chat_prompt` and token counts)."""
+    """A vLLM engine with the checkpoint's processor (for `chat_prompt` and token counts): a
+    `generate.GenerationBackend` that decodes greedily."""
+
+    name: ClassVar[str] = "vllm"
+    # Not timed beside a baseline's model: its CoT lengths are all a baseline gives this backend.
+    times_baseline: ClassVar[bool] = False
 
     llm: object
     processor: object
@@ -85,6 +92,29 @@ class VllmModel:
         path = str(Path(adapter).resolve())
         lora_id = self.lora_ids.setdefault(path, len(self.lora_ids) + 1)
         return LoRARequest(Path(path).name or "adapter", lora_id, path)
+
+    @classmethod
+    def load(cls, model: str, adapter: str | Path | None = None, *, records=(), base_dir=".", **load_options):
+        """`load_vllm`, the engine started for as many images per prompt as the most any of `records` has."""
+        from .records import image_paths
+
+        most = max((len(image_paths(record, base_dir)) for record in records), default=1)
+        return load_vllm(model, adapter=adapter, max_images=most, **load_options)
+
+    def check_prompts(self, records: list[Record], base_dir: str | Path, mode: Mode, ratio: float | None) -> None:
+        """Nothing to check beforehand: vLLM checks its own `max_model_len`."""
+
+    def batch_generator(self, base_dir, mode, *, ratio, max_new_tokens, temperature=0.0, seed=0):
+        """`generate_batch_vllm` over one batch; greedy only (sampled generation is the transformers backend's)."""
+        if temperature > 0:
+            raise BadInput("sampled generation runs on the transformers backend only")
+        return lambda batch: generate_batch_vllm(self, batch, base_dir, mode, ratio=ratio,
+                                                 max_new_tokens=max_new_tokens)
+
+    def runner(self, base_dir, mode, *, ratio, max_new_tokens):
+        """record -> the engine's `generate` of its prepared prompt (`generate.GenerationBackend.runner`)."""
+        return lambda record: partial(vllm_decode, self, vllm_prompts(self, [record], base_dir, mode, ratio),
+                                      max_new_tokens)
 
 
 def load_vllm(

@@ -17,7 +17,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, proce
 from transformers import PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
 from ..prompts import MODES, instruction
-from ..settings import TinyConfig
+from ..settings import TinySettings
 
 IMAGE_SIZE = 112  # 8x8 patches of 14 px, merged 2x2 into 16 image tokens of 28x28 px
 SPECIAL_TOKENS = [
@@ -51,7 +51,7 @@ def prompt_texts() -> list[str]:
     return [instruction("", mode, ratio) for mode in MODES for ratio in ratios] + ["user", "assistant"]
 
 
-def build_tokenizer(corpus: Iterable[str], vocab_size: int = TinyConfig.vocab_size) -> PreTrainedTokenizerFast:
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = TinySettings.vocab_size) -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on `corpus`, pre-tokenized as Qwen2 does."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -120,7 +120,7 @@ def save_processor(processor, directory: str | Path) -> None:
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, sizes: TinyConfig = TinyConfig(), seed: int = 0):
+def build_model(tokenizer: PreTrainedTokenizerFast, sizes: TinySettings = TinySettings(), seed: int = 0):
     """A randomly initialised Qwen2-VL of the given sizes, its token ids taken from `tokenizer`."""
     import torch
 

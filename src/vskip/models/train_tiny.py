@@ -44,8 +44,8 @@ from ..settings import (
     TINY_SIZES,
     TINY_TRAINING,
     TINY_VISION_TRAINING,
-    TinyConfig,
-    TrainConfig,
+    TinySettings,
+    TrainSettings,
 )
 from ..training import fit
 from .loading import default_device, resolve
@@ -57,9 +57,9 @@ def train_tiny(
     data_dir: str | Path,
     out_dir: str | Path,
     *,
-    sizes: TinyConfig = TINY_SIZES,
-    vision_training: TrainConfig = TINY_VISION_TRAINING,
-    training: TrainConfig = TINY_TRAINING,
+    sizes: TinySettings = TINY_SIZES,
+    vision_training: TrainSettings = TINY_VISION_TRAINING,
+    training: TrainSettings = TINY_TRAINING,
     direct_share: float = TINY_DIRECT_SHARE,
     init: str | Path | None = None,
     device: str | None = None,
@@ -96,7 +96,7 @@ def train_tiny(
     else:
         init_dir = Path(resolve(str(init)))
         model, processor, continued = _continued(init_dir, device)
-        sizes = TinyConfig(**continued["sizes"])
+        sizes = TinySettings(**continued["sizes"])
         vision = {"init": {"model": str(init), "card": continued}, "vision_training": continued["vision_training"]}
         settings = {"data": str(data_dir.resolve()), "init": _weights_digest(init_dir), "direct_share": direct_share}
 

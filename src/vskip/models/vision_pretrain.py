@@ -28,7 +28,7 @@ from ..records import Record, image_paths, load_image
 from ..synth.documents import line_cells
 from ..synth.scenes import GRID, cell_of
 from ..synth.words import COLOURS, ITEMS, PRICES, SHAPES
-from ..training import TrainConfig, train
+from ..training import TrainSettings, train
 
 CELLS = GRID * GRID
 # Class 0 of every content head is "nothing of this kind here".
@@ -174,7 +174,7 @@ def pretrain_vision(
     processor,
     records: list[Record],
     base_dir: str | Path,
-    training: TrainConfig,
+    training: TrainSettings,
     *,
     checkpoint_dir: str | Path | None = None,
     settings: dict[str, Any] | None = None,
