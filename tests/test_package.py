@@ -1,8 +1,10 @@
-"""The package as a whole: its modules import each other without a circle."""
+"""The package as a whole: its modules import each other without a circle, and the pure core imports nothing heavy."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -53,3 +55,10 @@ def test_modules_import_each_other_without_a_circle():
     except CycleError as err:
         raise AssertionError(f"import circle: {' -> '.join(err.args[1])}") from None
     assert set(order) == set(graph)
+
+
+def test_the_gate_is_pure():
+    """`scores, γ → keep mask` loads no image library and no model library (STYLE.md, practice 1)."""
+    heavy = ("PIL", "torch", "transformers", "numpy")
+    code = f"import sys, vskip.gate, vskip.compress; print([m for m in {heavy!r} if m in sys.modules])"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

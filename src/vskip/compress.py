@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from .errors import BadInput
 from .gate import METHODS, UNION_SPLIT, compress_text, keep_mask
-from .records import Record, check_ratio, require_fields
+from .prompts import check_ratio
+from .records import Record, require_fields
 from .settings import TOKEN_FIELDS
 
 WORD_FIELDS = ("words", "word_text_score", "word_visual_score", "word_tokens")

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import BadInput
-from .records import check_ratio
+from .prompts import check_ratio
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ A reply is `"{cot}\\nAnswer: {answer}"` in `cot` mode and `"Answer: {answer}"` i
 A distilled model is asked for a compressed chain of thought by a γ marker in the instruction,
 `"Compress the reasoning to ratio 0.25."`, as TokenSkip writes the ratio into the prompt. The marker is
 lossless: γ is written with the fewest decimals that give it back exactly, at most `RATIO_DECIMALS`, so
-γ must be a multiple of 0.01 (`ratio_text`; `records.check_ratio` refuses any other γ). A student can
+γ must be a multiple of 0.01 (`ratio_text`; `check_ratio` refuses any other γ). A student can
 also be asked to choose its own budget, γ = `AUTO`: "Compress the reasoning as far as it stays
 correct." (`vskip distill` teaches it, from the smallest γ at which the teacher still answered right).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -53,6 +54,16 @@ def ratio_text(ratio: float) -> str:
             "pass a multiple of 0.01 such as 0.25"
         )
     return text
+
+
+def check_ratio(ratio: float) -> float:
+    """γ, the kept share of CoT tokens: in (0, 1] and a multiple of 0.01, so that the γ marker writes it
+    exactly (`prompts.ratio_text`). Returns γ as the marker reads back (0.1 + 0.2 gives 0.3)."""
+    number = isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
+    # A γ within rounding of 0 reads back as 0: outside (0, 1] too.
+    if not number or math.isnan(ratio) or not 0 < ratio <= 1 or float(ratio_text(ratio)) == 0:
+        raise BadInput(f"ratio {ratio!r} is outside (0, 1]; pass a kept share such as 0.5")
+    return float(ratio_text(ratio))
 
 
 def response(cot: str, answer: str) -> str:
