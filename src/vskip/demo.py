@@ -27,6 +27,7 @@ from typing import Any
 from .compress import compress_records
 from .distill import DEFAULT_DISTILL, DistillSettings, distill
 from .evaluate import EvalSettings, attach_latency, evaluate, timed_generation
+from .files import write_atomic
 from .generate import generate, generation_runner
 from .lora import ADAPTER_INFO, load_student
 from .prompts import AUTO, cot_answer
@@ -102,10 +103,7 @@ class Steps:
                 print(f"demo: {name} has no record of the settings that made it; making it again", file=sys.stderr)
             _remove(output)
         self.made[name] = {**record, "made": datetime.now().isoformat()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.made, indent=2) + "\n")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(self.made, indent=2) + "\n")
         return True
 
 

@@ -23,6 +23,7 @@ import torch
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
 from .errors import BadInput
+from .files import write_atomic
 from .generate import batch_generator, check_prompts, generation_runner, generation_settings
 from .latency import Runner, paired_latency, speedup_text
 from .lora import adapter_info
@@ -304,8 +305,5 @@ def _write_results(out: Path, items: list[Record], run: dict) -> dict:
     }
     if is_main_process():
         write_jsonl_atomic(side_path(out, ".items.jsonl"), items)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(out)
+        write_atomic(out, json.dumps(results, indent=2) + "\n")
     return results

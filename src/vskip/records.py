@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, BadRecord
+from .files import atomic_path
 from .prompts import cot_answer
 
 Record = dict[str, Any]
@@ -280,21 +281,10 @@ def check_records(
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> None:
-    """Write all records at once: a reader never sees half a file, and an old file survives a crash."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One temporary file per process: processes writing the same output never share one.
-    partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    """Write all records at once (`files.atomic_path`): a reader never sees half a file, and an old file survives."""
+    with atomic_path(path) as partial, partial.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[Record]:

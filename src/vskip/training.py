@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .encoding import Example, encode
 from .errors import BadInput
+from .files import atomic_path
 from .settings import TrainConfig
 
 IGNORE_INDEX = -100
@@ -194,7 +195,5 @@ def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, 
         "log": log,
         "settings": settings,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    torch.save(state, partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        torch.save(state, partial)
