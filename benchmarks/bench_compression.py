@@ -35,6 +35,7 @@ from vskip.errors import BadInput
 from vskip.evaluate import forced_correct
 from vskip.models import load_model
 from vskip.precision import DTYPES
+from vskip.prompts import bare_word
 from vskip.records import read_records
 from vskip.report.tables import format_table
 from vskip.score import VISUAL_AGGREGATIONS, VISUAL_ROWS, VisualPath, default_key_layers, score_records
@@ -83,7 +84,7 @@ def quality(compressed: list[dict]) -> list[dict]:
             for index, (word, keep) in enumerate(zip(record["words"], record["keep"])):
                 if keep:
                     kept_words += 1
-                    function += index not in visual and word.strip(".,?!").lower() in FUNCTION_WORDS
+                    function += index not in visual and bare_word(word) in FUNCTION_WORDS
             kept_tokens += sum(n for n, keep in zip(record["word_tokens"], record["keep"]) if keep)
             tokens += sum(record["word_tokens"])
         rows.append({
@@ -119,7 +120,7 @@ def room(scored: list[dict]) -> list[dict]:
         totals = groups.setdefault(record["task"], [0, 0, 0, 0])  # anchors, content, tokens, CoTs
         totals[3] += 1
         for index, (word, tokens) in enumerate(zip(record["words"], record["word_tokens"])):
-            bare = word.strip(".,?!()").lower()
+            bare = bare_word(word)
             totals[0] += tokens * (index in visual or any(ch.isdigit() for ch in word))
             totals[1] += tokens * (index in visual or bare not in FUNCTION_WORDS)
             totals[2] += tokens

@@ -25,7 +25,7 @@ from common import first_per_task
 from vskip.encoding import encode, record_example, token_word_index
 from vskip.models import load_model
 from vskip.precision import DTYPES
-from vskip.prompts import require_answer, response
+from vskip.prompts import bare_word, require_answer, response
 from vskip.records import Record, read_records
 from vskip.report.tables import format_table
 
@@ -49,7 +49,7 @@ def word_roles(record: Record) -> dict[int, str]:
 
 
 def _bare(text: str) -> list[str]:
-    return [word.strip(".,?!").lower() for word in text.split()]
+    return [bare_word(word) for word in text.split()]
 
 
 def teacher_forced(loaded, records: list[Record], base_dir: Path, batch_size: int, **options):

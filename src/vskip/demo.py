@@ -281,6 +281,7 @@ def _examples(teacher, test: list[Record], out: Path, config: DemoConfig) -> lis
     runs = {(method, ratio): items(method, ratio) for method in config.methods for ratio in config.ratios}
     examples = []
     for record in scored:
+        # Sentence punctuation only, not `bare_word`: a count's "(2)" is its counter, not an anchor "2".
         lower = [word.strip(".,!?;:").lower() for word in record["words"]]
         anchors = {str(entry["word"]).lower() for entry in record.get("visual_words", [])}
         methods = [{"method": "full", "ratio": 1.0, "keep": [True] * len(record["words"]),

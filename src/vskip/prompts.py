@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -31,6 +32,8 @@ RATIO_DECIMALS = 2
 # How far from a multiple of 0.01 a float may be and still be read as it (0.1 + 0.2 is 0.3).
 RATIO_TOLERANCE = 1e-9
 _ANSWER = re.compile(r"Answer:\s*(.*)", re.DOTALL)
+# What `bare_word` strips from a word's ends: ASCII punctuation and typographic quotes.
+PUNCTUATION = string.punctuation + "“”‘’"
 
 
 def instruction(question: str, mode: Mode, ratio: Budget | None = None) -> str:
@@ -108,3 +111,16 @@ def reference_answers(record: Mapping[str, Any]) -> list[str]:
 def normalize_answer(text: str) -> str:
     """Exact-match form: lower case, no surrounding punctuation or spaces."""
     return re.sub(r"\s+", " ", text.strip().lower().strip(" .,!?;:\"'"))
+
+
+def bare_word(word: str) -> str:
+    """A word as comparisons of words read it (VARR, POPE's yes/no, synth's claims, the benchmarks' word roles):
+    lower case, surrounding `PUNCTUATION` stripped ("Red," and "red" are one word; "$45" is "45").
+
+    Two comparisons read words otherwise, on purpose. `rounds.word_key` aligns a compression with the CoT it came
+    from: it keeps a leading "$" and a trailing "%" (a price is not a percentage) and strips every other non-word
+    character, Unicode dashes and ellipses too. The report's examples find a CoT's anchors by their text and strip
+    sentence punctuation alone (".,!?;:"): a count's running "(2)" is not its anchor "2". Either written as this
+    one would mark or align other words. (`normalize_answer` reads a whole answer, not a word.)
+    """
+    return word.strip(PUNCTUATION).lower()
