@@ -19,12 +19,11 @@ import json
 import time
 from pathlib import Path
 
-from common import first_per_task
+from common import first_per_task, model_arguments
 
 from vskip.generate import generate
 from vskip.metrics import summarize
 from vskip.models import load_model
-from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.report.tables import format_table
 from vskip.synth import attribute_words, contradicts_prior, premises_true
@@ -60,13 +59,11 @@ def grounding(items: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
+    model_arguments(parser)
     parser.add_argument("--device", help="default: a GPU when there is one, else the CPU")
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", default="benchmarks/results/accuracy.json")
     parser.add_argument("--per-task", type=int, help="records per family (default: all)")
-    parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
     records = first_per_task(read_records(args.data), args.per_task)

@@ -28,13 +28,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from common import first_per_task
+from common import first_per_task, model_arguments
 
 from vskip.compress import compress_records
 from vskip.errors import BadInput
 from vskip.generate import forced_correct
 from vskip.models import load_model
-from vskip.precision import DTYPES
+from vskip.prompts import bare_word
 from vskip.records import read_records
 from vskip.report.tables import format_table
 from vskip.score import default_key_layers, score_records
@@ -84,7 +84,7 @@ def quality(compressed: list[dict]) -> list[dict]:
             for index, (word, keep) in enumerate(zip(record["words"], record["keep"])):
                 if keep:
                     kept_words += 1
-                    function += index not in visual and word.strip(".,?!").lower() in FUNCTION_WORDS
+                    function += index not in visual and bare_word(word) in FUNCTION_WORDS
             kept_tokens += sum(n for n, keep in zip(record["word_tokens"], record["keep"]) if keep)
             tokens += sum(record["word_tokens"])
         rows.append({
@@ -120,7 +120,7 @@ def room(scored: list[dict]) -> list[dict]:
         totals = groups.setdefault(record["task"], [0, 0, 0, 0])  # anchors, content, tokens, CoTs
         totals[3] += 1
         for index, (word, tokens) in enumerate(zip(record["words"], record["word_tokens"])):
-            bare = word.strip(".,?!()").lower()
+            bare = bare_word(word)
             totals[0] += tokens * (index in visual or any(ch.isdigit() for ch in word))
             totals[1] += tokens * (index in visual or bare not in FUNCTION_WORDS)
             totals[2] += tokens
@@ -148,15 +148,13 @@ def ablation_paths(n_layers: int) -> list[VisualPath]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
+    model_arguments(parser)
     parser.add_argument("--data", required=True, help="a validation split (never the test split)")
     parser.add_argument("--per-task", type=int, default=100, help="items per task family")
     parser.add_argument("--ablation-per-task", type=int, default=100)
     parser.add_argument("--union-splits", default="1:1,2:1,3:1,1:2",
                         help="VISUAL:TEXT turns of the vskip union that the ablation compares")
     parser.add_argument("--no-forced", dest="forced", action="store_false", help="skip the forced accuracy")
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/compression.json")
     args = parser.parse_args()
     splits = [tuple(int(turns) for turns in split.split(":")) for split in args.union_splits.split(",")]

@@ -17,11 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
-from common import first_per_task
+from common import first_per_task, model_arguments, teacher_forced
 
-from vskip.encoding import encode, record_example, word_spans
+from vskip.encoding import word_spans
 from vskip.models import load_model
-from vskip.precision import DTYPES
 from vskip.prompts import require_answer, response
 from vskip.records import read_records
 from vskip.report.tables import format_table
@@ -34,9 +33,8 @@ def answer_surprisal(loaded, record: dict, cots: list[str], base: Path, batch_si
     """−log p(answer | image, question, cot), teacher-forced, for each of `cots` written for `record`."""
     processor, answer = loaded.processor, require_answer(record)
     out = []
-    for start in range(0, len(cots), batch_size):
-        replies = [response(cot, answer) for cot in cots[start:start + batch_size]]
-        encoded = encode(processor, [record_example(processor, record, base, reply=reply) for reply in replies])
+    for _, replies, encoded in teacher_forced(loaded, [(record, response(cot, answer)) for cot in cots], base,
+                                              batch_size):
         positions = []
         for reply, span in zip(replies, encoded.reply_spans, strict=True):
             offsets = processor.tokenizer(reply, add_special_tokens=False, return_offsets_mapping=True)
@@ -104,11 +102,9 @@ def summarise(items: list[dict]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto")
+    model_arguments(parser)
     parser.add_argument("--data", required=True, help="a validation split")
     parser.add_argument("--per-task", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/dependency.json")
     args = parser.parse_args()
 

@@ -27,6 +27,8 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from common import gate_compressions, model_arguments
+
 from vskip.compress import compress_records
 from vskip.distill import DEFAULT_DISTILL, DistillSettings
 from vskip.distill import distill as distill_student
@@ -34,7 +36,6 @@ from vskip.evaluate import EvalSettings, evaluate
 from vskip.generate import forced_correct, generate
 from vskip.lora import ADAPTER_INFO, load_student
 from vskip.models import load_model
-from vskip.precision import DTYPES
 from vskip.records import iter_jsonl, read_records, write_jsonl_atomic
 from vskip.report.tables import format_table
 from vskip.score import score_records
@@ -101,13 +102,10 @@ def evaluate_full(args, work: Path, val: list[dict]) -> dict:
 
 def val_compressions(args, work: Path) -> list[dict]:
     """The gate's compressions of the teacher's correct CoTs on the validation items (`full`'s own)."""
-    path = work / "eval" / "compressed.jsonl"
-    if not path.is_file():
-        items = [item for item in iter_jsonl(work / "eval" / "full.json.items.jsonl") if item["correct"]]
-        teacher = load_model(args.model, dtype=args.dtype)
-        scored = score_records(teacher, items, path.parent, blind=args.method == "gain", progress=False)
-        write_jsonl_atomic(path, compress_records(scored, [args.method], args.ratios, args.seed))
-    return list(iter_jsonl(path))
+    evaluations = work / "eval"
+    return gate_compressions(evaluations / "compressed.jsonl", args, args.method, args.ratios, evaluations,
+                             lambda teacher: [item for item in iter_jsonl(evaluations / "full.json.items.jsonl")
+                                              if item["correct"]])
 
 
 def forced_accuracy(student, compressed: list[dict], base: Path, ratio: float, batch_size: int) -> float | None:
@@ -176,8 +174,7 @@ def merge(work: Path, out: Path, full: dict) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny", help="the teacher, and the base of every student")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
+    model_arguments(parser, model_help="the teacher, and the base of every student")
     parser.add_argument("--data", required=True, help="a directory written by `vskip synth` (train and val)")
     parser.add_argument("--work", required=True, help="directory for the teacher's records, students and evaluations")
     parser.add_argument("--out", default="benchmarks/results/distill.json")
@@ -190,7 +187,6 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1000, help="training items per family given to the teacher")
     parser.add_argument("--n-val", type=int, default=100, help="validation items per family")
     parser.add_argument("--steps", type=int, help="override every recipe's steps (a quick look at the code path)")
-    parser.add_argument("--batch-size", type=int, default=32, help="generation and evaluation batch")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

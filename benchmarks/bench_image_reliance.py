@@ -15,27 +15,22 @@ import json
 from pathlib import Path
 
 import torch
+from common import model_arguments, reference_replies, teacher_forced
 
-from vskip.encoding import record_example
 from vskip.models import load_model
 from vskip.models.vision_pretrain import DenseObjective, held_out_accuracy
-from vskip.precision import DTYPES
-from vskip.prompts import require_answer, response
 from vskip.records import read_records
-from vskip.training import IGNORE_INDEX, batch_inputs
+from vskip.training import IGNORE_INDEX, with_labels
 
 
 @torch.inference_mode()
 def reply_loss(loaded, records, base_dir: Path, shown: list[dict], batch_size: int) -> float:
     """Mean loss per reply token over `records`, the i-th shown the image(s) of `shown[i]`."""
     total, tokens = 0.0, 0
-    for start in range(0, len(records), batch_size):
-        examples = [
-            record_example(loaded.processor, {**record, "image": other["image"]}, base_dir,
-                           reply=response(record["cot"], require_answer(record)))
-            for record, other in zip(records[start : start + batch_size], shown[start : start + batch_size])
-        ]
-        batch = batch_inputs(loaded.processor, examples)
+    pairs = [({**record, "image": other["image"]}, reply)
+             for (record, reply), other in zip(reference_replies(records), shown)]
+    for _, _, encoded in teacher_forced(loaded, pairs, base_dir, batch_size):
+        batch = with_labels(encoded)
         count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         total += float(loaded.model(**batch).loss) * count
         tokens += count
@@ -44,11 +39,9 @@ def reply_loss(loaded, records, base_dir: Path, shown: list[dict], batch_size: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
+    model_arguments(parser)
     parser.add_argument("--data", required=True, help="a vskip-synth split the model did not train on")
     parser.add_argument("--items", type=int, help="default: every record")
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/image_reliance.json")
     args = parser.parse_args()
 

@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from bench_reading import teacher_forced, teacher_forced_run
+from common import reference_replies, teacher_forced, teacher_forced_run
 
 from vskip.encoding import token_word_index
 from vskip.records import Record
@@ -86,7 +86,8 @@ def measure(loaded, records: list[Record], base_dir: Path, batch_size: int) -> d
     tokenizer = loaded.processor.tokenizer
     image_token = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     found: dict[str, dict] = defaultdict(lambda: {"n": 0, "read": 0, "mass": defaultdict(lambda: torch.zeros(4))})
-    for batch, replies, encoded, out in teacher_forced(loaded, records, base_dir, batch_size, output_attentions=True):
+    for batch, replies, encoded in teacher_forced(loaded, reference_replies(records), base_dir, batch_size):
+        out = loaded.model(**encoded.inputs, output_attentions=True)
         greedy = out.logits.argmax(-1).cpu()
         ids = encoded.inputs["input_ids"]
         for row, (record, reply, span) in enumerate(zip(batch, replies, encoded.reply_spans)):

@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from common import model_arguments
+
 from vskip import compress_records, distill, merge_student, score_records
 from vskip.distill import DEFAULT_DISTILL
 from vskip.evaluate import EvalSettings, timed_generation
@@ -27,7 +29,6 @@ from vskip.generate import generation_runner
 from vskip.latency import paired_speedup
 from vskip.lora import load_with_adapter
 from vskip.models import load_model
-from vskip.precision import DTYPES
 from vskip.records import read_records
 from vskip.synth import build
 
@@ -74,13 +75,12 @@ def measure(args, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny", help="the base")
+    model_arguments(parser, model_help="the base", batch_size=False)
     parser.add_argument("--adapter", help="a LoRA student of --model (default: one distilled here)")
     parser.add_argument("--steps", type=int, default=20, help="distillation steps of the student made here")
     parser.add_argument("--items", type=int, default=24, help="validation items timed, each by both models")
     parser.add_argument("--ratio", type=float, default=0.5, help="γ asked of the student")
     parser.add_argument("--max-new-tokens", type=int, default=160)
-    parser.add_argument("--dtype", choices=DTYPES, default="auto")
     parser.add_argument("--work", help="a new directory for the data, student and merged model (default: temporary)")
     parser.add_argument("--out", default="benchmarks/results/merge.json")
     args = parser.parse_args()

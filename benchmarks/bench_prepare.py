@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--after-src", default=str(AFTER), help="the version compared (default: this checkout)")
     parser.add_argument("--records", type=int, default=1000, help="vskip-synth validation items scored")
     parser.add_argument("--rounds", type=int, default=5, help="timed runs of each version, alternating")
+    # Not `common.model_arguments`: this script's workers import the other checkout's vskip, which need not have
+    # what common.py reads; its options stay plain.
     parser.add_argument("--model", default="vskip-tiny")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--batch-size", type=int, default=None, help="default: vskip's BATCH_SIZE")

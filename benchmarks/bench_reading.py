@@ -14,19 +14,16 @@ together).
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import torch
-from common import first_per_task
+from common import reference_replies, teacher_forced, teacher_forced_run
 
-from vskip.encoding import encode, record_example, token_word_index
-from vskip.models import load_model
-from vskip.precision import DTYPES
-from vskip.prompts import require_answer, response
-from vskip.records import Record, read_records
+from vskip.encoding import token_word_index
+from vskip.prompts import bare_word
+from vskip.records import Record
 from vskip.report.tables import format_table
 
 
@@ -49,18 +46,7 @@ def word_roles(record: Record) -> dict[int, str]:
 
 
 def _bare(text: str) -> list[str]:
-    return [word.strip(".,?!").lower() for word in text.split()]
-
-
-def teacher_forced(loaded, records: list[Record], base_dir: Path, batch_size: int, **options):
-    """Batches of `records` with their reference replies: (records, replies, encoded, the model's output)."""
-    for start in range(0, len(records), batch_size):
-        batch = records[start : start + batch_size]
-        replies = [response(record["cot"], require_answer(record)) for record in batch]
-        encoded = encode(loaded.processor, [record_example(loaded.processor, record, base_dir, reply=reply)
-                                            for record, reply in zip(batch, replies)])
-        inputs = {key: value.to(loaded.model.device) for key, value in encoded.inputs.items()}
-        yield batch, replies, encoded, loaded.model(**inputs, **options)
+    return [bare_word(word) for word in text.split()]
 
 
 @torch.inference_mode()
@@ -68,8 +54,8 @@ def read_words(loaded, records: list[Record], base_dir: Path, batch_size: int) -
     """(family, role, read right) for every visual word of every record."""
     tokenizer = loaded.processor.tokenizer
     found = []
-    for batch, replies, encoded, out in teacher_forced(loaded, records, base_dir, batch_size):
-        greedy = out.logits.argmax(-1).cpu()
+    for batch, replies, encoded in teacher_forced(loaded, reference_replies(records), base_dir, batch_size):
+        greedy = loaded.model(**encoded.inputs).logits.argmax(-1).cpu()
         ids = encoded.inputs["input_ids"]
         for row, (record, reply, span) in enumerate(zip(batch, replies, encoded.reply_spans)):
             read = defaultdict(lambda: True)
@@ -86,21 +72,6 @@ def table(found: list[tuple[str, str, bool]]) -> list[dict]:
         groups[task, role].append(right)
     return [{"task": task, "role": role, "n": len(rights), "read": sum(rights) / len(rights)}
             for (task, role), rights in sorted(groups.items())]
-
-
-def teacher_forced_run(description: str, out: str) -> tuple[argparse.Namespace, list[Record], object]:
-    """The command line this script and bench_lookup.py share, parsed: the arguments, the records
-    (the first `--per-task` of each family) and the model they name."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--model", default="vskip-tiny")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="see vskip.precision")
-    parser.add_argument("--data", required=True, help="a vskip-synth split the model did not train on")
-    parser.add_argument("--per-task", type=int, help="records per family (default: all)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--out", default=out)
-    args = parser.parse_args()
-    records = first_per_task(read_records(args.data, required=("task", "cot")), args.per_task)
-    return args, records, load_model(args.model, device="cpu", dtype=args.dtype)
 
 
 def main() -> None:

@@ -34,174 +34,24 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-SIZES = {
-    # text hidden, layers, heads, kv heads, intermediate, vocab, image grid side (patches), CoT tokens,
-    # prompt tokens, timed calls
-    "tiny": dict(
-        hidden=256,
-        layers=4,
-        heads=4,
-        kv=2,
-        intermediate=768,
-        vocab=640,
-        grid=8,
-        cot=64,
-        prompt=24,
-        repeats=30,
-    ),
-    "large": dict(
-        hidden=1024,
-        layers=8,
-        heads=16,
-        kv=4,
-        intermediate=2816,
-        vocab=32000,
-        grid=32,
-        cot=768,
-        prompt=16,
-        repeats=6,
-    ),
-}
-VARIANTS = ("forward", "text_path", "vskip", "eager")
-IMAGE, VIDEO, START, END = 5, 6, 3, 4  # special token ids of the hand-built vocabulary
-
-
-def qwen2_vl_config(s: dict):
-    """A Qwen2-VL config of the hand-built sizes `s` (a value of `SIZES`)."""
-    from transformers import Qwen2VLConfig
-
-    half = s["hidden"] // s["heads"] // 2
-    return Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=s["vocab"],
-            hidden_size=s["hidden"],
-            intermediate_size=s["intermediate"],
-            num_hidden_layers=s["layers"],
-            num_attention_heads=s["heads"],
-            num_key_value_heads=s["kv"],
-            max_position_embeddings=4096,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-            rope_parameters=dict(
-                rope_type="default",
-                rope_theta=10000.0,
-                mrope_section=[half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8],
-            ),
-        ),
-        vision_config=dict(depth=2, embed_dim=256, hidden_size=s["hidden"], num_heads=4, mlp_ratio=2),
-        image_token_id=IMAGE,
-        video_token_id=VIDEO,
-        vision_start_token_id=START,
-        vision_end_token_id=END,
-    )
-
-
-def build_model(config, device="cpu", dtype=None):
-    """A Qwen2-VL of `config` with seeded random weights, created directly on `device` in `dtype` (fp32)."""
-    import torch
-    from transformers import Qwen2VLForConditionalGeneration
-
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Qwen2VLForConditionalGeneration._from_config(config, dtype=dtype or torch.float32)
-    return model.eval()
-
-
-def build_inputs(config, grid: int, prompt: int, cot: int, batch: int = 1):
-    """Hand-built inputs of `batch` identical sequences, and the positions of their CoT tokens.
-
-    A sequence is half the prompt, one image of `grid` x `grid` patches (grid² / 4 image tokens), the
-    rest of the prompt, then `cot` tokens (none: the input of generation). Text tokens are drawn below
-    the config's special token ids, so none of them is read as an image token.
-    """
-    import torch
-
-    vision = config.vision_config
-    special = (config.image_token_id, config.video_token_id, config.vision_start_token_id, config.vision_end_token_id)
-    high = min([config.get_text_config().vocab_size] + [token for token in special if token >= 10])
-    generator = torch.Generator().manual_seed(0)
-    text = lambda n: torch.randint(10, high, (n,), generator=generator)  # noqa: E731
-    ids = torch.cat(
-        [
-            text(prompt // 2),
-            torch.tensor([config.vision_start_token_id]),
-            torch.full((grid**2 // vision.spatial_merge_size**2,), config.image_token_id),
-            torch.tensor([config.vision_end_token_id]),
-            text(prompt - prompt // 2),
-            text(cot),
-        ]
-    )[None].repeat(batch, 1)
-    patch = vision.in_channels * vision.temporal_patch_size * vision.patch_size**2
-    inputs = dict(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids),
-        mm_token_type_ids=(ids == config.image_token_id).long(),
-        pixel_values=torch.randn(batch * grid**2, patch, generator=generator),
-        image_grid_thw=torch.tensor([[1, grid, grid]] * batch),
-    )
-    positions = [list(range(ids.shape[1] - cot, ids.shape[1]))] * batch
-    return inputs, positions
+from common import (
+    SIZES,
+    VARIANTS,
+    build_inputs,
+    build_model,
+    call_variant,
+    interleaved_times,
+    peak_memory_mib,
+    qwen2_vl_config,
+)
 
 
 def build(size: str):
     s = SIZES[size]
     config = qwen2_vl_config(s)
     return (build_model(config), *build_inputs(config, s["grid"], s["prompt"], s["cot"]))
-
-
-def _rss_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def peak_memory_mib(call, device="cpu") -> tuple[float, float]:
-    """(peak extra memory of `call()` over the memory before it, the peak in all), MiB.
-
-    On a GPU: the CUDA allocator's counters (tensors only). On the CPU: the resident set, its peak
-    (VmHWM) reset first; it tracks live memory where glibc serves large allocations by mmap
-    (`memory_worker`'s process is started with MALLOC_MMAP_THRESHOLD_), else allocator caches add noise.
-    """
-    import torch
-
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        result = call()
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated()
-        del result
-        return (peak - before) / 2**20, peak / 2**20
-    before = _rss_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident set
-    result = call()
-    peak = _rss_kb("VmHWM")
-    del result
-    return (peak - before) / 1024, peak / 1024
-
-
-def _call(variant: str, model, family, inputs, positions, key_layers):
-    import torch
-
-    from vskip.score import VisualPath, score_batch
-
-    implementation = "eager" if variant == "eager" else "sdpa"
-    if model.config.get_text_config()._attn_implementation != implementation:
-        model.set_attn_implementation({"text_config": implementation})
-    with torch.no_grad():
-        if variant == "forward":
-            return model(**inputs).logits
-        if variant == "text_path":
-            return score_batch(model, family, inputs, positions, visual=None)
-        if variant == "vskip":
-            return score_batch(model, family, inputs, positions, visual=VisualPath(key_layers=tuple(key_layers)))
-        return model(**inputs, output_attentions=True).attentions
 
 
 def _setup(size: str):
@@ -211,27 +61,6 @@ def _setup(size: str):
     model, inputs, positions = build(size)
     family = family_for(model.config)
     return model, family, inputs, positions, default_key_layers(family, model.config)
-
-
-def interleaved_times(model, family, inputs, positions, key_layers, repeats: int) -> dict[str, list[float]]:
-    """Seconds of every call of each variant over `repeats` rounds, after a warm-up round.
-
-    Each round starts at a different variant, so none always follows eager's large allocations; on a
-    GPU each call is timed to the end of its kernels.
-    """
-    import torch
-
-    cuda = next(model.parameters()).device.type == "cuda"
-    times = {variant: [] for variant in VARIANTS}
-    for round_ in range(repeats + 1):
-        for variant in VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]:
-            started = time.perf_counter()
-            _call(variant, model, family, inputs, positions, key_layers)
-            if cuda:
-                torch.cuda.synchronize()
-            if round_:  # round 0 is the warm-up
-                times[variant].append(time.perf_counter() - started)
-    return times
 
 
 def time_worker(size: str, repeats: int) -> dict:
@@ -255,9 +84,9 @@ def memory_worker(size: str, variant: str) -> dict:
     import gc
 
     model, family, inputs, positions, key_layers = _setup(size)
-    _call(variant, model, family, inputs, positions, key_layers)  # warm-up
+    call_variant(variant, model, family, inputs, positions, key_layers)  # warm-up
     gc.collect()
-    extra, _ = peak_memory_mib(lambda: _call(variant, model, family, inputs, positions, key_layers))
+    extra, _ = peak_memory_mib(lambda: call_variant(variant, model, family, inputs, positions, key_layers))
     return {"peak_extra_mib": extra}
 
 

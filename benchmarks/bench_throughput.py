@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import model_arguments
+
 from vskip.distributed import launch_command
 from vskip.records import iter_jsonl, read_records
 from vskip.report.tables import format_table
@@ -43,11 +45,10 @@ def timed_run(processes: int, args: list[str], out: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny")
+    model_arguments(parser, dtype=False)
     parser.add_argument("--data", required=True, help="a vskip-synth split (records with a reference `cot`)")
     parser.add_argument("--records", type=int, default=1200)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default="benchmarks/results/throughput.json")
     args = parser.parse_args()
 

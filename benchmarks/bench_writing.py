@@ -25,19 +25,15 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from common import first_per_task
+from common import first_per_task, gate_compressions, model_arguments
 
-from vskip.compress import compress_records
 from vskip.distill import TARGETS
 from vskip.generate import forced_correct, generate
 from vskip.lora import adapter_info, load_student
-from vskip.models import load_model
-from vskip.precision import DTYPES
 from vskip.prompts import split_response
-from vskip.records import iter_jsonl, read_records, write_jsonl_atomic
+from vskip.records import iter_jsonl, read_records
 from vskip.report.tables import format_table
 from vskip.rounds import word_alignment, word_key
-from vskip.score import score_records
 
 _NUMBER = re.compile(r"\d")
 
@@ -68,14 +64,13 @@ def word_description(i: int, words: list[str], reference: dict) -> str:
 def val_targets(args, method: str, ratios: list[float], work: Path) -> list[dict]:
     """The teacher's right CoTs on the validation items, compressed by `method` at each γ (kept in `work` for every
     student of that method)."""
-    path = work / f"val_targets-{method}.jsonl"
-    if not path.is_file():
-        teacher = load_model(args.model, dtype=args.dtype)
+
+    def right_cots(teacher) -> list[dict]:
         val = first_per_task(read_records(Path(args.data) / "val.jsonl"), args.n)
         generated = generate(teacher, val, args.data, work / "teacher_val.jsonl", batch_size=args.batch_size)
-        scored = score_records(teacher, [record for record in generated if record["correct"]], work, progress=False)
-        write_jsonl_atomic(path, compress_records(scored, [method], ratios, args.seed))
-    return list(iter_jsonl(path))
+        return [record for record in generated if record["correct"]]
+
+    return gate_compressions(work / f"val_targets-{method}.jsonl", args, method, ratios, work, right_cots)
 
 
 def train_targets(args, student: Path, ratios: list[float]) -> list[dict]:
@@ -132,8 +127,7 @@ def comparison(merged: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny", help="the teacher, and the student's base")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto")
+    model_arguments(parser, model_help="the teacher, and the student's base")
     parser.add_argument("--student", help="a directory written by `vskip distill`")
     parser.add_argument("--name", help="the student's name in --out (default: its directory's name)")
     parser.add_argument("--data", help="the `vskip synth` directory of its training items (val too)")
@@ -142,7 +136,6 @@ def main() -> None:
                         help="directory for the teacher's val CoTs (shared by students) and each student's generations")
     parser.add_argument("--out", default="benchmarks/results/writing.json")
     parser.add_argument("--n", type=int, default=100, help="items per family of each split")
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", action="store_true", help="only print the students of --out side by side")
     args = parser.parse_args()

@@ -11,8 +11,8 @@ layers, 12 heads, 2 KV heads, MLP 8960, vocabulary 151936, tied embeddings), and
 they give: 2,208,985,600 and 8,291,375,616, Qwen's 2.2B and 8.3B. Weights are random: time and memory
 depend on the shapes, not the values.
 
-Inputs are hand-built as in `bench_scoring.py` (whose builders and scoring variants this reuses): one
-DocVQA-sized page of 72 x 72 patches (1,008 px a side, 1,296 image tokens), a 40-token prompt, and a
+Inputs are hand-built as in `bench_scoring.py` (both take the builders and scoring variants from `common.py`):
+one DocVQA-sized page of 72 x 72 patches (1,008 px a side, 1,296 image tokens), a 40-token prompt, and a
 300-token chain of thought. Per model:
 
 - scoring: time (fastest of `--repeats` interleaved rounds, after a warm-up) and peak GPU memory of
@@ -26,7 +26,7 @@ DocVQA-sized page of 72 x 72 patches (1,008 px a side, 1,296 image tokens), a 40
   AdamW) at batch 4 on the full sequences, without and with gradient checkpointing: peak GPU memory
   and time. A step that runs out of memory is recorded as such.
 
-Memory is the CUDA allocator's peak during the call (`bench_scoring.peak_memory_mib`), in all
+Memory is the CUDA allocator's peak during the call (`common.peak_memory_mib`), in all
 (weights included) and over what was allocated before it. The JSON is rewritten after each model, so
 a run cut short keeps what it measured.
 """
@@ -39,15 +39,16 @@ import json
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
-from bench_scoring import (
+from common import (
     SIZES,
     VARIANTS,
-    _call,
     build_inputs,
     build_model,
+    call_variant,
     interleaved_times,
     peak_memory_mib,
     qwen2_vl_config,
@@ -109,7 +110,8 @@ def scoring(model, config, shape: Shape, device) -> list[dict]:
     times = interleaved_times(model, family, inputs, positions, key_layers, shape.repeats)
     rows = []
     for variant in VARIANTS:
-        extra, peak = peak_memory_mib(lambda v=variant: _call(v, model, family, inputs, positions, key_layers), device)
+        call = partial(call_variant, variant, model, family, inputs, positions, key_layers)
+        extra, peak = peak_memory_mib(call, device)
         rows.append({"variant": variant, "seconds": min(times[variant]), "peak_extra_mib": extra, "peak_mib": peak,
                      "all_seconds": times[variant]})
         _free()

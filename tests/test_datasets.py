@@ -11,7 +11,8 @@ from PIL import Image
 
 from vskip.datasets import detect_kind, import_dataset
 from vskip.errors import BadInput
-from vskip.records import image_paths, load_image, read_records
+from vskip.media import load_image
+from vskip.records import image_paths, read_records
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,9 @@ from conftest import without_timing
 from vskip.distributed import launch_command
 from vskip.encoding import Example, chat_prompt
 from vskip.errors import BadInput
+from vskip.media import load_image
 from vskip.prompts import response
-from vskip.records import image_paths, iter_jsonl, load_image, read_records
+from vskip.records import image_paths, iter_jsonl, read_records
 from vskip.training import TrainSettings, fit
 
 

@@ -84,7 +84,7 @@ def test_a_record_becomes_its_images_and_the_prompt_of_its_question(tiny_process
 
 
 def test_a_video_is_its_frames_and_a_video_part_of_the_prompt(tiny_processor, image_dataset, monkeypatch):
-    monkeypatch.setattr("vskip.records.torchvision_installed", lambda: True)  # frames load without it
+    monkeypatch.setattr("vskip.media.torchvision_installed", lambda: True)  # frames load without it
     record = {"id": "v", "image": "images/2.png", "video": ["images/0.png", "images/1.png"], "question": "Why?"}
     seen = record_example(tiny_processor, record, image_dataset.parent)
     assert [image.getpixel((0, 0)) for image in seen.images] == [(0, 128, 0)]

@@ -1,8 +1,10 @@
-"""The package as a whole: its modules import each other without a circle."""
+"""The package as a whole: its modules import each other without a circle, and the pure core imports nothing heavy."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -53,3 +55,29 @@ def test_modules_import_each_other_without_a_circle():
     except CycleError as err:
         raise AssertionError(f"import circle: {' -> '.join(err.args[1])}") from None
     assert set(order) == set(graph)
+
+
+def test_the_gate_is_pure():
+    """`scores, γ → keep mask` loads no image library and no model library (STYLE.md, practice 1)."""
+    heavy = ("PIL", "torch", "transformers", "numpy")
+    code = f"import sys, vskip.gate, vskip.compress; print([m for m in {heavy!r} if m in sys.modules])"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_the_design_page_lists_every_module_with_its_imports_layer_by_layer():
+    """docs/design.md's table: every module once, its imports as the code has them, none from a layer above."""
+    short = {module: module.removeprefix("vskip.") or module for module in import_graph()}
+    graph = {short[module]: {short[target] for target in targets} for module, targets in import_graph().items()}
+    layers, listed = [], {}
+    for line in (ROOT.parents[1] / "docs" / "design.md").read_text().splitlines():
+        if line.startswith("### "):
+            layers.append(line)
+        elif line.startswith("| `"):
+            module, _, imports = (cell.strip() for cell in line.strip("|").split(" | "))
+            assert module.strip("`") not in listed, f"{module} is listed twice"
+            listed[module.strip("`")] = (len(layers), set(imports.split(", ")) - {"–"})
+    assert set(listed) == set(graph), f"missing: {set(graph) - set(listed)}, gone: {set(listed) - set(graph)}"
+    for module, (layer, imports) in listed.items():
+        assert imports == graph[module], f"{module} imports {', '.join(sorted(graph[module])) or '–'}"
+        above = [target for target in imports if listed[target][0] < layer]
+        assert not above, f"{module} imports {above} from a layer above its own"

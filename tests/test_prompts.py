@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 from vskip import prompts
 from vskip.errors import BadInput
-from vskip.prompts import cot_answer, reference_answers, require_answer
-from vskip.records import check_ratio
+from vskip.prompts import check_ratio, cot_answer, reference_answers, require_answer
 
 
 def test_a_generated_cot_goes_with_the_answer_the_model_reached():
@@ -73,3 +72,12 @@ def test_a_student_asked_for_auto_chooses_its_own_budget():
     from vskip.prompts import AUTO, instruction
 
     assert instruction("Q?", "cot", AUTO).endswith("Compress the reasoning as far as it stays correct.")
+
+
+@pytest.mark.parametrize("ratio", [0, -0.5, 1.0001, float("nan"), float("inf"), "0.5"])
+def test_ratios_outside_the_unit_interval_are_refused(ratio):
+    with pytest.raises(BadInput, match=r"outside \(0, 1\]"):
+        check_ratio(ratio)
+    assert check_ratio(1) == 1.0 and check_ratio(0.01) == 0.01
+    with pytest.raises(BadInput, match=r"outside \(0, 1\]"):
+        check_ratio(1e-12)  # reads back as 0

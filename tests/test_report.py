@@ -308,3 +308,25 @@ def test_full_reads_one_per_task_as_overall_and_the_task_note_is_html(tmp_path, 
     page = report["report.html"].read_text()
     note = page.split("<h2>Per task</h2>")[1].split("<h2>")[0]
     assert "<code>auto</code> student" in note and "`" not in note
+
+
+def test_examples_are_chosen_per_family_right_answers_first_and_marked_word_by_word(tmp_path):
+    from vskip.report.examples import example_items, examples
+
+    test = [{"id": i, "task": task} for i, task in [("a", "count"), ("b", "count"), ("c", "doc")]]
+    full = {"a": {"id": "a", "cot": "x", "prediction": "1", "correct": False},
+            "b": {"id": "b", "cot": "y", "prediction": "2", "correct": True},
+            "c": {"id": "c", "cot": "", "prediction": "3", "correct": True}}  # no CoT: nothing to score
+    assert [item["id"] for item in example_items(test, full, 1)] == ["b"]
+    scored = {"id": "b", "image": "b.png", "question": "How many red stars?", "answer": "2", "task": "count",
+              "cot": "A red star (1), red.", "prediction": "2", "correct": True,
+              "words": ["A", "red", "star", "(1),", "red."], "word_text_score": [0.0] * 5,
+              "word_visual_score": [0.0] * 5, "visual_words": [{"index": 1, "word": "red", "type": "colour"},
+                                                               {"index": 2, "word": "1", "type": "value"}]}
+    mask = {"id": "b", "method": "vskip", "ratio": 0.5, "keep": [False, True, True, False, True]}
+    (shown,) = examples([scored], [mask], {("vskip", 0.5): {"b": {"cot": "red star red", "prediction": "2",
+                                                                "correct": True}}}, tmp_path)
+    assert shown["visual_word_indices"] == [1, 4]  # a count's "(1)" is its counter, not the anchor "1"
+    assert [(m["method"], m["generated_cot"]) for m in shown["methods"]] == [("full", scored["cot"]),
+                                                                            ("vskip", "red star red")]
+    assert shown["image_path"] == str(tmp_path / "b.png")

@@ -7,7 +7,8 @@ from vskip.cli import main
 from vskip.compress import compress_records
 from vskip.encoding import Example, chat_prompt, encode, token_word_index
 from vskip.errors import BadInput
-from vskip.records import image_paths, load_image, read_records
+from vskip.media import load_image
+from vskip.records import image_paths, read_records
 from vskip.score import VisualPath, _prepare, aggregate_words, default_key_layers, score, score_records
 from vskip.synth import build
 

@@ -66,7 +66,7 @@ def test_a_video_of_the_image_twice_reads_as_the_image(data, tmp_path):
 
 @pytest.mark.parametrize("command", ["generate", "score"])
 def test_without_torchvision_a_video_is_refused_in_one_line(data, tmp_path, monkeypatch, capsys, command):
-    monkeypatch.setattr("vskip.records.torchvision_installed", lambda: False)
+    monkeypatch.setattr("vskip.media.torchvision_installed", lambda: False)
     # vskip-synth records carry their reference CoT: they can be scored as they are.
     assert main([command, "--model", "vskip-tiny", "--data", str(data / "video.jsonl"),
                  "--out", str(tmp_path / "out.jsonl")]) == 2

@@ -148,7 +148,7 @@ def test_records_with_more_images_than_the_engine_takes_are_refused(tiny_random,
 
 
 def test_records_with_a_video_are_refused_not_generated_without_it(tiny_random, dataset, fake_vllm, monkeypatch):
-    monkeypatch.setattr("vskip.records.torchvision_installed", lambda: True)  # frames load without it
+    monkeypatch.setattr("vskip.media.torchvision_installed", lambda: True)  # frames load without it
     record = {**read_records(dataset)[0], "video": ["images/0.png", "images/1.png"]}
     with pytest.raises(BadInput, match="record r0: the vllm backend reads no videos; use the transformers backend"):
         generate_batch_vllm(

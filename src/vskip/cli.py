@@ -44,7 +44,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _ratio(text: str) -> float:
-    from .records import check_ratio
+    from .prompts import check_ratio
 
     try:
         return check_ratio(float(text))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .errors import BadInput
 from .gate import METHODS, SCORE_PATHS, TOKEN_FIELDS, WordScores, compress_text, keep_mask
-from .records import Record, check_ratio, relocate, require_fields, write_jsonl_atomic
+from .prompts import check_ratio
+from .records import Record, relocate, require_fields, write_jsonl_atomic
 
 # What every scored record has, whichever methods compress it.
 WORD_FIELDS = ("words", SCORE_PATHS["text"].field, SCORE_PATHS["visual"].field, "word_tokens")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import BadInput
+from .files import write_atomic
 from .hub import is_hub_id
 from .metrics import option_letters
 from .records import Record, write_jsonl_atomic
@@ -197,10 +197,7 @@ def _image_saver(out_dir: Path) -> SaveImage:
         name = f"images/{hashlib.sha256(png).hexdigest()[:20]}.png"
         target = out_dir / name
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".tmp")
-            partial.write_bytes(png)
-            os.replace(partial, target)
+            write_atomic(target, png)
         return name
 
     return save

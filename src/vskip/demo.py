@@ -27,11 +27,13 @@ from typing import Any
 from .compress import compress_records
 from .distill import DEFAULT_DISTILL, DistillSettings, distill
 from .evaluate import EvalSettings, attach_latency, evaluate, timed_generation
+from .files import write_atomic
 from .generate import generate, generation_runner
 from .lora import ADAPTER_INFO, load_student
-from .prompts import AUTO, cot_answer
-from .records import Record, image_paths, iter_jsonl, read_records, write_jsonl_atomic
+from .prompts import AUTO
+from .records import Record, iter_jsonl, read_records, write_jsonl_atomic
 from .report import write_report
+from .report.examples import example_items, examples
 from .report.tables import REFERENCE_METHODS
 from .score import score, score_records
 from .settings import DemoSettings, RoundSettings
@@ -58,6 +60,10 @@ class Steps:
     As a journal does (`stage.run_stage`), a step's output made with other settings is removed, with one line
     saying why, before the step is made again; so is an output with no record (an older vskip's), whose
     settings are unknown. An interrupted step's record is this run's: it resumes from its journals.
+
+    This is not a second journal: a journal records which records of one output are done, within a stage;
+    `Steps` records which steps' outputs made which output, across stages, so that remaking one remakes what
+    read it (a stage alone cannot know that its input was remade). Both say why with `stage.settings_change`.
     """
 
     def __init__(self, out: Path):
@@ -83,10 +89,7 @@ class Steps:
                 print(f"demo: {name} has no record of the settings that made it; making it again", file=sys.stderr)
             _remove(output)
         self.made[name] = {**record, "made": datetime.now().isoformat()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.made, indent=2) + "\n")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(self.made, indent=2) + "\n")
         return True
 
 
@@ -243,47 +246,17 @@ def _row(method: str, ratio: float, results: dict) -> dict:
 
 
 def _examples(teacher, test: list[Record], out: Path, config: DemoSettings) -> list[dict]:
-    """Test items of every family (those the teacher got right first), each shown with every method's keep mask
-    over the teacher's CoT and the CoT its distilled student wrote."""
+    """The report's examples (`report.examples`): test items of every family, each shown with every method's keep
+    mask over the teacher's CoT and the CoT its distilled student wrote. Scoring and gating them is the demo's."""
 
     def items(method: str, ratio: float) -> dict[str, Record]:
         return {item["id"]: item for item in iter_jsonl(side_path(out / _results(method, ratio), ".items.jsonl"))}
 
-    full_items = items("full", 1.0)
     evaluations = out / "eval"  # where the items' images resolve from
-    chosen: list[Record] = []
-    for task in sorted({record["task"] for record in test}):
-        # A CoT with an answer is all scoring needs; a family the teacher always gets wrong still shows one.
-        usable = [full_items[r["id"]] for r in test if r["task"] == task and full_items[r["id"]]["cot"]
-                  and cot_answer(full_items[r["id"]]) is not None]  # fmt: skip
-        chosen += sorted(usable, key=lambda item: not item["correct"])[: config.examples_per_task]
+    chosen = example_items(test, items("full", 1.0), config.examples_per_task)
     if not chosen:
         return []
     scored = score_records(teacher, chosen, evaluations, progress=False)
     masks = compress_records(scored, config.methods, config.ratios, config.seed)
     runs = {(method, ratio): items(method, ratio) for method in config.methods for ratio in config.ratios}
-    examples = []
-    for record in scored:
-        lower = [word.strip(".,!?;:").lower() for word in record["words"]]
-        anchors = {str(entry["word"]).lower() for entry in record.get("visual_words", [])}
-        methods = [{"method": "full", "ratio": 1.0, "keep": [True] * len(record["words"]),
-                    "generated_cot": record["cot"], "prediction": record["prediction"],
-                    "correct": record["correct"]}]
-        for mask in (m for m in masks if m["id"] == record["id"]):
-            generated = runs[(mask["method"], mask["ratio"])].get(record["id"], {})
-            methods.append({"method": mask["method"], "ratio": mask["ratio"], "keep": mask["keep"],
-                            "generated_cot": generated.get("cot"), "prediction": generated.get("prediction"),
-                            "correct": generated.get("correct")})
-        examples.append({
-            "id": record["id"],
-            "image_path": str(image_paths(record, evaluations)[0]),
-            "question": record["question"],
-            "answer": record["answer"],
-            "task": record["task"],
-            "words": record["words"],
-            "word_text_score": record["word_text_score"],
-            "word_visual_score": record["word_visual_score"],
-            "visual_word_indices": [i for i, word in enumerate(lower) if word in anchors],
-            "methods": methods,
-        })
-    return examples
+    return examples(scored, masks, runs, evaluations)

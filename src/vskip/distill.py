@@ -45,8 +45,8 @@ from .lora import (
 )
 from .models import load_model, model_identity, portable_path, save_checkpoint
 from .precision import dtype_name
-from .prompts import AUTO, require_answer, response
-from .records import Record, check_ratio, iter_jsonl, require_fields, write_jsonl_atomic
+from .prompts import AUTO, check_ratio, require_answer, response
+from .records import Record, iter_jsonl, require_fields, write_jsonl_atomic
 from .rounds import on_policy_pairs
 from .settings import DEFAULT_DISTILL, DistillSettings, RoundSettings
 from .stage import fingerprint

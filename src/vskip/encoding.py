@@ -19,9 +19,10 @@ import torch
 from PIL import Image
 
 from .errors import BadInput
+from .media import load_image, load_video
 from .models.families import family_for
 from .prompts import Mode, instruction
-from .records import Record, image_paths, load_image, load_video
+from .records import Record, image_paths
 
 # Examples encoded at once when checking their lengths: the processor is much faster on a batch.
 CONTEXT_CHECK_BATCH = 32

@@ -22,6 +22,7 @@ import torch
 from . import metrics
 from .distributed import gather_objects, is_main_process, process_count, process_index
 from .errors import BadInput, VSkipError, warn
+from .files import write_atomic
 from .generate import (
     GenerationBackend,
     backend_type,
@@ -313,8 +314,5 @@ def _write_results(out: Path, items: list[Record], run: dict) -> dict:
     }
     if is_main_process():
         write_jsonl_atomic(side_path(out, ".items.jsonl"), items)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(out)
+        write_atomic(out, json.dumps(results, indent=2) + "\n")
     return results

@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import BadInput
-from .records import check_ratio
+from .prompts import check_ratio
 
 
 @dataclass(frozen=True)

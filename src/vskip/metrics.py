@@ -19,19 +19,16 @@ from __future__ import annotations
 import random
 import re
 import statistics
-import string
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import BadInput
 from .latency import paired_speedup
-from .prompts import normalize_answer, reference_answers
+from .prompts import bare_word, normalize_answer, reference_answers
 
 ANLS_THRESHOLD = 0.5
 MMMU_SEED = 42  # the seed of MMMU's own evaluation scripts
-
-_PUNCTUATION = string.punctuation + "“”‘’"
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -77,7 +74,7 @@ def parse_yes_no(reply: str | None) -> str | None:
     if reply is None or not reply.strip():
         return None
     first = reply.strip().split(".")[0] or reply
-    words = {word.strip(_PUNCTUATION).lower() for word in first.split()}
+    words = {bare_word(word) for word in first.split()}
     return "no" if words & {"no", "not"} else "yes"
 
 
@@ -162,10 +159,6 @@ def act_ratio(cot_tokens: int | Iterable[int], full_cot_tokens: int | Iterable[i
     return kept / full if full else None
 
 
-def _bare(word: str) -> str:
-    return word.strip(_PUNCTUATION).lower()
-
-
 def visual_word_retention(
     reference_words: Sequence[Mapping[str, Any]], text: str
 ) -> dict[str, tuple[int, int]]:
@@ -176,10 +169,10 @@ def visual_word_retention(
     keeps at most one reference word, given out in reference order, so a colour said once does
     not count for two.
     """
-    available = Counter(_bare(word) for word in text.split())
+    available = Counter(bare_word(word) for word in text.split())
     retained: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for entry in sorted(reference_words, key=lambda entry: entry["index"]):
-        word, counts = _bare(str(entry["word"])), retained[entry["type"]]
+        word, counts = bare_word(str(entry["word"])), retained[entry["type"]]
         counts[1] += 1
         if available[word] > 0:
             available[word] -= 1

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
+from .files import write_atomic
 from .stage import journals, settings_change, side_path
 
 # The record of what made an output, beside it.
@@ -109,7 +110,7 @@ class Claim:
         if self.previous is None:
             self.path.unlink(missing_ok=True)
         else:
-            _write(self.path, self.previous)
+            write_atomic(self.path, self.previous)
 
 
 def claim(out: str | Path, wanted: Mapping, *, overwrite: bool = False, write: bool = True) -> Claim | None:
@@ -125,8 +126,7 @@ def claim(out: str | Path, wanted: Mapping, *, overwrite: bool = False, write: b
             raise BadInput(why)
     if not write or found == wanted:
         return None
-    made.parent.mkdir(parents=True, exist_ok=True)
-    _write(made, (json.dumps(wanted, indent=2, ensure_ascii=False) + "\n").encode())
+    write_atomic(made, (json.dumps(wanted, indent=2, ensure_ascii=False) + "\n").encode())
     return Claim(made, previous)
 
 
@@ -160,9 +160,3 @@ def _unrecorded(out: Path) -> str:
             return f"holds a student of method {info['method']!r} (its {ADAPTER_INFO})"
         return "exists and is not empty"
     return "exists"
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = side_path(path, ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

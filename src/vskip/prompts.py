@@ -4,14 +4,16 @@ A reply is `"{cot}\\nAnswer: {answer}"` in `cot` mode and `"Answer: {answer}"` i
 A distilled model is asked for a compressed chain of thought by a γ marker in the instruction,
 `"Compress the reasoning to ratio 0.25."`, as TokenSkip writes the ratio into the prompt. The marker is
 lossless: γ is written with the fewest decimals that give it back exactly, at most `RATIO_DECIMALS`, so
-γ must be a multiple of 0.01 (`ratio_text`; `records.check_ratio` refuses any other γ). A student can
+γ must be a multiple of 0.01 (`ratio_text`; `check_ratio` refuses any other γ). A student can
 also be asked to choose its own budget, γ = `AUTO`: "Compress the reasoning as far as it stays
 correct." (`vskip distill` teaches it, from the smallest γ at which the teacher still answered right).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import string
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -30,6 +32,8 @@ RATIO_DECIMALS = 2
 # How far from a multiple of 0.01 a float may be and still be read as it (0.1 + 0.2 is 0.3).
 RATIO_TOLERANCE = 1e-9
 _ANSWER = re.compile(r"Answer:\s*(.*)", re.DOTALL)
+# What `bare_word` strips from a word's ends: ASCII punctuation and typographic quotes.
+PUNCTUATION = string.punctuation + "“”‘’"
 
 
 def instruction(question: str, mode: Mode, ratio: Budget | None = None) -> str:
@@ -53,6 +57,16 @@ def ratio_text(ratio: float) -> str:
             "pass a multiple of 0.01 such as 0.25"
         )
     return text
+
+
+def check_ratio(ratio: float) -> float:
+    """γ, the kept share of CoT tokens: in (0, 1] and a multiple of 0.01, so that the γ marker writes it
+    exactly (`prompts.ratio_text`). Returns γ as the marker reads back (0.1 + 0.2 gives 0.3)."""
+    number = isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
+    # A γ within rounding of 0 reads back as 0: outside (0, 1] too.
+    if not number or math.isnan(ratio) or not 0 < ratio <= 1 or float(ratio_text(ratio)) == 0:
+        raise BadInput(f"ratio {ratio!r} is outside (0, 1]; pass a kept share such as 0.5")
+    return float(ratio_text(ratio))
 
 
 def response(cot: str, answer: str) -> str:
@@ -97,3 +111,16 @@ def reference_answers(record: Mapping[str, Any]) -> list[str]:
 def normalize_answer(text: str) -> str:
     """Exact-match form: lower case, no surrounding punctuation or spaces."""
     return re.sub(r"\s+", " ", text.strip().lower().strip(" .,!?;:\"'"))
+
+
+def bare_word(word: str) -> str:
+    """A word as comparisons of words read it (VARR, POPE's yes/no, synth's claims, the benchmarks' word roles):
+    lower case, surrounding `PUNCTUATION` stripped ("Red," and "red" are one word; "$45" is "45").
+
+    Two comparisons read words otherwise, on purpose. `rounds.word_key` aligns a compression with the CoT it came
+    from: it keeps a leading "$" and a trailing "%" (a price is not a percentage) and strips every other non-word
+    character, Unicode dashes and ellipses too. The report's examples find a CoT's anchors by their text and strip
+    sentence punctuation alone (".,!?;:"): a count's running "(2)" is not its anchor "2". Either written as this
+    one would mark or align other words. (`normalize_answer` reads a whole answer, not a word.)
+    """
+    return word.strip(PUNCTUATION).lower()

@@ -1,4 +1,5 @@
-"""Records: JSONL datasets with images next to them, read strictly and written safely.
+"""Records: JSONL datasets with images next to them, read strictly and written safely. Opening the images is
+`media`'s job; γ's check is `prompts.check_ratio`, beside the marker that writes γ.
 
 A record needs `id`, `image` (a path relative to the JSONL file, or a list of them) and
 `question`; `answer` is needed wherever accuracy is measured. A record may show a video as well
@@ -21,19 +22,15 @@ sizes; a chain of thought without an answer) into `BadInput` naming the record. 
 from __future__ import annotations
 
 import codecs
-import importlib.util
 import json
-import math
 import os
-import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from .errors import BadInput, BadRecord
-from .prompts import cot_answer, ratio_text
+from .files import atomic_path
+from .prompts import cot_answer
 
 Record = dict[str, Any]
 
@@ -263,6 +260,8 @@ def check_records(
     Raises `BadInput` naming the first bad record, or, given a `skipped` list, appends
     `{"id", "reason"}` there for each bad record and returns the good ones.
     """
+    from .media import load_image, load_video  # Pillow is imported where images are opened, not by every reader
+
     good = []
     for record in records:
         try:
@@ -281,86 +280,11 @@ def check_records(
     return good
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image as RGB; palette, alpha and 16-bit images are converted, broken ones rejected."""
-    path = Path(path)
-    if path.is_dir():
-        raise BadRecord(f"{path}: is a directory, not an image")
-    if not path.is_file():
-        raise BadRecord(f"{path}: image not found")
-    if path.stat().st_size == 0:
-        raise BadRecord(f"{path}: image file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return to_rgb(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadRecord(
-            f"{path}: image is larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels)",
-            "shrink it",
-        ) from None
-    except Exception as err:  # Pillow's decoders raise many types (OSError, ValueError, SyntaxError, ...)
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise BadRecord(f"{path}: not a readable image ({reason})") from None
-
-
-def load_video(paths: Iterable[str | Path]) -> list[Image.Image]:
-    """A video's frames, each opened as `load_image` opens an image. Refused where torchvision is missing
-    (transformers' video processors are built on it) and where the frames differ in size (the processor
-    stacks them into one array)."""
-    paths = list(paths)
-    if paths and not torchvision_installed():
-        raise BadInput("videos need torchvision: pip install torchvision matching your torch")
-    frames = [load_image(path) for path in paths]
-    if len({frame.size for frame in frames}) > 1:
-        sizes = ", ".join(dict.fromkeys(f"{width}x{height}" for width, height in (frame.size for frame in frames)))
-        raise BadRecord(f"the video's frames differ in size ({sizes})")
-    return frames
-
-
-def torchvision_installed() -> bool:
-    return importlib.util.find_spec("torchvision") is not None
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode.startswith("I"):
-        # 16-bit greyscale: scale to 8 bits rather than clip, so the picture survives.
-        image = image.convert("I").point(lambda value: value / 256).convert("L")
-    if image.mode in ("RGBA", "LA", "P", "PA", "RGBa"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def check_ratio(ratio: float) -> float:
-    """γ, the kept share of CoT tokens: in (0, 1] and a multiple of 0.01, so that the γ marker writes it
-    exactly (`prompts.ratio_text`). Returns γ as the marker reads back (0.1 + 0.2 gives 0.3)."""
-    number = isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
-    # A γ within rounding of 0 reads back as 0: outside (0, 1] too.
-    if not number or math.isnan(ratio) or not 0 < ratio <= 1 or float(ratio_text(ratio)) == 0:
-        raise BadInput(f"ratio {ratio!r} is outside (0, 1]; pass a kept share such as 0.5")
-    return float(ratio_text(ratio))
-
-
 def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> None:
-    """Write all records at once: a reader never sees half a file, and an old file survives a crash."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One temporary file per process: processes writing the same output never share one.
-    partial = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    """Write all records at once (`files.atomic_path`): a reader never sees half a file, and an old file survives."""
+    with atomic_path(path) as partial, partial.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[Record]:

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .encoding import Example, encode
+from .encoding import Encoded, Example, encode
 from .errors import BadInput
+from .files import atomic_path
 from .settings import TrainSettings
 
 IGNORE_INDEX = -100
@@ -28,7 +29,11 @@ RANK_SEED_STRIDE = 1_000_003
 
 def batch_inputs(processor, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
     """Teacher-forcing inputs with `labels` set on the reply tokens and ignored elsewhere."""
-    encoded = encode(processor, list(examples))
+    return with_labels(encode(processor, list(examples)))
+
+
+def with_labels(encoded: Encoded) -> dict[str, torch.Tensor]:
+    """An encoded teacher-forcing batch's inputs with `labels` set on the reply tokens and ignored elsewhere."""
     labels = torch.full_like(encoded.inputs["input_ids"], IGNORE_INDEX)
     for row, span in enumerate(encoded.reply_spans):
         labels[row, span] = encoded.inputs["input_ids"][row, span]
@@ -196,7 +201,5 @@ def _save_state(path: Path, model, optimizer, scheduler, rngs: list, step: int, 
         "log": log,
         "settings": settings,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    torch.save(state, partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        torch.save(state, partial)

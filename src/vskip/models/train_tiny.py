@@ -37,8 +37,9 @@ import torch
 
 from ..encoding import Example, chat_prompt
 from ..errors import BadInput
+from ..media import load_image
 from ..prompts import response
-from ..records import image_paths, load_image, read_records
+from ..records import image_paths, read_records
 from ..settings import (
     TINY_DIRECT_SHARE,
     TINY_SIZES,

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..records import Record, image_paths, load_image
+from ..media import load_image
+from ..records import Record, image_paths
 from ..synth.documents import line_cells
 from ..synth.scenes import GRID, cell_of
 from ..synth.words import COLOURS, ITEMS, PRICES, SHAPES

@@ -1,6 +1,7 @@
 """Attribute claims in a chain of thought, checked against the item's ground truth.
 
-Words are `text.split()`, compared in lower case with surrounding punctuation stripped. A claim is:
+Words are `text.split()`, compared as `prompts.bare_word` reads them (lower case, surrounding punctuation
+stripped). A claim is:
 
 - scenes: `<colour> <shape>` (shape singular or plural) — true iff that pair is in the scene;
   with a position, `<colour> <shape> [is] at row R column C` or `at row R column C[,] is a
@@ -31,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..prompts import bare_word
 from .words import COLOURS, ITEMS, PLURALS, SHAPES
 
 _SHAPE_OF = {**{s: s for s in SHAPES}, **{p: s for s, p in PLURALS.items()}}
@@ -50,7 +52,7 @@ class Mention:
 
 
 def _bare(text: str) -> list[str]:
-    return [word.strip(".,;:!?\"'()").lower() for word in text.split()]
+    return [bare_word(word) for word in text.split()]
 
 
 def _cell(words: list[str], i: int) -> tuple[int, int] | None:
@@ -78,7 +80,7 @@ def _asked(raw: list[str]) -> list[bool]:
     """Whether each word is in a question: a sentence ending in '?', or a clause opened by a question word."""
     asked, sentence, clause = [False] * len(raw), 0, False
     for i, word in enumerate(raw):
-        clause = clause or word.strip(".,;:!?\"'()").lower() in QUESTION_WORDS
+        clause = clause or bare_word(word) in QUESTION_WORDS
         asked[i] = clause
         if word.endswith("?"):
             asked[sentence : i + 1] = [True] * (i + 1 - sentence)
