@@ -2,8 +2,9 @@
 `vskip evaluate` item by item. Needs lmms-eval and what its Qwen2-VL class imports: `make test-lmms-eval` builds
 that venv (.venv-lmms) and runs this file there; elsewhere it is skipped.
 
-Where the two differ by construction, the harness re-encodes each image as a JPEG (`export.harness_view`); so
-`vskip evaluate` runs on those pixels (`export.write_harness_view`) and every reply must be the same text.
+Where the two differ by construction, lmms-eval's `qwen2_vl` re-encodes each image as a JPEG (`export.harness_view`);
+so `vskip evaluate` runs on those pixels (`export.write_harness_view`) and every reply must be the same text. vskip's
+own `vskip_qwen2_vl` (`vskip.lmms_model`) does not, and replies as `vskip evaluate` does on the images themselves.
 """
 
 import importlib.util
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from vskip.cli import main
-from vskip.export import lmms_model_args, write_harness_view
+from vskip.export import harness_replies, lmms_model_args, write_harness_view
 from vskip.models import TINY_DIR, TINY_NAME
 from vskip.prompts import split_response
 from vskip.records import read_records
@@ -43,27 +44,25 @@ def world(tmp_path_factory):
     return {"root": root, "student": student, "merged": merged, "test": test, "viewed": viewed}
 
 
-def lmms_eval(world, model: Path, task: str) -> dict[str, str]:
+def lmms_eval(world, model: Path, task: str, model_class: str = "qwen2_vl") -> dict[str, tuple]:
     """lmms-eval's CLI on `task` with `model`, on the CPU: record id -> its reply (from --log_samples) read as
     (chain of thought, answer)."""
-    out = world["root"] / f"lmms-{task}"
-    command = [str(Path(sys.executable).with_name("lmms-eval")), "eval", "--model", "qwen2_vl",
+    out = world["root"] / f"lmms-{task}-{model_class}"
+    command = [str(Path(sys.executable).with_name("lmms-eval")), "eval", "--model", model_class,
                "--model_args", f"{lmms_model_args(model)},device=cpu,device_map=cpu",
                "--include_path", str(world["root"] / "task"), "--tasks", task, "--batch_size", "1",
                "--log_samples", "--output_path", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in (world["root"] / "task" / "items.jsonl").read_text().splitlines()]
-    (samples,) = out.glob(f"*/*samples_{task}.jsonl")
-    return {rows[s["doc_id"]]["id"]: split_response(s["filtered_resps"])
-            for s in map(json.loads, samples.read_text().splitlines())}
+    return {key: split_response(reply) for key, reply in harness_replies(world["root"] / "task", out, task).items()}
 
 
-def vskip_replies(world, tmp_path, *options: str) -> dict[str, tuple]:
-    """`vskip evaluate` on the harness's pixels: record id -> its reply's (chain of thought, answer)."""
+def vskip_replies(world, tmp_path, *options: str, data: str = "viewed") -> dict[str, tuple]:
+    """`vskip evaluate` on the harness's pixels (or `data` "test", the images themselves): record id -> its reply's
+    (chain of thought, answer)."""
     out = tmp_path / "results.json"
-    assert main(["evaluate", "--data", str(world["viewed"]), "--latency-items", "0", "--out", str(out), *options]) == 0
+    assert main(["evaluate", "--data", str(world[data]), "--latency-items", "0", "--out", str(out), *options]) == 0
     items = [json.loads(line) for line in Path(f"{out}.items.jsonl").read_text().splitlines()]
     return {item["id"]: (item["cot"], item["prediction"]) for item in items}
 
@@ -80,7 +79,14 @@ def test_lmms_eval_replies_as_vskip_evaluate_does(world, tmp_path, ratio):
     harness = lmms_eval(world, model, task)
     ours = vskip_replies(world, tmp_path, *options)
     assert len(harness) == 12 and harness == ours
-    results = json.loads(next((world["root"] / f"lmms-{task}").glob("*/*results.json")).read_text())["results"][task]
+    results = json.loads(next((world["root"] / f"lmms-{task}-qwen2_vl").glob("*/*results.json")).read_text())
+    results = results["results"][task]
     summary = json.loads((tmp_path / "results.json").read_text())
     assert results["accuracy,none"] == pytest.approx(summary["accuracy"])
     assert results["pope_yes_ratio,none"] == pytest.approx(summary["pope_yes_ratio"])
+
+
+def test_vskip_qwen2_vl_replies_as_vskip_evaluate_does_on_the_images_themselves(world, tmp_path):
+    harness = lmms_eval(world, world["merged"], "vskip_synth_r0_5", "vskip_qwen2_vl")
+    ours = vskip_replies(world, tmp_path, "--adapter", str(world["student"]), "--ratio", "0.5", data="test")
+    assert len(harness) == 12 and harness == ours

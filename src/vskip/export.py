@@ -212,3 +212,14 @@ def write_harness_view(records: Sequence[Record], base_dir: str | Path, out: str
     write_jsonl_atomic(out, viewed)
     return out
 
+
+
+def harness_replies(task_dir: str | Path, output_path: str | Path, task: str) -> dict[str, str]:
+    """Record id -> reply, of the lmms-eval run on the task `task` of `task_dir` that wrote `output_path`
+    (`--log_samples --output_path`); its samples name an item by its row (`doc_id`) in `DATA_FILE`."""
+    rows = [json.loads(line) for line in (Path(task_dir) / DATA_FILE).read_text().splitlines()]
+    found = sorted(Path(output_path).glob(f"*/*_samples_{task}.jsonl"))
+    if not found:
+        raise BadInput(f"{output_path}: no samples of task {task}; run lmms-eval with --log_samples")
+    samples = [json.loads(line) for line in found[-1].read_text().splitlines()]
+    return {rows[sample["doc_id"]]["id"]: sample["filtered_resps"] for sample in samples}
