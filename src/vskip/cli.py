@@ -280,11 +280,12 @@ def cmd_data_export(args) -> None:
     exporter = {"lmms-eval": export_lmms_eval}[args.format]
     _check(args, directory=True)
     records = _read(args, args.data, REQUIRED_FIELDS)
-    for path in exporter(records, _base_dir(args, args.data), args.out, ratios=args.ratios, name=args.name,
-                         mode=args.mode, max_new_tokens=args.max_new_tokens):
+    written = exporter(records, _base_dir(args, args.data), args.out, ratios=args.ratios, name=args.name,
+                       mode=args.mode, max_new_tokens=args.max_new_tokens)
+    for path in written:
         print(f"wrote {path}")
-    print(f"run: lmms-eval --model qwen2_vl --model_args pretrained=MODEL --include_path {args.out} --tasks TASK "
-          "(pixel bounds for MODEL: see docs/lmms-eval.md)")
+    print(f"run: lmms-eval eval --model qwen2_vl --model_args pretrained=MODEL --include_path {args.out} --tasks "
+          f"{','.join(path.stem for path in written)} (MODEL's pixel bounds: see docs/lmms-eval.md)")
 
 
 def _installed_version() -> str:
