@@ -39,8 +39,8 @@ def options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 def test_every_command_is_reached():
     assert {" ".join(path) for path in COMMANDS} == {
-        "synth", "data import", "tiny train", "generate", "score", "compress", "distill", "merge", "evaluate",
-        "demo",
+        "synth", "data import", "data export", "tiny train", "generate", "score", "compress", "distill", "merge",
+        "evaluate", "demo",
     }  # fmt: skip
 
 

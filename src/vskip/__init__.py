@@ -26,6 +26,7 @@ _DEFINED_IN = {
     "compress_records": "compress",
     "distill": "distill",
     "evaluate": "evaluate",
+    "export_lmms_eval": "export",
     "generate": "generate",
     "import_dataset": "datasets",
     "keep_mask": "gate",

@@ -64,6 +64,10 @@ def _ratio_list(text: str) -> tuple[float, ...]:
     return tuple(_ratio(part) for part in text.split(",") if part.strip())
 
 
+def _budget_list(text: str) -> list[float | str]:
+    return [_budget(part) for part in text.split(",") if part.strip()]
+
+
 def _union_split(text: str) -> tuple[int, int]:
     """'2:1' -> (2, 1): the turns of the visual and the text ranking in the `vskip` union."""
     try:
@@ -275,6 +279,21 @@ def cmd_data_import(args) -> None:
     path = import_dataset(args.source, args.out, kind=args.kind, split=args.split, limit=args.limit, config=args.config,
                           before_write=lambda path: _claim(args, path, split=path.stem))
     print(f"wrote {path}")
+
+
+def cmd_data_export(args) -> None:
+    from .export import export_lmms_eval
+    from .records import REQUIRED_FIELDS
+
+    exporter = {"lmms-eval": export_lmms_eval}[args.format]
+    _check(args, directory=True)
+    records = _read(args, args.data, REQUIRED_FIELDS)
+    written = exporter(records, _base_dir(args, args.data), args.out, ratios=args.ratios, name=args.name,
+                       mode=args.mode, max_new_tokens=args.max_new_tokens)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"run: lmms-eval eval --model qwen2_vl --model_args pretrained=MODEL --include_path {args.out} --tasks "
+          f"{','.join(path.stem for path in written)} (MODEL's pixel bounds: see docs/lmms-eval.md)")
 
 
 def _installed_version() -> str:
@@ -504,6 +523,16 @@ def build_parser() -> argparse.ArgumentParser:
     imported.add_argument("--config", help="hub dataset config (default: DocVQA's, or every MMMU subject)")
     imported.add_argument("--limit", type=_count, help="keep the first LIMIT rows (default: all)")
     imported.set_defaults(run=cmd_data_import)
+    export = command(data, "export", "a vskip dataset as a local task of an evaluation harness (lmms-eval), with "
+                                     "vskip's prompt, γ marker and scoring", "reply", "records", "images")
+    export.add_argument("--data", required=True, help="JSONL dataset with answers (vskip-synth's test.jsonl, an "
+                                                      "imported DocVQA or POPE file)")
+    export.add_argument("--out", required=True, help="directory for the task: YAML per γ, utils.py, items, images")
+    export.add_argument("--format", choices=["lmms-eval"], default="lmms-eval", help="the harness")
+    export.add_argument("--ratios", type=_budget_list, default="1",
+                        help="comma-separated γ (1: the full CoT, no marker; auto), one task each")
+    export.add_argument("--name", default="vskip", help="task name prefix: NAME_full, NAME_r0_5, NAME_auto")
+    export.set_defaults(run=cmd_data_export)
 
     tiny = command(commands, "tiny", "the embedded vskip-tiny model").add_subparsers(dest="tiny_command", required=True)
     train = command(tiny, "train", "train vskip-tiny on vskip-synth, from scratch or continuing one")

@@ -176,7 +176,7 @@ def item_metrics(record: Record, generated: Record) -> Record:
     from .synth import hallucinated_words
 
     item = dict(generated)
-    if record.get("task") in ("doc", "docvqa"):
+    if record.get("task") in metrics.ANLS_TASKS:
         item["anls"] = metrics.anls(generated.get("prediction") or "", reference_answers(record))
     if record.get("visual_words"):
         retained = metrics.visual_word_retention(record["visual_words"], generated["cot"])

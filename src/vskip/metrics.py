@@ -28,6 +28,8 @@ from .latency import paired_speedup
 from .prompts import bare_word, normalize_answer, reference_answers
 
 ANLS_THRESHOLD = 0.5
+# The families scored by ANLS beside accuracy: vskip-synth's documents and imported DocVQA.
+ANLS_TASKS = ("doc", "docvqa")
 MMMU_SEED = 42  # the seed of MMMU's own evaluation scripts
 
 

@@ -33,14 +33,21 @@ SPECIAL_TOKENS = [
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+# Qwen2-VL's template writes its default system turn ("You are a helpful assistant.") where a conversation has
+# none, so a prompt with no system turn and one with that turn are the same prompt. vskip sends none; lmms-eval
+# always sends that one. vskip-tiny learned its prompts without a system turn, so its template keeps the same
+# equivalence the other way round: the default system turn, given first, is left out.
+DEFAULT_SYSTEM = "You are a helpful assistant."
 CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for message in messages %}"
+    "{% if not (loop.first and message['role'] == 'system' and message['content'] == '" + DEFAULT_SYSTEM + "') %}"
+    "<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for part in message['content'] %}"
     "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
     "{% elif part['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
