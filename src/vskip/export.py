@@ -19,9 +19,11 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import BadInput
+from .files import write_atomic
+from .media import load_image
 from .metrics import ANLS_TASKS
 from .prompts import AUTO, Budget, Mode, ratio_text
-from .records import IMAGE_ROOT, Record, image_paths, load_image, write_jsonl_atomic
+from .records import IMAGE_ROOT, Record, image_paths, write_jsonl_atomic
 from .settings import MAX_NEW_TOKENS
 
 FORMATS = ("lmms-eval",)
@@ -108,7 +110,7 @@ def _copy_images(record: Record, base_dir: Path, images: Path) -> list[str]:
         data = path.read_bytes()
         name = hashlib.sha256(data).hexdigest()[:32] + path.suffix.lower()
         if not (images / name).exists():
-            (images / name).write_bytes(data)
+            write_atomic(images / name, data)  # a kill leaves no half image for the next run to take as whole
         names.append(f"{IMAGES}/{name}")
     return names
 
@@ -153,13 +155,13 @@ def export_lmms_eval(
     ]
     data_file = (out / DATA_FILE).resolve()
     write_jsonl_atomic(data_file, rows)
-    (out / "utils.py").write_text(UTILS)
+    write_atomic(out / "utils.py", UTILS)
     metrics = task_metrics(records)
     written = []
     for ratio in dict.fromkeys(None if r is not None and r != AUTO and r >= 1.0 else r for r in ratios):
         task = task_name(name, ratio)
         path = out / f"{task}.yaml"
-        path.write_text(task_yaml(task, data_file, metrics, mode=mode, ratio=ratio, max_new_tokens=max_new_tokens))
+        write_atomic(path, task_yaml(task, data_file, metrics, mode=mode, ratio=ratio, max_new_tokens=max_new_tokens))
         written.append(path)
     return written
 

@@ -16,8 +16,8 @@ from typing import Any
 from PIL import Image
 
 from . import metrics
+from .media import load_image
 from .prompts import instruction, reference_answers, split_response
-from .records import load_image
 
 
 def doc_to_visual(doc: Mapping[str, Any], root: str | Path) -> list[Image.Image]:
