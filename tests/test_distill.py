@@ -283,8 +283,9 @@ def test_all_linear_lora_covers_the_language_model_and_vllm_serves_it(base_dir, 
 
 def test_full_fine_tune_trains_the_language_model_only_and_saves_a_model(base_dir, image_dataset_module, tmp_path):
     data = image_dataset_module
+    distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "student", settings=quick())
     out = distill(str(base_dir), compressed(read_records(data)), data.parent, tmp_path / "student",
-                  settings=quick(lora=None))
+                  settings=quick(lora=None))  # over the LoRA student, as `--overwrite` does
     assert not (out / "adapter_config.json").exists() and not (out / "checkpoint").exists()
     base, student = load_model(str(base_dir)), load_model(str(out))  # a checkpoint like any other
     before, after = dict(base.model.named_parameters()), dict(student.model.named_parameters())

@@ -29,6 +29,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from peft.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
 
 from .distributed import barrier, is_main_process
 from .encoding import Example, check_context, record_example
@@ -305,6 +306,9 @@ def _train(
                         "precision": precision, "data": _digest(pairs)})
     if is_main_process():
         if settings.lora is None:
+            # A LoRA student this directory held before (`--overwrite`) would be read back instead (`load_student`).
+            for name in (CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME):
+                (out_dir / name).unlink(missing_ok=True)
             save_checkpoint(model, loaded.path, out_dir)
         else:
             model.save_pretrained(out_dir)
