@@ -195,6 +195,11 @@ BAD_INPUTS: list[tuple] = [
     ("compress: generate's output (not scored)",
      lambda ws: ["compress", "--data", ws.dataset(records=[COT]), "--out", ws.out()],
      ":1: record has no 'words': it was written by 'vskip generate', not by 'vskip score'"),
+    ("compress: compress's own output",
+     lambda ws: ["compress", "--data", ws.dataset(records=[
+         {**COT, "words": ["I"], "compressed_cot": "I", "method": method, "ratio": 0.5} for method in ("text", "vskip")
+     ]), "--out", ws.out()],
+     ":2: duplicate id 'a': the file was written by 'vskip compress'"),
     ("compress: a dataset's records (not generated nor scored)",
      lambda ws: ["compress", "--data", ws.dataset(records=[{**GOOD, "cot": "I see a red circle. yes"}]),
                  "--out", ws.out()],

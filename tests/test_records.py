@@ -280,3 +280,12 @@ def test_a_failed_atomic_write_leaves_the_earlier_file(tmp_path):
         write_jsonl_atomic(path, records())
     assert path.read_text() == '{"id": "old"}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_a_compressed_file_where_one_line_per_id_is_read_says_so(tmp_path):
+    lines = [{**GOOD, "compressed_cot": "x", "method": method, "ratio": 0.5} for method in ("text", "vskip")]
+    path = write(tmp_path / "compressed.jsonl", lines)
+    with pytest.raises(BadInput, match=":2: duplicate id 'a': the file was written by 'vskip compress' .* which only "
+                                       "'vskip distill' reads"):
+        read_records(path)
+    assert len(read_records(path, unique=("id", "method", "ratio"))) == 2

@@ -125,6 +125,10 @@ def _parse_line(raw: bytes, required: tuple[str, ...], unique: tuple[str, ...], 
         record["id"] = str(record["id"])
     if _key(record, unique) in seen:
         what = ", ".join(f"{field} {record.get(field)!r}" for field in unique)
+        if written_by(record) == "compress" and "method" not in unique:
+            # One compressed line per method and γ of each item: the file is a later stage's than this command's.
+            raise BadInput(f"duplicate {what}: the file was written by 'vskip compress' (a line per method and γ of "
+                           "each item), which only 'vskip distill' reads")
         raise BadInput(f"duplicate {what}; give every record its own {' and '.join(unique)}")
     return record
 
