@@ -56,9 +56,15 @@ pope_yes_ratio = lmms_task.pope_yes_ratio
 '''
 
 
+def _marked(ratio: Budget | None) -> Budget | None:
+    """The γ a task asks for: None (the full CoT, no marker) for None or γ ≥ 1."""
+    return None if ratio is None or (ratio != AUTO and ratio >= 1.0) else ratio
+
+
 def task_name(name: str, ratio: Budget | None) -> str:
     """The lmms-eval task of `name` at γ = `ratio`: `NAME_full` (no marker), `NAME_auto`, `NAME_r0_5`."""
-    if ratio is None or (ratio != AUTO and ratio >= 1.0):
+    ratio = _marked(ratio)
+    if ratio is None:
         return f"{name}_full"
     return f"{name}_{AUTO}" if ratio == AUTO else f"{name}_r{ratio_text(ratio).replace('.', '_')}"
 
@@ -158,7 +164,7 @@ def export_lmms_eval(
     write_atomic(out / "utils.py", UTILS)
     metrics = task_metrics(records)
     written = []
-    for ratio in dict.fromkeys(None if r is not None and r != AUTO and r >= 1.0 else r for r in ratios):
+    for ratio in dict.fromkeys(map(_marked, ratios)):
         task = task_name(name, ratio)
         path = out / f"{task}.yaml"
         write_atomic(path, task_yaml(task, data_file, metrics, mode=mode, ratio=ratio, max_new_tokens=max_new_tokens))
