@@ -292,7 +292,7 @@ def cmd_data_export(args) -> None:
                        mode=args.mode, max_new_tokens=args.max_new_tokens)
     for path in written:
         print(f"wrote {path}")
-    print(f"run: lmms-eval eval --model qwen2_vl --model_args pretrained=MODEL --include_path {args.out} --tasks "
+    print(f"run: lmms-eval eval --model vskip_qwen2_vl --model_args pretrained=MODEL --include_path {args.out} --tasks "
           f"{','.join(path.stem for path in written)} (MODEL's pixel bounds: see docs/lmms-eval.md)")
 
 
