@@ -1,6 +1,6 @@
 """The hooks of a task `vskip data export --format lmms-eval` writes, run inside lmms-eval.
 
-Each is what `vskip evaluate` does for the same item: the images opened as `records.load_image` opens them,
+Each is what `vskip evaluate` does for the same item: the images opened as `media.load_image` opens them,
 the prompt `prompts.instruction` writes (γ marker included), the reply read by `prompts.split_response` and
 scored by `metrics.is_correct`, `metrics.anls` and `metrics.pope_scores`. A row of the task's data file holds the
 whole vskip record as JSON (`record`), so the scoring sees every field it would see in vskip.
