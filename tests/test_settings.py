@@ -9,6 +9,7 @@ from vskip.settings import (
     EvalSettings,
     LoraSettings,
     RoundSettings,
+    TinySettings,
     TrainSettings,
     VisualPath,
 )
@@ -25,6 +26,7 @@ from vskip.settings import (
     (lambda: EvalSettings(mode="think"), "mode 'think': valid are cot, direct"),
     (lambda: replace(DEFAULT_EVAL, latency_items=-1), "latency items -1 must be 0 or more"),
     (lambda: VisualPath(row="next"), "the row is one of own, predictor"),
+    (lambda: TinySettings().with_language(8, 100), r"text hidden size 100 must be a multiple of 8 \(twice the 4 heads\)"),
 ])
 def test_settings_refuse_what_is_out_of_range_when_made(make, message):
     with pytest.raises(BadInput, match=message):
@@ -35,3 +37,9 @@ def test_settings_are_frozen():
     for settings in (DEFAULT_DISTILL, DEFAULT_DISTILL.training, DEFAULT_DISTILL.lora, DEFAULT_EVAL, VisualPath()):
         with pytest.raises(FrozenInstanceError):
             settings.seed = 1
+
+
+def test_a_deeper_narrower_tiny_keeps_the_shipped_mlp_proportion():
+    deep = TinySettings().with_language(8, 192)
+    assert (deep.text_layers, deep.text_hidden, deep.text_intermediate) == (8, 192, 576)
+    assert (deep.text_heads, deep.vision_embed) == (TinySettings().text_heads, TinySettings().vision_embed)

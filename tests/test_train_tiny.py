@@ -14,7 +14,7 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     data, out = tmp_path / "synth", tmp_path / "model"
     build(data, seed=3, n_train=3, n_val=2, n_test=0, progress=False)
     args = ["tiny", "train", "--data", str(data), "--out", str(out), "--vision-steps", "2", "--steps", "2",
-            "--batch-size", "2", "--text-layers", "2", "--direct-share", "0.25"]
+            "--batch-size", "2", "--text-layers", "2", "--text-hidden", "128", "--direct-share", "0.25"]
     assert main(args) == 0
     assert f"saved {out}" in capsys.readouterr().out
 
@@ -23,7 +23,8 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     assert card["vision_training"]["steps"] == 2 and card["vision_training"]["batch_size"] == 32
     assert card["command"].startswith("vskip tiny train") and "--vision-steps 2" in card["command"]
     assert card["direct_share"] == 0.25 and "--direct-share 0.25" in card["command"]
-    assert card["sizes"]["text_layers"] == 2 and card["sizes"]["text_hidden"] == 256
+    assert card["sizes"]["text_layers"] == 2 and "--text-hidden 128" in card["command"]
+    assert (card["sizes"]["text_hidden"], card["sizes"]["text_intermediate"]) == (128, 384)  # the MLP 3× as wide
     assert set(card["vision_held_out_accuracy"]) >= {"colour", "shape", "item", "price", "row", "col"}
     assert all(0 <= value <= 1 for value in card["vision_held_out_accuracy"].values())
     assert not any(out.glob("checkpoint*")) and (out / "model.safetensors").is_file()
@@ -31,7 +32,7 @@ def test_tiny_train_trains_the_tower_then_the_language_model_and_saves_its_recip
     loaded = load_model(str(out), device="cpu")  # as a hub checkpoint (the Auto classes, processor included)
     trained = loaded.model.state_dict()
     assert loaded.model.config.text_config.num_hidden_layers == 2
-    fresh = build_model(loaded.processor.tokenizer, TinySettings(text_layers=2), seed=0).state_dict()
+    fresh = build_model(loaded.processor.tokenizer, TinySettings().with_language(2, 128), seed=0).state_dict()
     for name in ("model.visual.blocks.0.attn.qkv.weight", "model.language_model.layers.0.self_attn.q_proj.weight"):
         assert not torch.equal(trained[name], fresh[name]), name  # both stages moved their part
 

@@ -317,7 +317,7 @@ def cmd_tiny_train(args) -> None:
         _warm_up_warning("--vision-steps", vision)
     _warm_up_warning("--steps", training)
     saved = train_tiny(
-        args.data, args.out, sizes=replace(TINY_SIZES, text_layers=args.text_layers), vision_training=vision,
+        args.data, args.out, sizes=TINY_SIZES.with_language(args.text_layers, args.text_hidden), vision_training=vision,
         training=training, direct_share=args.direct_share, init=args.init,
     )
     print(f"saved {saved}")
@@ -548,11 +548,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="peak learning rate of the language stage")
     train.add_argument("--init", help="a trained vskip-tiny (a directory, or vskip-tiny: the shipped one) whose "
                        "language stage to continue (its tokenizer and tower kept, no vision stage; "
-                       "--vision-steps and --text-layers unused)")
+                       "--vision-steps, --text-layers and --text-hidden unused)")
     train.add_argument("--seed", type=int, default=TINY_TRAINING.seed,
                        help="seed of initialisation and sampling, in both stages")
     train.add_argument("--text-layers", type=_positive, default=TINY_SIZES.text_layers,
                        help="decoder layers of the language model")
+    train.add_argument("--text-hidden", type=_positive, default=TINY_SIZES.text_hidden,
+                       help="width of the language model (its MLP 3× as wide, as the shipped model's)")
     train.add_argument("--direct-share", type=_share, default=TINY_DIRECT_SHARE,
                        help="share of language-stage draws that answer directly, the rest think step by step")
     train.set_defaults(run=cmd_tiny_train)
