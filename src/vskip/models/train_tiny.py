@@ -128,7 +128,8 @@ def train_tiny(
     start = f"--init {init} " if init is not None else f"--vision-steps {vision_training.steps} "
     card = {
         "command": f"vskip tiny train --data {data_dir} --out {out_dir} {start}--steps {training.steps} "
-        f"--lr {training.learning_rate:g} --text-layers {sizes.text_layers} --text-hidden {sizes.text_hidden} --direct-share {direct_share}",
+        f"--lr {training.learning_rate:g} --text-layers {sizes.text_layers} --text-hidden {sizes.text_hidden} "
+        f"--direct-share {direct_share}",
         "sizes": asdict(sizes),
         "training": asdict(training),
         "direct_share": direct_share,
