@@ -3,7 +3,8 @@ and hallucination, one row per result file.
 
     python benchmarks/eval_table.py "vskip 2k=runs/r30/test/vskip-0.5.json" "text 2k=runs/r30/test/text-0.5.json"
 
-Each argument is NAME=PATH (PATH alone: the file's name without `.json`); rows keep the order given.
+Each argument is NAME=PATH (PATH alone: the file's name without `.json`); rows keep the order given. With
+`--out`, the rows are also written there as JSON (the figures a page quotes, kept beside the command).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def row(name: str, result: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="NAME=PATH of a `vskip evaluate` result, or PATH")
+    parser.add_argument("--out", type=Path, help="also write the rows here as JSON")
     args = parser.parse_args()
     rows = []
     for argument in args.results:
@@ -37,6 +39,8 @@ def main() -> None:
     print(format_table(rows, columns, labels={"student": "student", "ratio": "γ", "n": "items",
                                               "accuracy": "accuracy", "families": " / ".join(FAMILIES),
                                               "varr": "VARR", "hallucination_rate": "hallucination"}))
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
