@@ -5,8 +5,8 @@
 
 For a student (a `vskip distill` output: its method, the γ it learned, and its training targets, `targets.jsonl`),
 at each γ and per family, on two sets of items:
-- `val`: the first `--n` items per family of the validation split that the teacher (`--model`) answers right
-  with its CoT; the target is that CoT compressed by the student's method at γ, as distillation's were;
+- `val`: the first `--n` items per family of the validation split (of `--val`, default `--data`) that the
+  teacher (`--model`) answers right with its CoT; the target is that CoT compressed by the student's method at γ, as distillation's were;
 - `train`: the first `--n` per family of the student's own training items; the target is what it learned at γ.
 Figures: `written`, the accuracy of the CoT the student writes when asked for γ; `forced`, its accuracy when handed
 the target after the prompt and asked only for the answer (`generate.forced_correct`). Written ÷ forced is what the
@@ -66,8 +66,8 @@ def val_targets(args, method: str, ratios: list[float], work: Path) -> list[dict
     student of that method)."""
 
     def right_cots(teacher) -> list[dict]:
-        val = first_per_task(read_records(Path(args.data) / "val.jsonl"), args.n)
-        generated = generate(teacher, val, args.data, work / "teacher_val.jsonl", batch_size=args.batch_size)
+        val = first_per_task(read_records(Path(args.val) / "val.jsonl"), args.n)
+        generated = generate(teacher, val, args.val, work / "teacher_val.jsonl", batch_size=args.batch_size)
         return [record for record in generated if record["correct"]]
 
     return gate_compressions(work / f"val_targets-{method}.jsonl", args, method, ratios, work, right_cots)
@@ -130,7 +130,8 @@ def main() -> None:
     model_arguments(parser, model_help="the teacher, and the student's base")
     parser.add_argument("--student", help="a directory written by `vskip distill`")
     parser.add_argument("--name", help="the student's name in --out (default: its directory's name)")
-    parser.add_argument("--data", help="the `vskip synth` directory of its training items (val too)")
+    parser.add_argument("--data", help="the `vskip synth` directory of its training items")
+    parser.add_argument("--val", help="the `vskip synth` directory whose val split is measured (default: --data)")
     parser.add_argument("--compressed", help="the compressed records the student was distilled from")
     parser.add_argument("--work",
                         help="directory for the teacher's val CoTs (shared by students) and each student's generations")
@@ -149,8 +150,9 @@ def main() -> None:
     name = args.name or student_dir.name
     info = adapter_info(student_dir)
     ratios = [ratio for ratio in info["ratios"] if isinstance(ratio, float) and ratio < 1.0]
-    references = {record["id"]: record for split in ("train", "val")
-                  for record in iter_jsonl(Path(args.data) / f"{split}.jsonl")}
+    args.val = args.val or args.data
+    references = {record["id"]: record for split, data in (("train", args.data), ("val", args.val))
+                  for record in iter_jsonl(Path(data) / f"{split}.jsonl")}
     sets = {"val": (val_targets(args, info["method"], ratios, work), work),
             "train": (train_targets(args, student_dir, ratios), Path(args.compressed).parent)}
     student = load_student(args.model, student_dir, dtype=args.dtype)
