@@ -6,7 +6,8 @@
 For a student (a `vskip distill` output: its method, the γ it learned, and its training targets, `targets.jsonl`),
 at each γ and per family, on two sets of items:
 - `val`: the first `--n` items per family of the validation split (of `--val`, default `--data`) that the
-  teacher (`--model`) answers right with its CoT; the target is that CoT compressed by the student's method at γ, as distillation's were;
+  teacher (`--model`) answers right with its CoT; the target is that CoT compressed by the student's method at
+  γ, as distillation's were;
 - `train`: the first `--n` per family of the student's own training items; the target is what it learned at γ.
 Figures: `written`, the accuracy of the CoT the student writes when asked for γ; `forced`, its accuracy when handed
 the target after the prompt and asked only for the answer (`generate.forced_correct`). Written ÷ forced is what the

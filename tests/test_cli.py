@@ -158,6 +158,9 @@ def test_distill_options_default_to_the_recipe_and_override_it():
         9, 3e-4, 4)
     assert full.ratios == (0.5, 0.25) and full.full_share == 0.2
     assert full.training.warmup_steps == DEFAULT_DISTILL.training.warmup_steps
+    # The length: passes over the data (the steps set by `distill`), or --steps outright.
+    passes = cli._distill_settings(parse(["distill", "--data", "d", "--out", "o", "--passes", "2.5"]))
+    assert (passes.passes, passes.training.steps, full.training.steps) == (2.5, None, 9)
 
 
 @pytest.mark.parametrize("flags, methods", [

@@ -20,10 +20,11 @@ from vskip.distill import (
     pair_sampler,
     ratio_shares,
     shares_at,
+    training_length,
     training_pairs,
 )
 from vskip.encoding import record_example
-from vskip.errors import BadInput
+from vskip.errors import BadInput, VSkipWarning
 from vskip.evaluate import ratio_warning
 from vskip.lora import ADAPTER_INFO, load_student, load_with_adapter, lora_model, peft_wrapping
 from vskip.models import load_model
@@ -146,6 +147,28 @@ def test_no_steps_is_refused_before_the_model_loads(image_dataset_module, tmp_pa
         distill("./no-model-here", records, image_dataset_module.parent, tmp_path / "adapter",
                 settings=DistillSettings(training=TrainSettings(steps=0)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_steps_follow_the_data_in_passes_unless_given():
+    recipe = DistillSettings(training=TrainSettings(steps=None, batch_size=16), passes=4)
+    assert training_length(recipe, 7_800).steps == 1_950
+    assert training_length(recipe, 7_801).steps == 1_951  # rounded up: never under the passes asked
+    assert training_length(recipe, 7_800, processes=2).steps == 975  # each process draws a batch a step
+    assert training_length(replace(recipe, training=TrainSettings(steps=9)), 7_800).steps == 9
+    assert DEFAULT_DISTILL.training.steps is None and DEFAULT_DISTILL.passes == 4
+
+
+def test_a_student_records_the_steps_its_passes_came_to_and_warns_of_a_run_inside_its_warm_up(
+    base_dir, image_dataset_module, tmp_path
+):
+    records = compressed(read_records(image_dataset_module))
+    recipe = DistillSettings(training=TrainSettings(steps=None, batch_size=2, warmup_steps=100), passes=0.5,
+                             auto=False)
+    with pytest.warns(VSkipWarning, match=r"0\.5 passes over \d+ examples \(\d+ steps\) ends within the 100 warm-up"):
+        out = distill(str(base_dir), records, image_dataset_module.parent, tmp_path / "adapter", settings=recipe)
+    info = json.loads((out / ADAPTER_INFO).read_text())
+    assert info["recipe"]["passes"] == 0.5
+    assert info["recipe"]["training"]["steps"] == math.ceil(0.5 * info["examples"] / 2)
 
 
 def test_a_method_missing_from_the_file_is_named(image_dataset_module):

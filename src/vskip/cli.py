@@ -169,13 +169,6 @@ def _show_warning(show_other, message, category, *args, **kwargs) -> None:
         print(f"vskip: warning: {message}", file=sys.stderr)
 
 
-def _warm_up_warning(option: str, training) -> None:
-    """Warn when a run of `training` (a `TrainSettings`) ends before its learning rate has warmed up to its peak."""
-    if training.steps < training.warmup_steps:
-        warn(f"{option} {training.steps} ends within the {training.warmup_steps} warm-up steps: the learning rate "
-              f"never reaches its peak ({training.learning_rate:g})")
-
-
 # What the parser adds to the options that is no setting of the command.
 _PLUMBING = ("run", "command", "data_command", "tiny_command", "out", "claim")
 
@@ -308,14 +301,15 @@ def cmd_tiny_train(args) -> None:
 
     from .models.train_tiny import train_tiny
     from .settings import TINY_SIZES, TINY_TRAINING, TINY_VISION_TRAINING
+    from .training import warn_if_short
 
     _check(args, directory=True)
     vision = replace(TINY_VISION_TRAINING, steps=args.vision_steps, seed=args.seed)
     training = replace(TINY_TRAINING, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr)
     if args.init is None:
-        _warm_up_warning("--vision-steps", vision)
-    _warm_up_warning("--steps", training)
+        warn_if_short(f"--vision-steps {vision.steps}", vision)
+    warn_if_short(f"--steps {training.steps}", training)
     saved = train_tiny(
         args.data, args.out, sizes=TINY_SIZES.with_language(args.text_layers, args.text_hidden), vision_training=vision,
         training=training, direct_share=args.direct_share, init=args.init,
@@ -362,10 +356,12 @@ def cmd_compress(args) -> None:
 def cmd_distill(args) -> None:
     from .distill import DISTILL_FIELDS, distill, incorrect_items
     from .distributed import is_main_process
+    from .training import warn_if_short
 
     _check(args, directory=True)
     settings = _distill_settings(args)
-    _warm_up_warning("--steps", settings.training)
+    if settings.training.steps is not None:  # else `distill` sets them from the data, and warns
+        warn_if_short(f"--steps {settings.training.steps}", settings.training)
     records = _read(args, args.data, DISTILL_FIELDS, needs_answer=True, unique=("id", "method", "ratio"))
     wrong = incorrect_items(records, args.method)
     if wrong and not args.include_incorrect and is_main_process():
@@ -599,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--method", default="vskip", help="whose compressed CoTs to learn")
     distill.add_argument("--out", required=True, help="directory for the adapter (PEFT format), or the model (--full)")
     schedule = DEFAULT_DISTILL.training
-    distill.add_argument("--steps", type=_positive, default=schedule.steps, help="training steps")
+    distill.add_argument("--steps", type=_positive, help="training steps (default: as many as --passes makes them)")
     distill.add_argument("--lr", type=_positive_number, default=schedule.learning_rate, help="peak learning rate")
     distill.add_argument("--seed", type=int, default=schedule.seed, help="seed of initialisation and sampling")
     _setting_options(distill, DEFAULT_DISTILL.lora, unset=True)  # unset: --full refuses any that was given

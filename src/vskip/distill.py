@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import shutil
 from collections.abc import Callable, Iterable
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 from peft.utils import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME
 
-from .distributed import barrier, is_main_process
+from .distributed import barrier, is_main_process, process_count
 from .encoding import Example, check_context, record_example
 from .errors import BadInput
 from .generate import generate
@@ -49,9 +50,9 @@ from .precision import dtype_name
 from .prompts import AUTO, check_ratio, require_answer, response
 from .records import Record, iter_jsonl, require_fields, write_jsonl_atomic
 from .rounds import on_policy_pairs
-from .settings import DEFAULT_DISTILL, DistillSettings, RoundSettings
+from .settings import DEFAULT_DISTILL, DistillSettings, RoundSettings, TrainSettings
 from .stage import fingerprint
-from .training import fit
+from .training import fit, warn_if_short
 
 # What a record needs to be learned from (the CLI asks the same of the file it reads).
 DISTILL_FIELDS = ("id", "image", "question", "cot", "compressed_cot", "method", "ratio")
@@ -270,13 +271,25 @@ def written_candidates(
     return written
 
 
+def training_length(settings: DistillSettings, examples: int, processes: int = 1) -> TrainSettings:
+    """`settings.training` with its steps set: as given, or `settings.passes` passes over `examples`, each step
+    drawing `batch_size` examples in each of `processes`."""
+    training = settings.training
+    if training.steps is not None:
+        return training
+    return replace(training, steps=max(1, math.ceil(settings.passes * examples / (training.batch_size * processes))))
+
+
 def _train(
     loaded, pairs: list[Pair], base_dir: str | Path, out_dir: Path, *, method: str, settings: DistillSettings,
     gradient_checkpointing: bool | None, info: dict,
 ) -> None:
     """Train one student on `pairs` from `loaded` (the base, which its adapter wraps in place) and save it, with
     its `vskip_adapter.json` (`info` added), in `out_dir`; every process returns once it is saved."""
-    training = settings.training
+    training = training_length(settings, len(pairs), process_count())
+    if settings.training.steps is None:
+        warn_if_short(f"{settings.passes:g} passes over {len(pairs):,} examples ({training.steps} steps)", training)
+    settings = replace(settings, training=training)  # the recipe records the steps it ran
     processor = loaded.processor
     shares = ratio_shares({ratio for _, ratio, _ in pairs}, settings.full_share)
     check_context(processor, loaded.model.config, (

@@ -55,7 +55,8 @@ UNION_SPLIT = (1, 1)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 1000
+    # None: the run sets them from its data (distillation: `DistillSettings.passes`).
+    steps: int | None = 1000
     batch_size: int = 16
     learning_rate: float = 1e-3
     warmup_steps: int = 100
@@ -68,7 +69,7 @@ class TrainSettings:
     checkpoint_every: int = 100
 
     def __post_init__(self) -> None:
-        _require(self.steps >= 1, f"steps {self.steps} must be at least 1")
+        _require(self.steps is None or self.steps >= 1, f"steps {self.steps} must be at least 1")
         _require(self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1")
         _require(self.learning_rate > 0, f"learning rate {self.learning_rate} must be above 0")
         _require(self.warmup_steps >= 0, f"warm-up steps {self.warmup_steps} must be 0 or more")
@@ -141,14 +142,19 @@ class RoundSettings:
 class DistillSettings:
     """The distillation recipe: every knob of `vskip distill` and its default, here and nowhere else.
 
-    The defaults measured best on vskip-tiny's validation split (BENCHMARKS.md, `bench_distill.py`):
-    rank-16 LoRA on the attention projections alone learned that a marker is there but hardly which
-    γ it names; on every linear layer, for 1,500 steps, the student writes close to the length asked.
+    The defaults measured best on vskip-tiny's validation split (BENCHMARKS.md, `bench_distill.py`,
+    docs/students.md): rank-16 LoRA on the attention projections alone learned that a marker is there
+    but hardly which γ it names; on every linear layer the student writes close to the length asked;
+    and about four passes over the examples wrote best at 400 and at 800 items per family (two passes
+    underfit, eight overfit), so the steps follow the data unless `training.steps` is given.
     """
 
     training: TrainSettings = field(
-        default_factory=lambda: TrainSettings(steps=1500, batch_size=BATCH_SIZE, learning_rate=1e-3, warmup_steps=30)
+        default_factory=lambda: TrainSettings(steps=None, batch_size=BATCH_SIZE, learning_rate=1e-3, warmup_steps=30)
     )
+    passes: float = field(default=4.0, metadata=option(
+        "--passes", "training length in passes over the examples: ⌈passes × examples ÷ (batch size × processes)⌉ "
+        "steps, unless --steps is given", "positive number"))
     # None: train every weight of the language model instead (float32; vision tower frozen).
     lora: LoraSettings | None = LoraSettings()
     # The γ values to learn, each present in the compressed file (None: all it has). γ = 1 is always there.

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .encoding import Encoded, Example, encode
-from .errors import BadInput
+from .errors import BadInput, warn
 from .files import atomic_path
 from .settings import TrainSettings
 
@@ -38,6 +38,14 @@ def with_labels(encoded: Encoded) -> dict[str, torch.Tensor]:
     for row, span in enumerate(encoded.reply_spans):
         labels[row, span] = encoded.inputs["input_ids"][row, span]
     return {**encoded.inputs, "labels": labels}
+
+
+def warn_if_short(length: str, config: TrainSettings) -> None:
+    """Warn when `config`'s run (`length`: its steps as the user gave them) ends before its learning rate has warmed
+    up to its peak."""
+    if config.steps < config.warmup_steps:
+        warn(f"{length} ends within the {config.warmup_steps} warm-up steps: the learning rate never reaches its "
+             f"peak ({config.learning_rate:g})")
 
 
 def cosine_schedule(step: int, config: TrainSettings) -> float:
@@ -94,6 +102,8 @@ def train(
     """
     from .distributed import barrier, gather_objects, is_main_process, mean_over_processes, process_count, process_index
 
+    if config.steps is None:
+        raise ValueError("config.steps is None: a run sets them from its data first (as `distill` does)")
     rank, world = process_index(), process_count()
     seed = config.seed + RANK_SEED_STRIDE * rank
     torch.manual_seed(seed)
