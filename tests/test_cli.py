@@ -161,6 +161,8 @@ def test_distill_options_default_to_the_recipe_and_override_it():
     # The length: passes over the data (the steps set by `distill`), or --steps outright.
     passes = cli._distill_settings(parse(["distill", "--data", "d", "--out", "o", "--passes", "2.5"]))
     assert (passes.passes, passes.training.steps, full.training.steps) == (2.5, None, 9)
+    with pytest.raises(BadInput, match="--steps and --passes both set the training length: give one"):
+        cli._distill_settings(parse(["distill", "--data", "d", "--out", "o", "--passes", "2", "--steps", "9"]))
 
 
 @pytest.mark.parametrize("flags, methods", [

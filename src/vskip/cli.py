@@ -384,6 +384,8 @@ def _distill_settings(args):
     if args.full and given:
         flags = ", ".join(f"--{key.replace('_', '-')}" for key in given)
         raise BadInput(f"{flags} shape a LoRA adapter; --full trains every weight of the language model instead")
+    if args.steps is not None and args.passes is not None:
+        raise BadInput("--steps and --passes both set the training length: give one")
     training = replace(DEFAULT_DISTILL.training, steps=args.steps, learning_rate=args.lr,
                        batch_size=args.batch_size, seed=args.seed)
     return replace(_given_settings(args, DEFAULT_DISTILL), training=training, lora=None if args.full else lora,
@@ -602,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--full", action="store_true",
                          help="train every weight of the language model instead of a LoRA adapter (float32; vision "
                               "tower frozen) and save a model directory, for `evaluate --model`")
-    _setting_options(distill, DEFAULT_DISTILL)
+    _setting_options(distill, DEFAULT_DISTILL, unset=True)  # unset: --passes beside --steps is refused
     _setting_options(distill, DEFAULT_DISTILL.rounds)
     distill.add_argument("--include-incorrect", action="store_true",
                          help="learn from CoTs that led to a wrong answer too")

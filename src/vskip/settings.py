@@ -154,7 +154,7 @@ class DistillSettings:
     )
     passes: float = field(default=4.0, metadata=option(
         "--passes", "training length in passes over the examples: ⌈passes × examples ÷ (batch size × processes)⌉ "
-        "steps, unless --steps is given", "positive number"))
+        "steps (or give --steps)", "positive number"))
     # None: train every weight of the language model instead (float32; vision tower frozen).
     lora: LoraSettings | None = LoraSettings()
     # The γ values to learn, each present in the compressed file (None: all it has). γ = 1 is always there.
