@@ -146,12 +146,12 @@ def main() -> None:
         return
     if not (args.student and args.data and args.compressed and args.work):
         parser.error("--student, --data, --compressed and --work are needed (or --table)")
+    args.val = args.val or args.data
 
     student_dir, work = Path(args.student), Path(args.work)
     name = args.name or student_dir.name
     info = adapter_info(student_dir)
     ratios = [ratio for ratio in info["ratios"] if isinstance(ratio, float) and ratio < 1.0]
-    args.val = args.val or args.data
     references = {record["id"]: record for split, data in (("train", args.data), ("val", args.val))
                   for record in iter_jsonl(Path(data) / f"{split}.jsonl")}
     sets = {"val": (val_targets(args, info["method"], ratios, work), work),
