@@ -656,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(build_parser().parse_args(argv))
     except KeyboardInterrupt as err:
-        print("vskip: interrupted; rerun the same command to resume", file=sys.stderr)
+        # On a line of its own: the interruption may land mid-way through a progress bar's line.
+        print("\nvskip: interrupted; rerun the same command to resume", file=sys.stderr)
         return getattr(err, "exit_code", 128 + signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
