@@ -153,10 +153,11 @@ def test_distill_options_default_to_the_recipe_and_override_it():
                                         "all-linear"])).lora
     assert lora == LoraSettings(rank=8, alpha=DEFAULT_DISTILL.lora.alpha, target_modules="all-linear")
     full = cli._distill_settings(parse(["distill", "--data", "d", "--out", "o", "--full", "--steps", "9", "--lr",
-                                        "3e-4", "--batch-size", "4", "--ratios", "0.5,0.25", "--full-share", "0.2"]))
+                                        "3e-4", "--batch-size", "4", "--ratios", "0.5,0.25",
+                                        "--shares", "1:0.2,auto:0"]))
     assert full.lora is None and (full.training.steps, full.training.learning_rate, full.training.batch_size) == (
         9, 3e-4, 4)
-    assert full.ratios == (0.5, 0.25) and full.full_share == 0.2
+    assert full.ratios == (0.5, 0.25) and full.shares == ((1.0, 0.2), ("auto", 0.0))
     assert full.training.warmup_steps == DEFAULT_DISTILL.training.warmup_steps
     # The length: passes over the data (the steps set by `distill`), or --steps outright.
     passes = cli._distill_settings(parse(["distill", "--data", "d", "--out", "o", "--passes", "2.5"]))

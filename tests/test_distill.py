@@ -326,19 +326,24 @@ def test_full_fine_tune_trains_the_language_model_only_and_saves_a_model(base_di
                 settings=quick(lora=None), dtype="bfloat16")
 
 
-def test_ratio_shares_follow_tokenskip_by_default_or_the_share_asked_for():
+def test_ratio_shares_follow_tokenskip_by_default_or_the_shares_asked_for():
     assert ratio_shares([0.5, 0.7, 1.0]) == pytest.approx({0.5: 1 / 3, 0.7: 1 / 3, 1.0: 1 / 3})
-    assert ratio_shares([0.5, 0.7], full_share=0.5) == pytest.approx({0.5: 0.25, 0.7: 0.25, 1.0: 0.5})
-    assert ratio_shares([0.5, 0.7], full_share=0.0) == pytest.approx({0.5: 0.5, 0.7: 0.5})  # γ = 1 not learned
+    assert ratio_shares([0.5, 0.7, 1.0], [(1.0, 0.5)]) == pytest.approx({0.5: 0.25, 0.7: 0.25, 1.0: 0.5})
+    assert ratio_shares([0.5, 0.7, 1.0], [(1.0, 0.0)]) == pytest.approx({0.5: 0.5, 0.7: 0.5})  # γ = 1 not learned
+    assert ratio_shares([0.5, 0.7, "auto", 1.0], [(0.5, 0.4)]) == pytest.approx(
+        {0.5: 0.4, 0.7: 0.2, "auto": 0.2, 1.0: 0.2})  # the hardest γ drawn twice as often
+    assert ratio_shares([0.5, 1.0], [(0.5, 0.25), (1, 0.75)]) == pytest.approx({0.5: 0.25, 1.0: 0.75})
     assert ratio_shares([1.0]) == {1.0: 1.0}
     assert list(ratio_shares([1.0, "auto", 0.7, 0.5])) == [0.5, 0.7, "auto", 1.0]  # auto is one more γ
-    with pytest.raises(BadInput, match="full share 1.0 must be at least 0 and below 1"):
-        ratio_shares([0.5], full_share=1.0)
+    with pytest.raises(BadInput, match="shares name γ 0.9, which are not learned; learned: 0.5, 1.0"):
+        ratio_shares([0.5, 1.0], [(0.9, 0.2)])
+    with pytest.raises(BadInput, match="shares name every γ learned, so they must sum to 1, not 0.6"):
+        ratio_shares([0.5, 1.0], [(0.5, 0.3), (1.0, 0.3)])
 
 
 def test_examples_are_drawn_in_the_ratio_shares(image_dataset_module):
     pairs = training_pairs(compressed(read_records(image_dataset_module), (0.5, 0.7, 0.9)), "vskip")
-    shares = ratio_shares({ratio for _, ratio, _ in pairs}, full_share=0.4)
+    shares = ratio_shares({ratio for _, ratio, _ in pairs}, [(1.0, 0.4)])
     drawn = pair_sampler(pairs, shares)(random.Random(0), 20_000, 0.0)
     for ratio, share in shares.items():
         assert abs(sum(r == ratio for _, r, _ in drawn) / len(drawn) - share) < 0.015, ratio
@@ -352,7 +357,7 @@ def test_a_curriculum_brings_the_ratios_in_from_1_down_then_draws_them_all():
     assert shares_at(shares, 0.25, curriculum=0.6) == pytest.approx({1.0: 0.5, 0.9: 0.5})
     assert shares_at(shares, 0.45, curriculum=0.6) == pytest.approx({1.0: 1 / 3, 0.9: 1 / 3, 0.7: 1 / 3})
     assert shares_at(shares, 0.6, curriculum=0.6) == shares  # the smallest γ and auto only once all are in
-    uneven = ratio_shares([0.5], full_share=0.8)
+    uneven = ratio_shares([0.5, 1.0], [(1.0, 0.8)])
     assert shares_at(uneven, 0.1, curriculum=0.5) == {1.0: 1.0} and shares_at(uneven, 0.5, curriculum=0.5) == uneven
 
 

@@ -121,6 +121,18 @@ def _number_where(accept, what: str):
 
 _positive_number = _number_where(lambda value: 0 < value < math.inf, "a positive number")
 _share = _number_where(lambda value: 0 <= value < 1, "a share in [0, 1)")
+_share_or_all = _number_where(lambda value: 0 <= value <= 1, "a share in [0, 1]")
+
+
+def _ratio_shares(text: str) -> tuple[tuple[float | str, float], ...]:
+    """'0.5:0.4,1:0.1' -> ((0.5, 0.4), (1.0, 0.1)): the share of distillation's examples at each γ named."""
+    pairs = []
+    for part in filter(str.strip, text.split(",")):
+        ratio, colon, share = part.partition(":")
+        if not colon:
+            raise argparse.ArgumentTypeError(f"{part!r} is not γ:share, such as 0.5:0.4")
+        pairs.append((_budget(ratio), _share_or_all(share)))
+    return tuple(pairs)
 
 
 def _setting_options(parser: argparse.ArgumentParser, settings, *, unset: bool = False) -> None:
@@ -128,13 +140,14 @@ def _setting_options(parser: argparse.ArgumentParser, settings, *, unset: bool =
     and the object's value as its default; with `unset`, the option defaults to None (not given: the caller keeps
     the object's value, `_given_settings`) and its help says the value."""
     kinds = {"count": _count, "positive": _positive, "positive number": _positive_number, "share": _share,
-             "ratios": _ratio_list, "layers": _layer_list}
+             "ratios": _ratio_list, "shares": _ratio_shares, "layers": _layer_list}
     for item in fields(settings):
         spec = item.metadata.get("option")
         if spec is None:
             continue
         value = getattr(settings, item.name)
-        help = f"{spec.help} (default: {value})" if unset else spec.help
+        # As the help formatter does for an option whose default is None: no value, no "(default: …)".
+        help = f"{spec.help} (default: {value})" if unset and value not in (None, ()) else spec.help
         options = {"default": None if unset else value, "help": help}
         if spec.kind == "flag":
             options["action"] = argparse.BooleanOptionalAction

@@ -4,9 +4,9 @@ The student is trained on `prompt(image, question, γ) → compressed_γ(CoT) + 
 the ratios present in the compressed file (or the subset `DistillSettings.ratios` names) and 1.0 (the
 uncompressed CoT) among them, so one student serves every γ. The γ marker is the instruction's last
 sentence, "Compress the reasoning to ratio 0.5." (`prompts.instruction`); γ = 1.0 has no marker. Each
-training example draws its γ first (γ = 1 with `full_share`, the others equally), then an item
-compressed at that γ; with a curriculum (`DistillSettings.curriculum`), the γ come in from 1 down during the
-first part of training (`shares_at`).
+training example draws its γ first, each γ in its share (`DistillSettings.shares`; by default every γ
+alike), then an item compressed at that γ; with a curriculum (`DistillSettings.curriculum`), the γ come in
+from 1 down during the first part of training (`shares_at`).
 
 What is trained (`DistillSettings.lora`): a LoRA adapter on the language model's attention projections
 or on all its linear layers (`settings.LORA_TARGETS`), saved in PEFT format; or, with `lora=None`,
@@ -129,19 +129,27 @@ def adaptive_pairs(
     return out, counts
 
 
-def ratio_shares(ratios: Iterable[float | str], full_share: float | None = None) -> dict[float | str, float]:
-    """The share of training examples drawn at each γ: `full_share` at γ = 1, the rest split equally among
-    the other γ (`AUTO` counting as one); with `full_share` None, every γ (1 included) alike. A γ with no share
-    is left out."""
-    ratios = set(ratios)
-    others = sorted(ratios - {1.0, AUTO}) + [AUTO] * (AUTO in ratios)
-    if full_share is not None and not 0 <= full_share < 1:
-        raise BadInput(f"full share {full_share} must be at least 0 and below 1")
-    if not others:
-        return {1.0: 1.0}
-    full = 1 / (len(others) + 1) if full_share is None else full_share
-    shares = {ratio: (1 - full) / len(others) for ratio in others}
-    return {**shares, 1.0: full} if full else shares
+def ratio_shares(
+    ratios: Iterable[float | str], shares: Iterable[tuple[float | str, float]] = ()
+) -> dict[float | str, float]:
+    """The share of training examples drawn at each γ of `ratios`: each (γ, share) pair of `shares` (as
+    `DistillSettings.shares` checks them) gives its γ's, and the γ not named split the rest equally (`AUTO` counting
+    as one γ); with none named, every γ (1 included) alike, as TokenSkip draws them. A γ with no share is left out."""
+    ratios, named = set(ratios), dict(shares)
+    if set(named) - ratios:
+        raise BadInput(f"shares name γ {', '.join(map(str, _ordered(set(named) - ratios)))}, which are not learned; "
+                       f"learned: {', '.join(map(str, _ordered(ratios)))}")
+    rest = [ratio for ratio in _ordered(ratios) if ratio not in named]
+    left = 1 - sum(named.values())
+    if not rest and abs(left) > 1e-9:
+        raise BadInput(f"shares name every γ learned, so they must sum to 1, not {1 - left:g}")
+    drawn = {**named, **{ratio: left / len(rest) for ratio in rest}}
+    return {ratio: drawn[ratio] for ratio in _ordered(ratios) if drawn[ratio] > 0}
+
+
+def _ordered(ratios: set[float | str]) -> list[float | str]:
+    """γ in the order shares list them: the compressed ones from the smallest, then `AUTO`, then 1."""
+    return sorted(ratios - {1.0, AUTO}) + [AUTO] * (AUTO in ratios) + [1.0] * (1.0 in ratios)
 
 
 def shares_at(shares: dict[float | str, float], progress: float, curriculum: float = 0.0) -> dict[float | str, float]:
@@ -211,6 +219,8 @@ def distill(
                            "drop --dtype or pass float32")
         load_options = {**load_options, "dtype": "float32"}
     gate_pairs = training_pairs(records, method, include_incorrect=include_incorrect, ratios=settings.ratios)
+    learned = {ratio for _, ratio, _ in gate_pairs} | ({AUTO} if settings.auto else set())
+    ratio_shares(learned, settings.shares)  # refused before any work, not after the model is loaded
     if settings.rounds.count:
         for record, ratio, _ in gate_pairs:
             if ratio != 1.0:
@@ -291,7 +301,7 @@ def _train(
         warn_if_short(f"{settings.passes:g} passes over {len(pairs):,} examples ({training.steps} steps)", training)
     settings = replace(settings, training=training)  # the recipe records the steps it ran
     processor = loaded.processor
-    shares = ratio_shares({ratio for _, ratio, _ in pairs}, settings.full_share)
+    shares = ratio_shares({ratio for _, ratio, _ in pairs}, settings.shares)
     check_context(processor, loaded.model.config, (
         (record["id"], record_example(processor, record, base_dir, ratio=ratio, reply=reply))
         for record, ratio, reply in pairs

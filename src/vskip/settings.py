@@ -26,7 +26,7 @@ def _require(condition: bool, message: str) -> None:
 class Option:
     """How the CLI sets one field of a settings object (`cli` builds the option from it): its flag and help, and how
     its text reads: `kind`, a name the CLI maps to a parser ("count", "positive", "positive number", "share",
-    "ratios", "layers", or "flag": --x / --no-x), or `choices`."""
+    "ratios", "shares", "layers", or "flag": --x / --no-x), or `choices`."""
 
     flag: str
     help: str
@@ -138,6 +138,11 @@ class RoundSettings:
         _require(self.fallback in FALLBACKS, f"fallback {self.fallback!r}: valid are {', '.join(FALLBACKS)}")
 
 
+def _pairs(shares: tuple[tuple[float | str, float], ...]) -> str:
+    """(γ, share) pairs as `--shares` writes them: "0.5:0.4,1:0.1"."""
+    return ",".join(f"{ratio if isinstance(ratio, str) else f'{ratio:g}'}:{share:g}" for ratio, share in shares)
+
+
 @dataclass(frozen=True)
 class DistillSettings:
     """The distillation recipe: every knob of `vskip distill` and its default, here and nowhere else.
@@ -161,9 +166,11 @@ class DistillSettings:
     ratios: tuple[float, ...] | None = field(default=None, metadata=option(
         "--ratios", "comma-separated γ values to learn, each in --data (default: every γ it has); γ = 1, the "
         "uncompressed CoT, is always learned", "ratios"))
-    # Share of examples at γ = 1, the uncompressed CoT (None: as one more γ, as TokenSkip draws its ratios).
-    full_share: float | None = field(default=None, metadata=option(
-        "--full-share", "share of examples at γ = 1 (default: as one more γ, 1 / (number of γ + 1))", "share"))
+    # (γ, share) pairs: the share of examples drawn at each γ named (1: the uncompressed CoT; `prompts.AUTO`), the γ
+    # not named splitting the rest equally (`distill.ratio_shares`); none: every γ alike, as TokenSkip draws them.
+    shares: tuple[tuple[float | str, float], ...] = field(default=(), metadata=option(
+        "--shares", "comma-separated γ:share pairs, e.g. 0.5:0.4,1:0.1 (γ 1 is the uncompressed CoT; auto the auto "
+        "marker); the γ not named share the rest equally (default: every γ alike)", "shares"))
     # The share of the training steps over which the γ come in one at a time, from 1 down, before every γ is drawn
     # (`distill.shares_at`); 0: every γ from the first step.
     curriculum: float = field(default=0.0, metadata=option(
@@ -177,8 +184,10 @@ class DistillSettings:
     rounds: RoundSettings = RoundSettings()
 
     def __post_init__(self) -> None:
-        _require(self.full_share is None or 0 <= self.full_share < 1,
-                 f"full share {self.full_share} must be at least 0 and below 1")
+        named, shares = [ratio for ratio, _ in self.shares], [share for _, share in self.shares]
+        _require(len(set(named)) == len(named), f"shares {_pairs(self.shares)} name a γ twice")
+        _require(all(0 <= share <= 1 for share in shares) and sum(shares) <= 1 + 1e-9,
+                 f"shares {_pairs(self.shares)}: each must lie in [0, 1], and together they must not pass 1")
         _require(0 <= self.curriculum < 1, f"curriculum {self.curriculum} must be at least 0 and below 1")
 
 
