@@ -128,7 +128,9 @@ def comparison(merged: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    model_arguments(parser, model_help="the teacher, and the student's base")
+    model_arguments(parser, model_help="the teacher, and the student's base unless --student-model names it")
+    parser.add_argument("--student-model", help="the model the student was distilled from (default: --model); the "
+                        "validation targets stay the teacher's")
     parser.add_argument("--student", help="a directory written by `vskip distill`")
     parser.add_argument("--name", help="the student's name in --out (default: its directory's name)")
     parser.add_argument("--data", help="the `vskip synth` directory of its training items")
@@ -156,7 +158,7 @@ def main() -> None:
                   for record in iter_jsonl(Path(data) / f"{split}.jsonl")}
     sets = {"val": (val_targets(args, info["method"], ratios, work), work),
             "train": (train_targets(args, student_dir, ratios), Path(args.compressed).parent)}
-    student = load_student(args.model, student_dir, dtype=args.dtype)
+    student = load_student(args.student_model or args.model, student_dir, dtype=args.dtype)
     rows = [row for split, (targets, base) in sets.items() for ratio in ratios
             for row in measure(args, student, targets, split, ratio, base, work / name, references)]
     out = Path(args.out)
