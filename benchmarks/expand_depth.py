@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import torch
+from common import model_arguments
 
 from vskip.models import load_model
 from vskip.models.loading import resolve
@@ -41,7 +42,8 @@ def expand(model) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vskip-tiny", help="a vskip-tiny directory (default: the shipped one)")
+    model_arguments(parser, model_help="a vskip-tiny directory (default: the shipped one)", dtype=False,
+                    batch_size=False)
     parser.add_argument("--out", required=True, help="directory for the deeper checkpoint")
     args = parser.parse_args()
 
