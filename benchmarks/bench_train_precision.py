@@ -1,7 +1,7 @@
 """A distillation step on a float32 base against the same step on a bfloat16 base (`vskip distill --dtype`).
 
-    python benchmarks/bench_train_precision.py --compressed runs/demo/compressed.jsonl --data-dir runs/demo \
-        --steps 24 --out benchmarks/results/train_precision.json
+    python benchmarks/bench_train_precision.py --compressed runs/demo/compressed.jsonl \
+        --out benchmarks/results/train_precision.json
 
 `distill` trains its LoRA adapter in float32 on a base of either precision (`lora.lora_model`). Both students
 start from the same adapter weights and take the same `--steps` batches, drawn as `distill` draws them from
@@ -75,13 +75,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     model_arguments(parser, dtype=False)
     parser.add_argument("--compressed", required=True, help="records `vskip compress` wrote")
-    parser.add_argument("--data-dir", required=True, help="the folder their image paths are relative to")
     parser.add_argument("--method", default="vskip")
     parser.add_argument("--steps", type=int, default=24, help="timed steps of each precision")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     pairs = training_pairs(read_records(args.compressed), args.method)
-    result = {"method": args.method, **paired_steps(args.model, pairs, args.data_dir, args.batch_size, args.steps)}
+    timed = paired_steps(args.model, pairs, Path(args.compressed).parent, args.batch_size, args.steps)
+    result = {"method": args.method, **timed}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
