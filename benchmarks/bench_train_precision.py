@@ -28,7 +28,7 @@ from vskip.encoding import record_example
 from vskip.latency import paired_speedup
 from vskip.lora import lora_model
 from vskip.models import load_model
-from vskip.records import read_records
+from vskip.records import iter_jsonl
 from vskip.training import batch_inputs, train_step
 
 PRECISIONS = ("float32", "bfloat16")
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=24, help="timed steps of each precision")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    pairs = training_pairs(read_records(args.compressed), args.method)
+    pairs = training_pairs(list(iter_jsonl(args.compressed)), args.method)
     timed = paired_steps(args.model, pairs, Path(args.compressed).parent, args.batch_size, args.steps)
     result = {"method": args.method, **timed}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
