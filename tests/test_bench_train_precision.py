@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from vskip.records import iter_jsonl
 
 
 def test_both_students_take_the_same_steps_and_learn_alike(benchmark, saved_tiny, image_dataset):
-    records = [json.loads(line) for line in image_dataset.read_text().splitlines()]
-    pairs = [(record, 0.5, record["cot"].split(".")[0] + ". " + record["answer"]) for record in records]
+    # Each record at γ 0.5, its reply the CoT's first sentence and the answer.
+    pairs = [(record, 0.5, f"{record['cot'].split('.')[0]}. {record['answer']}")
+             for record in iter_jsonl(image_dataset)]
     result = benchmark("bench_train_precision").paired_steps(str(saved_tiny), pairs, image_dataset.parent, 2, 3)
     assert result["float32_over_bfloat16"]["speedup_items"] == 3
     assert set(result["median_step_s"]) == {"float32", "bfloat16"}
