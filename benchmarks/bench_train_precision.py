@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
-import time
 from pathlib import Path
 
 import torch
-from common import model_arguments
+from common import alternating_steps, distill_student, drawn_batches, model_arguments
 
-from vskip.distill import DEFAULT_DISTILL, pair_sampler, ratio_shares, training_pairs
-from vskip.encoding import record_example
+from vskip.distill import pair_sampler, ratio_shares, training_pairs
 from vskip.latency import paired_speedup
-from vskip.lora import lora_model
 from vskip.models import load_model
 from vskip.records import iter_jsonl
-from vskip.training import batch_inputs, train_step
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -38,29 +33,10 @@ def paired_steps(model_path: str, pairs: list, data_dir: str | Path, batch_size:
     """`steps` distillation steps of a float32-based and a bfloat16-based student of `model_path` on the same
     batches of `pairs` (`distill.training_pairs`), one of each in turn after a warm-up step: see the module."""
     draw = pair_sampler(pairs, ratio_shares({ratio for _, ratio, _ in pairs}, ()))
-    students = {}
-    for precision in PRECISIONS:
-        loaded = load_model(model_path, dtype=precision)
-        torch.manual_seed(0)
-        model = lora_model(loaded, DEFAULT_DISTILL.lora, gradient_checkpointing=False).train()
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=DEFAULT_DISTILL.training.learning_rate)
-        students[precision] = (model, trainable, optimizer)
-    processor, rng = loaded.processor, random.Random(0)
-    batches = [batch_inputs(processor, [record_example(processor, record, data_dir, ratio=ratio, reply=reply)
-                                        for record, ratio, reply in draw(rng, batch_size, 0.0)])
-               for _ in range(steps + 1)]
-
-    seconds: dict[str, dict[int, float]] = {precision: {} for precision in PRECISIONS}
-    losses: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
-    for step, batch in enumerate(batches):
-        for precision in PRECISIONS if step % 2 else PRECISIONS[::-1]:
-            model, trainable, optimizer = students[precision]
-            started = time.perf_counter()
-            loss = train_step(model, batch, trainable, optimizer, DEFAULT_DISTILL.training.max_grad_norm)
-            if step:  # step 0 is the warm-up
-                seconds[precision][step] = time.perf_counter() - started
-                losses[precision].append(loss)
+    bases = {precision: load_model(model_path, dtype=precision) for precision in PRECISIONS}
+    students = {precision: distill_student(base) for precision, base in bases.items()}
+    batches = drawn_batches(bases["float32"].processor, draw, data_dir, batch_size, steps + 1)
+    seconds, losses = alternating_steps(students, dict.fromkeys(PRECISIONS, batches))
     return {
         "model": model_path, "batch_size": batch_size, "steps": steps, "threads": torch.get_num_threads(),
         "median_step_s": {precision: statistics.median(seconds[precision].values()) for precision in PRECISIONS},

@@ -206,6 +206,55 @@ def build_inputs(config, grid: int, prompt: int, cot: int, batch: int = 1):
     return inputs, positions
 
 
+def distill_student(loaded) -> tuple:
+    """A fresh LoRA student of `loaded` as `vskip distill` makes one (the adapter seeded alike every time), with its
+    trainable parameters and its optimizer: (model, trainable, optimizer)."""
+    import torch
+
+    from vskip.lora import lora_model
+    from vskip.settings import DEFAULT_DISTILL
+
+    torch.manual_seed(0)
+    model = lora_model(loaded, DEFAULT_DISTILL.lora, gradient_checkpointing=False).train()
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    return model, trainable, torch.optim.AdamW(trainable, lr=DEFAULT_DISTILL.training.learning_rate)
+
+
+def drawn_batches(processor, draw, data_dir: str | Path, batch_size: int, count: int) -> list[dict]:
+    """`count` training batches of `batch_size` pairs, drawn by `draw` (a `distill.pair_sampler`) from a fixed seed
+    at the start of training, encoded as `vskip distill` encodes them."""
+    import random
+
+    from vskip.encoding import record_example
+    from vskip.training import batch_inputs
+
+    rng = random.Random(0)
+    return [batch_inputs(processor, [record_example(processor, record, data_dir, ratio=ratio, reply=reply)
+                                     for record, ratio, reply in draw(rng, batch_size, 0.0)])
+            for _ in range(count)]
+
+
+def alternating_steps(students: dict[str, tuple], batches: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """One distillation step of each of `students` (`distill_student`s, by name) in turn, each on its own
+    `batches[name]` (as many for each), alternating which goes first; the first step of each is a warm-up, not timed.
+    Returns each one's seconds by step and its losses: ({name: {step: s}}, {name: [loss]})."""
+    from vskip.settings import DEFAULT_DISTILL
+    from vskip.training import train_step
+
+    names = list(students)
+    seconds: dict[str, dict[int, float]] = {name: {} for name in names}
+    losses: dict[str, list[float]] = {name: [] for name in names}
+    for step in range(len(batches[names[0]])):
+        for name in names if step % 2 else names[::-1]:
+            model, trainable, optimizer = students[name]
+            started = time.perf_counter()
+            loss = train_step(model, batches[name][step], trainable, optimizer, DEFAULT_DISTILL.training.max_grad_norm)
+            if step:
+                seconds[name][step] = time.perf_counter() - started
+                losses[name].append(loss)
+    return seconds, losses
+
+
 def _rss_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):

@@ -1,7 +1,9 @@
+import collections
 import importlib
 import json
 import math
 import random
+import statistics
 from dataclasses import asdict, replace
 
 import pytest
@@ -17,6 +19,7 @@ from vskip.distill import (
     adaptive_pairs,
     distill,
     incorrect_items,
+    pair_lengths,
     pair_sampler,
     ratio_shares,
     shares_at,
@@ -348,6 +351,32 @@ def test_examples_are_drawn_in_the_ratio_shares(image_dataset_module):
     for ratio, share in shares.items():
         assert abs(sum(r == ratio for _, r, _ in drawn) / len(drawn) - share) < 0.015, ratio
     assert {record["id"] for record, _, _ in drawn} == {"r0", "r1", "r2"}
+
+
+def test_length_groups_batch_pairs_of_like_length_and_draw_each_pair_as_before():
+    # 60 pairs whose lengths are their place; γ 0.5 and 1 alike.
+    pairs = [({"id": f"r{index}"}, 0.5 if index % 2 else 1.0, "x") for index in range(60)]
+    shares, lengths = ratio_shares([0.5, 1.0]), list(range(60))
+    grouped = pair_sampler(pairs, shares, lengths=lengths, length_groups=8)
+    batches = [grouped(random.Random(seed), 4, 0.0) for seed in range(3_000)]
+    spread = statistics.fmean(max(map(lengths.__getitem__, idx)) - min(map(lengths.__getitem__, idx))
+                              for idx in ([int(record["id"][1:]) for record, _, _ in batch] for batch in batches))
+    assert spread < 15  # a random batch of 4 of 60 spans ~36
+    counts = collections.Counter(record["id"] for batch in batches for record, _, _ in batch)
+    assert len(counts) == 60 and max(counts.values()) / min(counts.values()) < 1.6  # every pair ~200 times
+    assert abs(sum(ratio == 0.5 for batch in batches for _, ratio, _ in batch) / 12_000 - 0.5) < 0.02
+    # One group: the batches a sampler without lengths draws, the RNG used alike.
+    assert pair_sampler(pairs, shares, lengths=lengths)(random.Random(1), 16, 0.0) == pair_sampler(
+        pairs, shares)(random.Random(1), 16, 0.0)
+
+
+def test_pair_lengths_count_the_question_and_reply_tokens(image_dataset_module, tiny_random):
+    pairs = training_pairs(compressed(read_records(image_dataset_module), (0.5,)), "vskip")
+    lengths = pair_lengths(tiny_random.processor.tokenizer, pairs)
+    assert len(lengths) == len(pairs) and all(length > 0 for length in lengths)
+    mean = {ratio: statistics.fmean(n for n, (_, r, _) in zip(lengths, pairs, strict=True) if r == ratio)
+            for ratio in (0.5, 1.0)}
+    assert mean[0.5] < mean[1.0]
 
 
 def test_a_curriculum_brings_the_ratios_in_from_1_down_then_draws_them_all():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import statistics
 import time
 
 import pytest
@@ -100,6 +101,12 @@ def test_only_items_timed_in_both_count():
         "speedup": 4.0, "speedup_low": None, "speedup_high": None, "speedup_items": 1, "speedup_too_few": True}
     assert paired_speedup({"a": 2.0}, {}) == {"speedup": None, "speedup_low": None, "speedup_high": None,
                                               "speedup_items": 0, "speedup_too_few": None}
+
+
+def test_a_speedup_of_means_counts_every_item_where_the_median_does_not():
+    baseline, candidate = {"a": 1.0, "b": 1.0, "c": 10.0}, {"a": 1.0, "b": 1.0, "c": 1.0}
+    assert paired_speedup(baseline, candidate)["speedup"] == 1.0
+    assert paired_speedup(baseline, candidate, center=statistics.fmean)["speedup"] == 4.0
 
 
 def test_a_speedup_says_what_it_stands_on_and_flags_too_few_items():

@@ -25,6 +25,7 @@ from vskip.settings import (
     (lambda: replace(DEFAULT_DISTILL, shares=((0.5, -0.1),)), r"shares 0.5:-0.1: each must lie in \[0, 1\]"),
     (lambda: replace(DEFAULT_DISTILL, shares=((0.5, 0.1), (0.5, 0.2))), "shares 0.5:0.1,0.5:0.2 name a γ twice"),
     (lambda: replace(DEFAULT_DISTILL, curriculum=1.0), "curriculum 1.0 must be at least 0 and below 1"),
+    (lambda: replace(DEFAULT_DISTILL, length_groups=0), "length_groups 0 must be at least 1"),
     (lambda: EvalSettings(mode="think"), "mode 'think': valid are cot, direct"),
     (lambda: replace(DEFAULT_EVAL, latency_items=-1), "latency items -1 must be 0 or more"),
     (lambda: VisualPath(row="next"), "the row is one of own, predictor"),

@@ -166,19 +166,35 @@ def shares_at(shares: dict[float | str, float], progress: float, curriculum: flo
 
 
 def pair_sampler(
-    pairs: list[Pair], shares: dict[float | str, float], curriculum: float = 0.0
+    pairs: list[Pair], shares: dict[float | str, float], curriculum: float = 0.0,
+    lengths: list[int] | None = None, length_groups: int = 1,
 ) -> Callable[[random.Random, int, float], list[Pair]]:
     """Draws n pairs once `progress` of the training is done: each one's γ by `shares_at`, then one of the pairs at
-    that γ, uniformly."""
-    by_ratio: dict[float | str, list[Pair]] = {}
-    for pair in pairs:
-        by_ratio.setdefault(pair[1], []).append(pair)
+    that γ, uniformly. With `lengths` (one per pair) and `length_groups` g > 1, it draws g × n so, sorts them by
+    length and returns one of the g runs of n, chosen uniformly: each pair drawn is still drawn as before, but a
+    batch holds pairs of like length, so less of it is padding (as `group_by_length` does in transformers)."""
+    by_ratio: dict[float | str, list[int]] = {}
+    for index, pair in enumerate(pairs):
+        by_ratio.setdefault(pair[1], []).append(index)
 
-    def sample(rng: random.Random, n: int, progress: float) -> list[Pair]:
+    def draw(rng: random.Random, n: int, progress: float) -> list[int]:
         now = shares_at(shares, progress, curriculum)
         return [rng.choice(by_ratio[ratio]) for ratio in rng.choices(list(now), list(now.values()), k=n)]
 
+    def sample(rng: random.Random, n: int, progress: float) -> list[Pair]:
+        if lengths is None or length_groups == 1:
+            return [pairs[index] for index in draw(rng, n, progress)]
+        pool = sorted(draw(rng, n * length_groups, progress), key=lengths.__getitem__)
+        start = n * rng.randrange(length_groups)
+        return [pairs[index] for index in pool[start : start + n]]
+
     return sample
+
+
+def pair_lengths(tokenizer, pairs: list[Pair]) -> list[int]:
+    """Each pair's question and reply in tokens: what sets its length in a batch, the image's tokens aside."""
+    return [len(ids) for ids in tokenizer([f"{record['question']}\n{reply}" for record, _, reply in pairs],
+                                          add_special_tokens=False)["input_ids"]]
 
 
 def distill(
@@ -316,7 +332,8 @@ def _train(
                      "adapter": dtype_name(next(p.dtype for p in model.parameters() if p.requires_grad))}
     precision["gradient_checkpointing"] = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    draw = pair_sampler(pairs, shares, settings.curriculum)
+    lengths = pair_lengths(processor.tokenizer, pairs) if settings.length_groups > 1 else None
+    draw = pair_sampler(pairs, shares, settings.curriculum, lengths, settings.length_groups)
 
     def sample_examples(rng: random.Random, n: int, progress: float) -> list[Example]:
         return [record_example(processor, record, base_dir, ratio=ratio, reply=reply)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -71,8 +71,10 @@ def paired_speedup(
     confidence: float = CONFIDENCE,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
+    center: Callable[[Iterable[float]], float] = statistics.median,
 ) -> dict[str, float | None]:
-    """`speedup` = median(baseline) / median(candidate) over the items timed in both (2.0: twice as fast),
+    """`speedup` = median(baseline) / median(candidate) over the items timed in both (2.0: twice as fast; `center`
+    another statistic, such as the mean where the total time is what counts),
     and `speedup_low`, `speedup_high`: the central `confidence` interval of that ratio over `resamples`
     bootstrap resamples of the items. None where no item (or, for the interval, only one) was timed in both.
     `speedup_items`: how many items were timed in both; `speedup_too_few`: whether that is under
@@ -84,7 +86,7 @@ def paired_speedup(
                 "speedup_too_few": None}
 
     def ratio(pairs: Sequence[tuple[float, float]]) -> float:
-        return statistics.median(b for b, _ in pairs) / statistics.median(c for _, c in pairs)
+        return center([b for b, _ in pairs]) / center([c for _, c in pairs])
 
     low = high = None
     if len(paired) > 1:

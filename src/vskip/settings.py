@@ -176,6 +176,10 @@ class DistillSettings:
     curriculum: float = field(default=0.0, metadata=option(
         "--curriculum", "share of the steps over which the γ come in one at a time from 1 down (the smallest last) "
         "before every γ is drawn; 0: every γ from the start", "share"))
+    # Batches drawn together and split by length (`distill.pair_sampler`); 1: each batch drawn at random.
+    length_groups: int = field(default=1, metadata=option(
+        "--length-groups", "draw this many batches together, sort them by length and train on one of them, so a "
+        "batch holds examples of like length and less padding; 1: every batch drawn at random", "positive"))
     # Also teach the `auto` marker (as one more γ): each item's smallest γ whose compression the base model
     # still answers right when handed it, or its whole CoT where none does.
     auto: bool = field(default=True, metadata=option(
@@ -189,6 +193,7 @@ class DistillSettings:
         _require(all(0 <= share <= 1 for share in shares) and sum(shares) <= 1 + 1e-9,
                  f"shares {_pairs(self.shares)}: each must lie in [0, 1], and together they must not pass 1")
         _require(0 <= self.curriculum < 1, f"curriculum {self.curriculum} must be at least 0 and below 1")
+        _require(self.length_groups >= 1, f"length_groups {self.length_groups} must be at least 1")
 
 
 DEFAULT_DISTILL = DistillSettings()
