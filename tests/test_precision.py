@@ -1,7 +1,9 @@
+import warnings
+
 import pytest
 import torch
 
-from vskip.errors import BadInput
+from vskip.errors import BadInput, VSkipWarning
 from vskip.precision import DTYPES, dtype_name, resolve_dtype, stage_precision
 
 
@@ -27,3 +29,16 @@ def test_each_stage_adds_its_own_precision():
     assert stage_precision(generated, "score", "float32") == {"generate": "bfloat16", "score": "float32"}
     assert generated["precision"] == {"generate": "bfloat16"}  # the input record is left as it was
     assert stage_precision({"id": "b", "precision": None}, "score", "float32") == {"score": "float32"}
+
+
+def test_bfloat16_on_a_cpu_that_emulates_it_is_taken_with_a_warning(monkeypatch):
+    from vskip import precision
+
+    monkeypatch.setattr(precision, "cpu_multiplies_bfloat16", lambda: False)
+    with pytest.warns(VSkipWarning, match="this CPU has no bfloat16 arithmetic"):
+        assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    monkeypatch.setattr(precision, "cpu_multiplies_bfloat16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+        assert resolve_dtype("auto", "cpu") == torch.float32

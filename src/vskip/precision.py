@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInput
+from .errors import BadInput, warn
 
 if TYPE_CHECKING:
     import torch
@@ -29,12 +29,24 @@ def resolve_dtype(name: str, device: torch.device | str) -> torch.dtype:
 
     if name not in DTYPES:
         raise BadInput(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
+    if name == "bfloat16" and torch.device(device).type == "cpu" and not cpu_multiplies_bfloat16():
+        warn("this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX), so torch emulates it: ~11x slower than "
+             "float32 in a distillation step (docs/precision.md); --dtype auto keeps float32")
     if name != "auto":
         return getattr(torch, name)
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+def cpu_multiplies_bfloat16() -> bool:
+    """Whether this CPU multiplies in bfloat16 natively (AVX512-BF16 or AMX); torch's own checks, private in
+    2.13, so a torch without them is taken at its word."""
+    import torch.cpu
+
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check is None or check() for check in checks)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
