@@ -30,7 +30,7 @@ def resolve_dtype(name: str, device: torch.device | str) -> torch.dtype:
     if name not in DTYPES:
         raise BadInput(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
     if name == "bfloat16" and torch.device(device).type == "cpu" and not cpu_multiplies_bfloat16():
-        warn("this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX), so torch emulates it: ~11x slower than "
+        warn("this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX), so torch emulates it: ~20x slower than "
              "float32 in a distillation step (docs/precision.md); --dtype auto keeps float32")
     if name != "auto":
         return getattr(torch, name)
