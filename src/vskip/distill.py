@@ -170,9 +170,9 @@ def pair_sampler(
     lengths: list[int] | None = None, length_groups: int = 1,
 ) -> Callable[[random.Random, int, float], list[Pair]]:
     """Draws n pairs once `progress` of the training is done: each one's γ by `shares_at`, then one of the pairs at
-    that γ, uniformly. With `lengths` (one per pair) and `length_groups` g > 1, it draws g × n so, sorts them by
-    length and returns one of the g runs of n, chosen uniformly: each pair drawn is still drawn as before, but a
-    batch holds pairs of like length, so less of it is padding (as `group_by_length` does in transformers)."""
+    that γ, uniformly. With `lengths` (one per pair) and `length_groups` g > 1, it draws g × n pairs that way, sorts
+    them by length and returns one of the g runs of n, chosen uniformly: each pair is drawn as often as before, but
+    a batch holds pairs of like length, so less of it is padding (as `group_by_length` does in transformers)."""
     by_ratio: dict[float | str, list[int]] = {}
     for index, pair in enumerate(pairs):
         by_ratio.setdefault(pair[1], []).append(index)

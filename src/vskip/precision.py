@@ -41,8 +41,8 @@ def resolve_dtype(name: str, device: torch.device | str) -> torch.dtype:
 
 
 def cpu_multiplies_bfloat16() -> bool:
-    """Whether this CPU multiplies in bfloat16 natively (AVX512-BF16 or AMX); torch's own checks, private in
-    2.13, so a torch without them is taken at its word."""
+    """Whether this CPU multiplies in bfloat16 natively (AVX512-BF16 or AMX), by torch's own checks; they are
+    private in torch 2.13, so where a torch lacks them the answer is yes (no warning rather than a wrong one)."""
     import torch.cpu
 
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
